@@ -1,0 +1,211 @@
+/**
+ * The proxy.yaml schema: every key, its type, range and default. Defaults live only in
+ * {@link DEFAULTS}; the README's configuration reference is checked against it by a test.
+ * Cross-references (pool names, duplicate names, admin token rules) are checked in load.ts,
+ * where positions are known.
+ */
+import { z } from 'zod';
+import {
+  parseCidr,
+  parseDuration,
+  parseHostPattern,
+  parseHostPort,
+  parseSize,
+  parseStatusRange,
+  type Parsed,
+} from './units.js';
+
+/** Every default, in the units an operator writes them. */
+export const DEFAULTS = {
+  shutdown_timeout: '30s',
+  log: { level: 'info', access: true },
+  listener: {
+    protocol: 'http',
+    trusted_proxies: [] as string[],
+    header_timeout: '10s',
+    idle_timeout: '60s',
+    max_connections: 10000,
+    max_header_size: '16KiB',
+  },
+  pool: {
+    connect_timeout: '2s',
+    response_timeout: '30s',
+    tunnel_idle_timeout: '1h',
+    retries: 2,
+    drain_timeout: '5m',
+    max_replay_body: '64KiB',
+  },
+  health_check: {
+    protocol: 'http',
+    expect_status: '200-399',
+    interval: '2s',
+    timeout: '1s',
+    rise: 2,
+    fall: 3,
+  },
+  /** A pool without a health_check block is checked like this. */
+  implicit_health_check: { protocol: 'tcp', interval: '2s', timeout: '1s', rise: 2, fall: 3 },
+  passive: { consecutive_failures: 3 },
+  failover: { failback: 'auto', failback_hold: '30s', slow_start: '10s', spill: true },
+  warmup: { path: '/', requests: 10 },
+  backend: { weight: 1, max_conns: 0, role: 'hot' },
+} as const;
+
+/** Names appear in URLs of the admin API and in metric labels: keep them plain. */
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+const name = z.string().regex(NAME, 'must be 1-63 letters, digits, ".", "_" or "-", starting with a letter or digit');
+
+/** A scalar string turned into a value by one of the units.ts parsers. */
+function parsedString<T>(parse: (text: string) => Parsed<T>) {
+  return z.string().transform((text, ctx): T => {
+    const result = parse(text);
+    if (result.ok) return result.value;
+    ctx.addIssue({ code: 'custom', message: result.message });
+    return z.NEVER;
+  });
+}
+
+const duration = () => parsedString(parseDuration);
+/** A duration that must be strictly positive (intervals, check timeouts). */
+const positiveDuration = () =>
+  duration().refine((ms) => ms > 0, { message: 'must be greater than 0s' });
+const size = () => parsedString(parseSize);
+const int = (min: number, max: number) => z.int().min(min).max(max);
+
+const tlsSchema = z.strictObject({
+  cert: z.string().min(1),
+  key: z.string().min(1),
+});
+
+const routeSchema = z.strictObject({
+  host: parsedString(parseHostPattern).optional(),
+  path_prefix: z.string().startsWith('/', 'must start with "/"').optional(),
+  pool: name,
+});
+
+const listenerSchema = z.strictObject({
+  name,
+  listen: parsedString((text) => parseHostPort(text, 0)),
+  protocol: z.enum(['http', 'tcp']).prefault(DEFAULTS.listener.protocol),
+  tls: tlsSchema.optional(),
+  trusted_proxies: z.array(parsedString(parseCidr)).prefault(DEFAULTS.listener.trusted_proxies),
+  header_timeout: duration().prefault(DEFAULTS.listener.header_timeout),
+  idle_timeout: duration().prefault(DEFAULTS.listener.idle_timeout),
+  max_connections: int(1, 1_000_000).prefault(DEFAULTS.listener.max_connections),
+  max_header_size: size()
+    .refine((n) => n >= 1024 && n <= 1024 * 1024, { message: 'must be between 1KiB and 1MiB' })
+    .prefault(DEFAULTS.listener.max_header_size),
+  routes: z.array(routeSchema).min(1).optional(),
+  pool: name.optional(),
+});
+
+const expectStatus = z
+  .union([z.string(), z.int()])
+  .transform((input, ctx) => {
+    const result = parseStatusRange(input);
+    if (result.ok) return result.value;
+    ctx.addIssue({ code: 'custom', message: result.message });
+    return z.NEVER;
+  });
+
+const healthCheckSchema = z.strictObject({
+  protocol: z.enum(['http', 'tcp']).prefault(DEFAULTS.health_check.protocol),
+  path: z.string().startsWith('/', 'must start with "/"').optional(),
+  host: z.string().min(1).optional(),
+  expect_status: expectStatus.prefault(DEFAULTS.health_check.expect_status),
+  interval: positiveDuration().prefault(DEFAULTS.health_check.interval),
+  timeout: positiveDuration().prefault(DEFAULTS.health_check.timeout),
+  rise: int(1, 100).prefault(DEFAULTS.health_check.rise),
+  fall: int(1, 100).prefault(DEFAULTS.health_check.fall),
+});
+
+const warmupSchema = z.strictObject({
+  path: z.string().startsWith('/', 'must start with "/"').prefault(DEFAULTS.warmup.path),
+  requests: int(1, 1000).prefault(DEFAULTS.warmup.requests),
+});
+
+const failoverSchema = z.strictObject({
+  failback: z.enum(['auto', 'manual']).prefault(DEFAULTS.failover.failback),
+  failback_hold: duration().prefault(DEFAULTS.failover.failback_hold),
+  slow_start: duration().prefault(DEFAULTS.failover.slow_start),
+  warmup: warmupSchema.optional(),
+  spill: z.boolean().prefault(DEFAULTS.failover.spill),
+});
+
+const backendSchema = z.strictObject({
+  name,
+  address: parsedString((text) => parseHostPort(text, 1)),
+  weight: int(1, 256).prefault(DEFAULTS.backend.weight),
+  max_conns: int(0, 1_000_000).prefault(DEFAULTS.backend.max_conns),
+  role: z.enum(['hot', 'warm']).prefault(DEFAULTS.backend.role),
+});
+
+const poolSchema = z.strictObject({
+  connect_timeout: positiveDuration().prefault(DEFAULTS.pool.connect_timeout),
+  response_timeout: duration().prefault(DEFAULTS.pool.response_timeout),
+  tunnel_idle_timeout: duration().prefault(DEFAULTS.pool.tunnel_idle_timeout),
+  retries: int(0, 10).prefault(DEFAULTS.pool.retries),
+  max_replay_body: size()
+    .refine((n) => n <= 16 * 1024 * 1024, { message: 'must be at most 16MiB' })
+    .prefault(DEFAULTS.pool.max_replay_body),
+  health_check: healthCheckSchema.optional(),
+  passive: z
+    .strictObject({ consecutive_failures: int(0, 1000).prefault(DEFAULTS.passive.consecutive_failures) })
+    .prefault({}),
+  failover: failoverSchema.prefault({}),
+  drain_timeout: duration().prefault(DEFAULTS.pool.drain_timeout),
+  backends: z.array(backendSchema).min(1, 'a pool needs at least one backend'),
+});
+
+const adminSchema = z.strictObject({
+  listen: parsedString((text) => parseHostPort(text, 0)),
+  token_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
+});
+
+const logSchema = z.strictObject({
+  level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).prefault(DEFAULTS.log.level),
+  access: z.boolean().prefault(DEFAULTS.log.access),
+});
+
+export const configSchema = z.strictObject({
+  admin: adminSchema.optional(),
+  log: logSchema.prefault({}),
+  shutdown_timeout: duration().prefault(DEFAULTS.shutdown_timeout),
+  listeners: z.array(listenerSchema).min(1, 'at least one listener is required'),
+  pools: z.record(name, poolSchema),
+});
+
+/** The validated configuration as parsed from YAML, before cross-checks and freezing. */
+export type RawConfig = z.output<typeof configSchema>;
+
+type DeepReadonly<T> = T extends (infer E)[]
+  ? readonly DeepReadonly<E>[]
+  : T extends object
+    ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+    : T;
+
+type RawPool = RawConfig['pools'][string];
+type RawListener = RawConfig['listeners'][number];
+
+/** TLS material as read from disk when the config was loaded (re-read on every reload). */
+export interface TlsMaterial {
+  /** Paths as resolved against the config file's folder. */
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly cert: string;
+  readonly key: string;
+}
+
+export type ListenerConfig = DeepReadonly<Omit<RawListener, 'tls'>> & { readonly tls?: TlsMaterial };
+/** A pool with its health check made explicit (the implicit tcp check filled in). */
+export type PoolConfig = DeepReadonly<Omit<RawPool, 'health_check'> & { health_check: NonNullable<RawPool['health_check']> }>;
+export type BackendConfig = PoolConfig['backends'][number];
+export type HealthCheckConfig = PoolConfig['health_check'];
+
+/** The frozen configuration the proxy runs on. */
+export type Config = DeepReadonly<Omit<RawConfig, 'pools' | 'listeners'>> & {
+  /** Absolute path of the file it was loaded from. */
+  readonly file: string;
+  readonly listeners: readonly ListenerConfig[];
+  readonly pools: { readonly [name: string]: PoolConfig };
+};

@@ -1,0 +1,147 @@
+/**
+ * Every error hotwarm can produce, in one list. Each code says who caused it (`source`),
+ * what the client is answered (`status`, 0 = the connection is closed instead) and whether
+ * the request may be retried on another backend. The README's error table is checked against
+ * this list by a test.
+ */
+
+export type ErrorSource = 'upstream' | 'downstream' | 'internal';
+
+/**
+ * `retry`:
+ * - `always`: nothing reached the backend, any method may go elsewhere;
+ * - `idempotent`: the backend may have seen the request head, only idempotent replayable requests go elsewhere;
+ * - `never`: the backend may have acted on it, or the failure is not the backend's.
+ */
+export type RetryPolicy = 'always' | 'idempotent' | 'never';
+
+interface ErrorSpec {
+  readonly source: ErrorSource;
+  readonly status: number;
+  readonly retry: RetryPolicy;
+  /** Counts against the backend for passive failure detection. */
+  readonly passive: boolean;
+  readonly description: string;
+}
+
+export const ERROR_CODES = {
+  UPSTREAM_CONNECT_FAILED: {
+    source: 'upstream', status: 502, retry: 'always', passive: true,
+    description: 'the backend refused or dropped the connection before it was established',
+  },
+  UPSTREAM_CONNECT_TIMEOUT: {
+    source: 'upstream', status: 502, retry: 'always', passive: true,
+    description: 'no connection to the backend within connect_timeout',
+  },
+  UPSTREAM_RESET_BEFORE_HEAD: {
+    source: 'upstream', status: 502, retry: 'idempotent', passive: true,
+    description: 'the backend closed or reset the connection before the response head',
+  },
+  UPSTREAM_STALE_CONNECTION: {
+    source: 'upstream', status: 502, retry: 'idempotent', passive: false,
+    description: 'a pooled keep-alive connection was closed by the backend as it was reused',
+  },
+  UPSTREAM_BAD_RESPONSE: {
+    source: 'upstream', status: 502, retry: 'never', passive: true,
+    description: 'the backend sent a malformed response head',
+  },
+  UPSTREAM_RESPONSE_TIMEOUT: {
+    source: 'upstream', status: 504, retry: 'never', passive: false,
+    description: 'no response head from the backend within response_timeout',
+  },
+  UPSTREAM_RESET_MID_BODY: {
+    source: 'upstream', status: 0, retry: 'never', passive: false,
+    description: 'the backend failed after the response head was sent; the client connection is closed',
+  },
+  UPGRADE_REFUSED: {
+    source: 'upstream', status: 0, retry: 'never', passive: false,
+    description: 'the backend answered a WebSocket upgrade with something other than 101 (passed back as HTTP)',
+  },
+  NO_SERVING_BACKEND: {
+    source: 'internal', status: 503, retry: 'never', passive: false,
+    description: 'no backend of the pool is serving',
+  },
+  ALL_BACKENDS_FULL: {
+    source: 'internal', status: 503, retry: 'never', passive: false,
+    description: 'every serving backend (and standby, with spill) is at max_conns',
+  },
+  NO_ROUTE: {
+    source: 'downstream', status: 404, retry: 'never', passive: false,
+    description: 'no route of the listener matches the request host and path',
+  },
+  BAD_REQUEST: {
+    source: 'downstream', status: 400, retry: 'never', passive: false,
+    description: 'the request is malformed or ambiguous (smuggling guard); it never reaches a backend',
+  },
+  HEADERS_TOO_LARGE: {
+    source: 'downstream', status: 431, retry: 'never', passive: false,
+    description: 'the request head exceeds max_header_size or the header count limit',
+  },
+  REQUEST_TIMEOUT: {
+    source: 'downstream', status: 408, retry: 'never', passive: false,
+    description: 'the request head did not arrive within header_timeout',
+  },
+  METHOD_NOT_ALLOWED: {
+    source: 'downstream', status: 405, retry: 'never', passive: false,
+    description: 'CONNECT is not proxied',
+  },
+  VERSION_NOT_SUPPORTED: {
+    source: 'downstream', status: 505, retry: 'never', passive: false,
+    description: 'only HTTP/1.0 and HTTP/1.1 are accepted',
+  },
+  CLIENT_ABORTED: {
+    source: 'downstream', status: 499, retry: 'never', passive: false,
+    description: 'the client closed the connection before the response was complete (logged as 499)',
+  },
+  SHUTTING_DOWN: {
+    source: 'internal', status: 503, retry: 'never', passive: false,
+    description: 'the proxy is shutting down',
+  },
+  CONFIG_INVALID: {
+    source: 'internal', status: 0, retry: 'never', passive: false,
+    description: 'the configuration file has errors; nothing was applied',
+  },
+  LISTEN_FAILED: {
+    source: 'internal', status: 0, retry: 'never', passive: false,
+    description: 'a listener could not bind its address',
+  },
+  RELOAD_FAILED: {
+    source: 'internal', status: 0, retry: 'never', passive: false,
+    description: 'a reload could not be applied; the running configuration stays',
+  },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** An error with a code from {@link ERROR_CODES}; `cause` keeps the low-level error for logs only. */
+export class ProxyError extends Error {
+  readonly code: ErrorCode;
+  readonly source: ErrorSource;
+  readonly status: number;
+  readonly retry: RetryPolicy;
+  readonly passive: boolean;
+
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown }) {
+    const spec: ErrorSpec = ERROR_CODES[code];
+    super(message ?? spec.description, options);
+    this.name = 'ProxyError';
+    this.code = code;
+    this.source = spec.source;
+    this.status = spec.status;
+    this.retry = spec.retry;
+    this.passive = spec.passive;
+  }
+}
+
+/** Short generic reason phrases for error bodies: never backend addresses or internal text. */
+export const STATUS_TEXT: Readonly<Record<number, string>> = {
+  400: 'Bad Request',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  408: 'Request Timeout',
+  431: 'Request Header Fields Too Large',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+  505: 'HTTP Version Not Supported',
+};
