@@ -1,2 +1,109 @@
 #!/usr/bin/env node
-console.log('hotwarm: not yet');
+/**
+ * Process entry: arguments, config, start; SIGHUP → reload, SIGTERM/SIGINT → graceful
+ * shutdown. The only file that touches `process`.
+ *
+ * Exit codes: 0 clean shutdown, 1 invalid config or a listener that cannot bind, 2 bad usage.
+ * Startup errors are one line on stderr, never a stack.
+ */
+import { createRequire } from 'node:module';
+import { parseArgs, USAGE } from './args.js';
+import { ConfigError, describeConfig, loadConfig } from './config/load.js';
+import { ProxyError } from './errors.js';
+import { createLogger, flushLogger } from './log.js';
+import { Proxy } from './proxy.js';
+
+function version(): string {
+  const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
+  return pkg.version;
+}
+
+function printConfigErrors(err: ConfigError): void {
+  for (const issue of err.issues) process.stderr.write(`${issue.file}:${issue.line}:${issue.col}: ${issue.path}: ${issue.message}\n`);
+}
+
+async function check(file: string): Promise<number> {
+  try {
+    const config = await loadConfig(file);
+    process.stdout.write(`${describeConfig(config)}\n`);
+    return 0;
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      printConfigErrors(err);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+async function run(file: string): Promise<void> {
+  let config;
+  try {
+    config = await loadConfig(file);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      printConfigErrors(err);
+      process.exitCode = 1;
+      return;
+    }
+    throw err;
+  }
+  const logger = createLogger({ level: config.log.level });
+  const proxy = new Proxy(config, { logger });
+  process.on('uncaughtException', (err) => logger.error({ err }, 'uncaught exception'));
+  process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'));
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      logger.flush();
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    void proxy.shutdown().then(async () => {
+      await flushLogger(logger);
+      process.exit(0);
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => logger.warn('SIGHUP: reload is not available yet'));
+
+  try {
+    await proxy.start();
+  } catch (err) {
+    const message = err instanceof ProxyError ? err.message : String(err);
+    process.stderr.write(`hotwarm: ${message}\n`);
+    await flushLogger(logger);
+    process.exit(1);
+  }
+}
+
+async function main(): Promise<void> {
+  const command = parseArgs(process.argv.slice(2));
+  switch (command.kind) {
+    case 'version':
+      process.stdout.write(`hotwarm ${version()}\n`);
+      return;
+    case 'help':
+      process.stdout.write(`${USAGE}\n`);
+      return;
+    case 'usage':
+      process.stderr.write(`hotwarm: ${command.message}\n${USAGE}\n`);
+      process.exitCode = 2;
+      return;
+    case 'check':
+      process.exitCode = await check(command.file);
+      return;
+    case 'run':
+      await run(command.file);
+      return;
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`hotwarm: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,32 @@
+/** Command-line parsing (SPEC §1): pure, so it is unit-tested without a process. */
+
+export const USAGE = `usage: hotwarm [-c FILE]          run the proxy (default FILE: ./proxy.yaml)
+       hotwarm check [-c FILE]    validate FILE and exit
+       hotwarm --version | --help`;
+
+export type Command = { kind: 'run' | 'check'; file: string } | { kind: 'version' | 'help' } | { kind: 'usage'; message: string };
+
+export function parseArgs(argv: readonly string[]): Command {
+  let kind: 'run' | 'check' = 'run';
+  let file = 'proxy.yaml';
+  const args = [...argv];
+  if (args[0] === 'check') {
+    kind = 'check';
+    args.shift();
+  }
+  while (args.length > 0) {
+    const arg = args.shift() as string;
+    if (arg === '--version' || arg === '-v') return { kind: 'version' };
+    if (arg === '--help' || arg === '-h') return { kind: 'help' };
+    if (arg === '-c' || arg === '--config') {
+      const value = args.shift();
+      if (value === undefined || value === '') return { kind: 'usage', message: `${arg} needs a file` };
+      file = value;
+    } else if (arg.startsWith('--config=')) {
+      file = arg.slice('--config='.length);
+    } else {
+      return { kind: 'usage', message: `unknown argument: ${arg}` };
+    }
+  }
+  return { kind, file };
+}

@@ -1,0 +1,174 @@
+/**
+ * A pool's decision state: who serves, who stands by, and which backend takes the next request.
+ * Pure: time is passed in, and the backend objects are the shell's own (they carry sockets and
+ * agents the core never touches); the core reads and writes only the {@link PoolMember} fields.
+ *
+ * The failover reducer owns roles, health and promotions; after every transition this class
+ * rebuilds two small arrays — serving backends and standby warms — so that a pick walks only
+ * what may take traffic (the immutable-selector model of pingora's LoadBalancer::update).
+ */
+import { hasRoom, pickLeastLoaded } from './balancer.js';
+import { initialState, isServing, reconfigure, reduce } from './failover.js';
+import type { FailoverEvent, FailoverPolicy, MemberState, PoolState, Role, Transition } from './failover-types.js';
+import { effectiveWeight } from './slow-start.js';
+
+/** The fields of a backend that the core reads and writes. */
+export interface PoolMember {
+  readonly name: string;
+  readonly role: Role;
+  weight: number;
+  /** 0 = unlimited. */
+  maxConns: number;
+  /** HTTP requests in progress plus open tunnels. */
+  inFlight: number;
+  /** Pool-wide pick sequence number, for tie rotation. */
+  lastPick: number;
+  /** Copied from the failover state after each transition (slow start). */
+  servingSince: number | null;
+  ramp: boolean;
+}
+
+export interface PoolSettings {
+  readonly policy: FailoverPolicy;
+  readonly slowStartMs: number;
+  readonly spill: boolean;
+}
+
+export type Selection<B> =
+  | { readonly backend: B; readonly via: 'serving' | 'spill' | 'standby' }
+  | { readonly backend: null; readonly reason: 'none_serving' | 'all_full' | 'none_untried' };
+
+const NOTHING: readonly never[] = [];
+
+export class Pool<B extends PoolMember> {
+  readonly name: string;
+  #settings: PoolSettings;
+  #members: readonly B[];
+  #byName: Map<string, B>;
+  #state: PoolState;
+  #serving: B[] = [];
+  /** Warms that are up, enabled and not promoted: spill and last-resort retries go here. */
+  #standby: B[] = [];
+  #pickSeq = 0;
+  readonly #weightOf = (b: B): number => this.effectiveWeight(b, this.#now);
+  #now = 0;
+
+  constructor(name: string, members: readonly B[], settings: PoolSettings) {
+    this.name = name;
+    this.#settings = settings;
+    this.#members = members;
+    this.#byName = new Map(members.map((m) => [m.name, m]));
+    this.#state = initialState(members.map((m) => ({ name: m.name, role: m.role })));
+    this.#rebuild();
+  }
+
+  get state(): PoolState {
+    return this.#state;
+  }
+
+  get settings(): PoolSettings {
+    return this.#settings;
+  }
+
+  get members(): readonly B[] {
+    return this.#members;
+  }
+
+  /** Currently serving backends (a fresh array is not made; do not mutate). */
+  get serving(): readonly B[] {
+    return this.#serving;
+  }
+
+  get standby(): readonly B[] {
+    return this.#standby;
+  }
+
+  member(name: string): B | undefined {
+    return this.#byName.get(name);
+  }
+
+  memberState(name: string): MemberState | undefined {
+    return this.#state.members.find((m) => m.name === name);
+  }
+
+  effectiveWeight(b: B, now: number): number {
+    return effectiveWeight(b.weight, b, now, this.#settings.slowStartMs);
+  }
+
+  /**
+   * The backend for a new request or connection.
+   * - `exclude`: backends already tried for this request (retries never repeat one).
+   * - `retry`: when no untried serving backend is left, an up standby warm may take it (SPEC §4).
+   * With spill on, when every serving backend is full a standby warm with room takes it.
+   */
+  select(now: number, exclude: readonly B[] = NOTHING, retry = false): Selection<B> {
+    this.#now = now;
+    const serving = this.#serving;
+    const chosen = pickLeastLoaded(serving, this.#weightOf, exclude);
+    if (chosen !== null) return this.#picked(chosen, 'serving');
+
+    const untriedServing = exclude.length === 0 ? serving.length : serving.filter((b) => !exclude.includes(b)).length;
+    if (untriedServing > 0) {
+      // Serving backends are left but all are full.
+      if (this.#settings.spill) {
+        const spill = pickLeastLoaded(this.#standby, this.#weightOf, exclude);
+        if (spill !== null) return this.#picked(spill, 'spill');
+      }
+      return { backend: null, reason: 'all_full' };
+    }
+    if (retry) {
+      const standby = pickLeastLoaded(this.#standby, this.#weightOf, exclude);
+      if (standby !== null) return this.#picked(standby, 'standby');
+    }
+    return { backend: null, reason: serving.length === 0 ? 'none_serving' : 'none_untried' };
+  }
+
+  #picked(b: B, via: 'serving' | 'spill' | 'standby'): Selection<B> {
+    b.lastPick = ++this.#pickSeq;
+    return { backend: b, via };
+  }
+
+  /** Whether a standby warm could take spill traffic right now (for 503 reasons and metrics). */
+  standbyHasRoom(): boolean {
+    return this.#standby.some(hasRoom);
+  }
+
+  /** Feeds the failover reducer; the caller carries out the returned commands. */
+  dispatch(event: FailoverEvent, now: number): Transition {
+    return this.#apply(reduce(this.#state, event, now, this.#settings.policy));
+  }
+
+  /**
+   * Reload: the new member list (config order). Members kept by name must be the same objects
+   * (the shell keeps a backend whose name and address are unchanged); their load and state stay.
+   */
+  reconfigure(members: readonly B[], settings: PoolSettings, now: number): Transition {
+    this.#settings = settings;
+    this.#members = members;
+    this.#byName = new Map(members.map((m) => [m.name, m]));
+    return this.#apply(
+      reconfigure(this.#state, members.map((m) => ({ name: m.name, role: m.role })), now, settings.policy),
+    );
+  }
+
+  #apply(transition: Transition): Transition {
+    this.#state = transition.state;
+    this.#rebuild();
+    return transition;
+  }
+
+  #rebuild(): void {
+    const serving: B[] = [];
+    const standby: B[] = [];
+    for (const m of this.#state.members) {
+      const b = this.#byName.get(m.name);
+      if (b === undefined) continue;
+      b.servingSince = m.servingSince;
+      b.ramp = m.ramp;
+      if (isServing(m)) serving.push(b);
+      else if (m.role === 'warm' && m.health === 'up' && m.admin === 'enabled' && m.promotion === null) standby.push(b);
+    }
+    this.#serving = serving;
+    this.#standby = standby;
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * Header rules between client and backend (SPEC §5). Pure: no sockets, works on Node's header
+ * object (request side) and raw header arrays (response side).
+ *
+ * Hop-by-hop headers describe one connection and must not cross the proxy; http-proxy forwards
+ * them as they come (and with a keep-alive agent passes the client's `Connection: close` on,
+ * which makes the backend drop our pooled connection). X-Forwarded-* are ours to set: http-proxy's
+ * `xfwd` appends to whatever the client sent, which lets anyone spoof their address.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+
+/** Always removed (RFC 9110 §7.6.1 plus the legacy Proxy-Connection). */
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade'] as const;
+
+/**
+ * Never removed because `Connection` lists them: dropping a framing header would leave the body
+ * unframed towards the backend (a desync), and Host decides routing.
+ */
+const PROTECTED = new Set(['content-length', 'transfer-encoding', 'host']);
+
+export interface ForwardingContext {
+  /** The client's address as seen on the socket (IPv4-mapped IPv6 already unwrapped). */
+  readonly clientAddress: string;
+  readonly proto: 'http' | 'https';
+  /** The peer is in the listener's trusted_proxies: its X-Forwarded-* values are kept. */
+  readonly trusted: boolean;
+  /** A WebSocket upgrade: `Upgrade` and `Connection: upgrade` are end-to-end for this request. */
+  readonly upgrade: boolean;
+}
+
+/** Lower-case names listed in a Connection header value, framing headers excluded. */
+function connectionTokens(value: string | string[] | undefined): string[] {
+  if (value === undefined) return [];
+  const text = Array.isArray(value) ? value.join(',') : value;
+  const tokens: string[] = [];
+  for (const part of text.split(',')) {
+    const token = part.trim().toLowerCase();
+    if (token !== '' && !PROTECTED.has(token)) tokens.push(token);
+  }
+  return tokens;
+}
+
+/**
+ * Rewrites the request headers in place for the backend: hop-by-hop removed (first, so a
+ * `Connection: X-Forwarded-For` cannot smuggle a value past us), `Expect` answered by us and not
+ * forwarded, then X-Forwarded-For / -Proto / -Host set.
+ */
+export function prepareRequestHeaders(headers: IncomingHttpHeaders, ctx: ForwardingContext): void {
+  const listed = headers.connection;
+  if (listed !== undefined) {
+    for (const token of connectionTokens(listed)) delete headers[token];
+  }
+  for (const name of HOP_BY_HOP) {
+    if (headers[name] !== undefined) delete headers[name];
+  }
+  // We answer `100-continue` to the client ourselves; forwarding Expect would let a backend
+  // that answers 417 without reading the body leave the body on our pooled connection.
+  if (headers.expect !== undefined) delete headers.expect;
+  if (ctx.upgrade) {
+    headers.connection = 'upgrade';
+    headers.upgrade = 'websocket';
+  }
+
+  const priorFor = headers['x-forwarded-for'];
+  headers['x-forwarded-for'] =
+    ctx.trusted && priorFor !== undefined && priorFor !== '' ? `${String(priorFor)}, ${ctx.clientAddress}` : ctx.clientAddress;
+  if (!(ctx.trusted && headers['x-forwarded-proto'] !== undefined)) headers['x-forwarded-proto'] = ctx.proto;
+  if (!(ctx.trusted && headers['x-forwarded-host'] !== undefined)) {
+    if (headers.host !== undefined) headers['x-forwarded-host'] = headers.host;
+    else delete headers['x-forwarded-host'];
+  }
+}
+
+/** Response-side removals: hop-by-hop plus Transfer-Encoding (Node re-frames the body itself). */
+function isResponseHopByHop(lower: string): boolean {
+  switch (lower.length) {
+    case 2:
+      return lower === 'te';
+    case 7:
+      return lower === 'upgrade' || lower === 'trailer';
+    case 10:
+      return lower === 'connection' || lower === 'keep-alive';
+    case 16:
+      return lower === 'proxy-connection';
+    case 17:
+      return lower === 'transfer-encoding';
+    default:
+      return false;
+  }
+}
+
+/**
+ * The backend's raw response headers ([name, value, name, value, …], original case and
+ * duplicates kept — Set-Cookie survives) without hop-by-hop headers and the names that its
+ * Connection header lists.
+ */
+export function responseHeaders(raw: readonly string[]): string[] {
+  let listed: string[] | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === 10 && name.toLowerCase() === 'connection') {
+      listed = listed === null ? connectionTokens(raw[i + 1]) : listed.concat(connectionTokens(raw[i + 1]));
+    }
+  }
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const lower = name.toLowerCase();
+    if (isResponseHopByHop(lower) || (listed !== null && listed.includes(lower))) continue;
+    out.push(name, raw[i + 1] as string);
+  }
+  return out;
+}

@@ -1,0 +1,412 @@
+/**
+ * One HTTP request through http-proxy, with every error path owned (SPEC §4–5).
+ *
+ * http-proxy 1.18.1 is the engine: it builds the upstream request, pipes the body and wires
+ * client aborts of unfinished uploads. Everything it gets wrong on Node 20 is closed here:
+ * - no `error` listener crashes the process → a callback is always passed, and errors are taken
+ *   from the upstream request itself so each is attributed to the attempt that caused it;
+ * - `proxyTimeout` cannot be told from a reset → our own connect and response timers;
+ * - a backend that dies mid-body leaves the client hanging → the client connection is destroyed,
+ *   never ended, so a truncated body is never presented as complete;
+ * - writing a 502 after headers were sent throws → once headers are out, failures close instead;
+ * - a client abort after the upload does not cancel the upstream request → done on `close`;
+ * - without an agent every request opens a new connection → one keep-alive agent per backend;
+ * - hop-by-hop headers and `xfwd` → headers.ts, applied before http-proxy copies the headers;
+ * - `Expect` skips the `proxyReq` hook → we never rely on that hook, and strip Expect;
+ * - its `deleteLength` pass turns a chunked DELETE/OPTIONS body into `Content-Length: 0` followed
+ *   by raw body bytes (a request smuggled to the backend) → only the `stream` pass is kept;
+ * - its urlJoin collapses `//` in paths → the exact request-target is restored on the request.
+ */
+import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
+import httpProxy from 'http-proxy';
+import { ProxyError, type ErrorCode } from '../errors.js';
+import type { Selection } from '../core/pool.js';
+import type { UpstreamBackend } from '../upstream/backend.js';
+import { prepareRequestHeaders, responseHeaders } from './headers.js';
+import { originForm } from './guard.js';
+import { ReplayableBody } from './replay.js';
+import { sendError } from './respond.js';
+
+/** What the forwarder needs of a pool (upstream/pool-runtime.ts implements it). */
+export interface ForwardPool {
+  readonly name: string;
+  readonly connectTimeoutMs: number;
+  /** 0 = no limit. */
+  readonly responseTimeoutMs: number;
+  readonly retries: number;
+  readonly maxReplayBody: number;
+  /** Seconds a client is told to wait when nothing serves. */
+  readonly retryAfterSeconds: number;
+  select(exclude: readonly UpstreamBackend[], retry: boolean): Selection<UpstreamBackend>;
+  acquire(backend: UpstreamBackend): void;
+  release(backend: UpstreamBackend): void;
+  /** Live-traffic failure: feeds passive detection when the error says so. */
+  upstreamFailed(backend: UpstreamBackend, error: ProxyError): void;
+  upstreamSucceeded(backend: UpstreamBackend): void;
+  /** A request is being retried after `error` on `failed` (counted and logged). */
+  noteRetry(failed: UpstreamBackend, error: ProxyError): void;
+  /** A request overflowed to a standby warm. */
+  noteSpill(backend: UpstreamBackend): void;
+}
+
+export interface ForwardListener {
+  readonly name: string;
+  readonly proto: 'http' | 'https';
+  /** Whether a peer address is in trusted_proxies (null = none trusted). */
+  readonly isTrusted: ((address: string) => boolean) | null;
+}
+
+/** Everything the access log and metrics need of a finished request. */
+export interface ExchangeRecord {
+  readonly listener: string;
+  readonly pool: string;
+  readonly backend: string | null;
+  readonly method: string;
+  readonly path: string;
+  readonly status: number;
+  readonly durationMs: number;
+  readonly bytes: number;
+  readonly retries: number;
+  readonly client: string;
+  readonly error: ErrorCode | null;
+  /** How the last backend was chosen. */
+  readonly via: 'serving' | 'spill' | 'standby' | null;
+}
+
+export interface ForwarderHooks {
+  /** Once per request, after the client side closed: access log and metrics. */
+  onDone(record: ExchangeRecord): void;
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+
+/** A callback must be passed or http-proxy emits `error` (fatal without a listener); errors are taken from the request itself. */
+function ignoreEngineCallback(): void {}
+
+export function clientAddress(socket: Socket): string {
+  const address = socket.remoteAddress ?? '';
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
+}
+
+export class HttpForwarder {
+  readonly #engine: httpProxy;
+  readonly #hooks: ForwarderHooks;
+  /** Set during shutdown: responses carry `Connection: close`. */
+  closing = false;
+
+  constructor(hooks: ForwarderHooks) {
+    this.#hooks = hooks;
+    this.#engine = httpProxy.createProxyServer({ selfHandleResponse: true, toProxy: true, xfwd: false });
+    const engine = this.#engine as unknown as { webPasses: { name: string }[] };
+    engine.webPasses = engine.webPasses.filter((pass) => pass.name === 'stream');
+    // Safety net: with a callback on every call nothing should reach it.
+    this.#engine.on('error', ignoreEngineCallback);
+  }
+
+  /** Forwards `req` to `pool`; the request head has already passed the guard. */
+  forward(req: IncomingMessage, res: ServerResponse, listener: ForwardListener, pool: ForwardPool): void {
+    new HttpExchange(this, req, res, listener, pool).start();
+  }
+
+  /** Internal to HttpExchange. */
+  engineWeb(req: IncomingMessage, res: ServerResponse, backend: UpstreamBackend, buffer: Readable | undefined): void {
+    this.#engine.web(req, res, { target: backend.target, agent: backend.agent, buffer }, ignoreEngineCallback);
+  }
+
+  get hooks(): ForwarderHooks {
+    return this.#hooks;
+  }
+}
+
+class HttpExchange {
+  readonly #forwarder: HttpForwarder;
+  readonly #req: IncomingMessage;
+  readonly #res: ServerResponse;
+  readonly #listener: ForwardListener;
+  readonly #pool: ForwardPool;
+  readonly #startedAt = performance.now();
+  readonly #method: string;
+  readonly #target: string;
+  readonly #client: string;
+  readonly #hasBody: boolean;
+  #replay: ReplayableBody | null = null;
+  readonly #tried: UpstreamBackend[] = [];
+  /** The backend of the current attempt while it counts as in flight. */
+  #held: UpstreamBackend | null = null;
+  #via: ExchangeRecord['via'] = null;
+  #upstream: ClientRequest | null = null;
+  #upstreamRes: IncomingMessage | null = null;
+  #connected = false;
+  #connectTimer: NodeJS.Timeout | null = null;
+  #responseTimer: NodeJS.Timeout | null = null;
+  #status = 0;
+  #bytes = 0;
+  #retries = 0;
+  #error: ProxyError | null = null;
+  #done = false;
+
+  constructor(forwarder: HttpForwarder, req: IncomingMessage, res: ServerResponse, listener: ForwardListener, pool: ForwardPool) {
+    this.#forwarder = forwarder;
+    this.#req = req;
+    this.#res = res;
+    this.#listener = listener;
+    this.#pool = pool;
+    this.#method = req.method ?? 'GET';
+    this.#target = originForm(req.url ?? '/');
+    this.#client = clientAddress(req.socket);
+    const headers = req.headers;
+    this.#hasBody = headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
+  }
+
+  start(): void {
+    const req = this.#req;
+    const headers = req.headers;
+    const isTrusted = this.#listener.isTrusted;
+    const forwarded = headers['x-forwarded-for'] !== undefined || headers['x-forwarded-proto'] !== undefined || headers['x-forwarded-host'] !== undefined;
+    prepareRequestHeaders(headers, {
+      clientAddress: this.#client,
+      proto: this.#listener.proto,
+      trusted: forwarded && isTrusted !== null && isTrusted(this.#client),
+      upgrade: false,
+    });
+    if (headers['transfer-encoding'] !== undefined) headers['transfer-encoding'] = 'chunked';
+    if (this.#hasBody && this.#pool.retries > 0) this.#replay = new ReplayableBody(req, this.#pool.maxReplayBody);
+    this.#res.once('close', () => this.#onClientClose());
+    this.#next(false);
+  }
+
+  #next(retry: boolean): void {
+    const selection = this.#pool.select(this.#tried, retry);
+    if (selection.backend === null) {
+      if (retry && this.#error !== null) this.#respondError(this.#error);
+      else this.#respondError(new ProxyError(selection.reason === 'all_full' ? 'ALL_BACKENDS_FULL' : 'NO_SERVING_BACKEND'));
+      return;
+    }
+    if (selection.via === 'spill') this.#pool.noteSpill(selection.backend);
+    this.#via = selection.via;
+    this.#dispatch(selection.backend, retry);
+  }
+
+  #dispatch(backend: UpstreamBackend, retry: boolean): void {
+    this.#pool.acquire(backend);
+    this.#held = backend;
+    this.#tried.push(backend);
+    this.#connected = false;
+    backend.agent.claimNext(this.#attach);
+    this.#forwarder.engineWeb(this.#req, this.#res, backend, retry && this.#replay !== null ? this.#replay.stream() : undefined);
+    if (this.#upstream === null) {
+      // http-proxy always creates the request synchronously; if it ever did not, fail loudly but safely.
+      this.#attemptFailed(new ProxyError('UPSTREAM_CONNECT_FAILED', 'engine created no upstream request'));
+      return;
+    }
+    const timeout = this.#pool.responseTimeoutMs;
+    if (timeout > 0) this.#responseTimer = setTimeout(onResponseTimeout, timeout, this);
+  }
+
+  /** Receives the upstream request from the backend's agent, synchronously inside engineWeb(). */
+  readonly #attach = (upstream: ClientRequest): void => {
+    this.#upstream = upstream;
+    upstream.path = this.#target;
+    upstream.on('socket', (socket: Socket) => this.#onSocket(upstream, socket));
+    upstream.on('error', (err: NodeJS.ErrnoException) => this.#onUpstreamError(upstream, err));
+    upstream.on('response', (res: IncomingMessage) => this.#onResponse(upstream, res));
+  };
+
+  #onSocket(upstream: ClientRequest, socket: Socket): void {
+    if (upstream !== this.#upstream) return;
+    if (!socket.connecting) {
+      this.#connected = true;
+      return;
+    }
+    this.#connectTimer = setTimeout(onConnectTimeout, this.#pool.connectTimeoutMs, this);
+    socket.once('connect', () => {
+      if (upstream !== this.#upstream) return;
+      this.#connected = true;
+      this.#clearConnectTimer();
+    });
+  }
+
+  connectTimedOut(): void {
+    this.#connectTimer = null;
+    this.#attemptFailed(new ProxyError('UPSTREAM_CONNECT_TIMEOUT', `no connection within ${this.#pool.connectTimeoutMs}ms`));
+  }
+
+  responseTimedOut(): void {
+    this.#responseTimer = null;
+    this.#attemptFailed(new ProxyError('UPSTREAM_RESPONSE_TIMEOUT', `no response head within ${this.#pool.responseTimeoutMs}ms`));
+  }
+
+  #onUpstreamError(upstream: ClientRequest, err: NodeJS.ErrnoException): void {
+    if (upstream !== this.#upstream) return;
+    if (this.#upstreamRes !== null) {
+      this.#failMidBody(err);
+      return;
+    }
+    this.#attemptFailed(this.#classify(upstream, err));
+  }
+
+  #classify(upstream: ClientRequest, err: NodeJS.ErrnoException): ProxyError {
+    const code = err.code ?? '';
+    let kind: ErrorCode;
+    if (!this.#connected) kind = 'UPSTREAM_CONNECT_FAILED';
+    else if (code.startsWith('HPE_')) kind = 'UPSTREAM_BAD_RESPONSE';
+    else if (upstream.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE')) kind = 'UPSTREAM_STALE_CONNECTION';
+    else kind = 'UPSTREAM_RESET_BEFORE_HEAD';
+    return new ProxyError(kind, code === '' ? err.message : code, { cause: err });
+  }
+
+  /** The current attempt failed before a response head: retry elsewhere or answer. */
+  #attemptFailed(error: ProxyError): void {
+    const upstream = this.#upstream;
+    this.#upstream = null;
+    this.#clearTimers();
+    if (upstream !== null && !upstream.destroyed) upstream.destroy();
+    const backend = this.#held;
+    this.#releaseBackend();
+    if (backend !== null) this.#pool.upstreamFailed(backend, error);
+    this.#error = error;
+    if (this.#done) return;
+    if (this.#mayRetry(error)) {
+      this.#retries++;
+      if (backend !== null) this.#pool.noteRetry(backend, error);
+      this.#next(true);
+      return;
+    }
+    this.#respondError(error);
+  }
+
+  #mayRetry(error: ProxyError): boolean {
+    if (this.#tried.length > this.#pool.retries || this.#res.headersSent || this.#req.socket.destroyed) return false;
+    if (error.retry === 'never' || (error.retry === 'idempotent' && !IDEMPOTENT.has(this.#method))) return false;
+    return !this.#hasBody || (this.#replay !== null && this.#replay.replayable);
+  }
+
+  #onResponse(upstream: ClientRequest, upstreamRes: IncomingMessage): void {
+    if (upstream !== this.#upstream || this.#done) {
+      upstreamRes.destroy();
+      return;
+    }
+    this.#upstreamRes = upstreamRes;
+    this.#clearTimers();
+    if (this.#held !== null) this.#pool.upstreamSucceeded(this.#held);
+    const res = this.#res;
+    const status = upstreamRes.statusCode ?? 502;
+    if (this.#forwarder.closing) res.shouldKeepAlive = false;
+    try {
+      res.writeHead(status, upstreamRes.statusMessage, responseHeaders(upstreamRes.rawHeaders));
+    } catch (err) {
+      // Node refuses header values its own client parser let through: nothing was written.
+      upstreamRes.destroy();
+      this.#upstreamRes = null;
+      this.#attemptFailed(new ProxyError('UPSTREAM_BAD_RESPONSE', 'response head not forwardable', { cause: err }));
+      return;
+    }
+    this.#status = status;
+    upstreamRes.on('data', (chunk: Buffer) => {
+      this.#bytes += chunk.length;
+      if (!res.write(chunk)) upstreamRes.pause();
+    });
+    res.on('drain', () => upstreamRes.resume());
+    upstreamRes.once('end', () => {
+      if (upstreamRes.complete) res.end();
+      else this.#failMidBody(null);
+    });
+    upstreamRes.once('aborted', () => this.#failMidBody(null));
+    upstreamRes.on('error', (err: Error) => this.#failMidBody(err));
+  }
+
+  /** After the head went out nothing can be answered: close the client so it sees a truncated message. */
+  #failMidBody(cause: Error | null): void {
+    if (this.#done) return;
+    if (this.#error === null) this.#error = new ProxyError('UPSTREAM_RESET_MID_BODY', undefined, { cause });
+    this.#upstreamRes?.destroy();
+    this.#upstream?.destroy();
+    this.#res.destroy();
+  }
+
+  #respondError(error: ProxyError): void {
+    this.#error = error;
+    this.#status = error.status;
+    if (this.#res.headersSent || error.status === 0) {
+      this.#res.destroy();
+      return;
+    }
+    const retryAfter = error.code === 'NO_SERVING_BACKEND' || error.code === 'ALL_BACKENDS_FULL' ? this.#pool.retryAfterSeconds : 0;
+    sendError(this.#res, error.status, retryAfter, this.#forwarder.closing);
+  }
+
+  #onClientClose(): void {
+    if (this.#done) return;
+    this.#done = true;
+    if (!this.#res.writableFinished) {
+      // The client went away (or we closed it mid-body): stop the upstream side too.
+      if (!this.#res.headersSent) {
+        this.#error = new ProxyError('CLIENT_ABORTED');
+        this.#status = this.#error.status;
+      } else if (this.#error === null) {
+        this.#error = new ProxyError('CLIENT_ABORTED');
+      }
+      const upstream = this.#upstream;
+      this.#upstream = null;
+      this.#upstreamRes?.destroy();
+      if (upstream !== null && !upstream.destroyed) upstream.destroy();
+    }
+    this.#clearTimers();
+    this.#releaseBackend();
+    this.#replay?.dispose();
+    const last = this.#tried[this.#tried.length - 1];
+    this.#forwarder.hooks.onDone({
+      listener: this.#listener.name,
+      pool: this.#pool.name,
+      backend: last === undefined ? null : last.name,
+      method: this.#method,
+      path: pathOf(this.#target),
+      status: this.#status,
+      durationMs: performance.now() - this.#startedAt,
+      bytes: this.#bytes,
+      retries: this.#retries,
+      client: this.#client,
+      error: this.#error === null ? null : this.#error.code,
+      via: this.#via,
+    });
+  }
+
+  #releaseBackend(): void {
+    const backend = this.#held;
+    if (backend === null) return;
+    this.#held = null;
+    this.#pool.release(backend);
+  }
+
+  #clearConnectTimer(): void {
+    if (this.#connectTimer !== null) {
+      clearTimeout(this.#connectTimer);
+      this.#connectTimer = null;
+    }
+  }
+
+  #clearTimers(): void {
+    this.#clearConnectTimer();
+    if (this.#responseTimer !== null) {
+      clearTimeout(this.#responseTimer);
+      this.#responseTimer = null;
+    }
+  }
+}
+
+/** Timer callbacks take the exchange as an argument: no closure per request. */
+function onConnectTimeout(exchange: HttpExchange): void {
+  exchange.connectTimedOut();
+}
+
+function onResponseTimeout(exchange: HttpExchange): void {
+  exchange.responseTimedOut();
+}
+
+/** The path of a request target without its query (queries may carry secrets: not logged). */
+function pathOf(target: string): string {
+  const q = target.indexOf('?');
+  return q === -1 ? target : target.slice(0, q);
+}

@@ -1,0 +1,234 @@
+/**
+ * An HTTP (or HTTPS) listener: accepts connections within the client-side limits, refuses
+ * malformed input before anything is forwarded, routes, and hands each request to the
+ * forwarder. WebSocket upgrades go to the tunnel forwarder.
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import { BlockList, isIPv6, type AddressInfo, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { ListenerConfig } from '../config/schema.js';
+import { RouteTable } from '../core/router.js';
+import { ProxyError, type ErrorCode } from '../errors.js';
+import { checkRequest, originForm } from '../forward/guard.js';
+import { clientAddress, type ExchangeRecord, type ForwardListener, type HttpForwarder } from '../forward/http.js';
+import { rawErrorResponse, sendError } from '../forward/respond.js';
+import type { Logger } from '../log.js';
+import type { PoolRuntime } from '../upstream/pool-runtime.js';
+
+export interface UpgradeHandler {
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, listener: ForwardListener, pool: PoolRuntime): void;
+}
+
+export interface HttpListenerDeps {
+  readonly forwarder: HttpForwarder;
+  readonly upgrades: UpgradeHandler | null;
+  readonly logger: Logger;
+  /** Access log and metrics for requests answered by the listener itself (400, 404). */
+  readonly onDone: (record: ExchangeRecord) => void;
+}
+
+function buildTrust(config: ListenerConfig): ((address: string) => boolean) | null {
+  if (config.trusted_proxies.length === 0) return null;
+  const list = new BlockList();
+  for (const cidr of config.trusted_proxies) list.addSubnet(cidr.address, cidr.prefix, cidr.family);
+  return (address) => list.check(address, isIPv6(address) ? 'ipv6' : 'ipv4');
+}
+
+export function buildRoutes(config: ListenerConfig, pools: ReadonlyMap<string, PoolRuntime>): RouteTable<PoolRuntime> {
+  const poolOf = (name: string): PoolRuntime => {
+    const pool = pools.get(name);
+    if (pool === undefined) throw new Error(`listener ${config.name}: unknown pool ${name}`);
+    return pool;
+  };
+  if (config.routes === undefined) return new RouteTable([{ target: poolOf(config.pool as string) }]);
+  return new RouteTable(config.routes.map((r) => ({ host: r.host, pathPrefix: r.path_prefix, target: poolOf(r.pool) })));
+}
+
+const CLIENT_ERROR_STATUS: Readonly<Record<string, number>> = {
+  HPE_HEADER_OVERFLOW: 431,
+  ERR_HTTP_REQUEST_TIMEOUT: 408,
+};
+
+export class HttpListener implements ForwardListener {
+  readonly name: string;
+  readonly proto: 'http' | 'https';
+  isTrusted: ((address: string) => boolean) | null;
+  #config: ListenerConfig;
+  #routes: RouteTable<PoolRuntime>;
+  readonly #deps: HttpListenerDeps;
+  readonly #server: http.Server;
+  readonly #logger: Logger;
+  #open = 0;
+
+  constructor(config: ListenerConfig, pools: ReadonlyMap<string, PoolRuntime>, deps: HttpListenerDeps) {
+    this.name = config.name;
+    this.proto = config.tls === undefined ? 'http' : 'https';
+    this.#config = config;
+    this.#deps = deps;
+    this.#logger = deps.logger.child({ listener: config.name });
+    this.#routes = buildRoutes(config, pools);
+    this.isTrusted = buildTrust(config);
+    const options: http.ServerOptions = {
+      maxHeaderSize: config.max_header_size,
+      requestTimeout: 0,
+      headersTimeout: config.header_timeout,
+      keepAliveTimeout: config.idle_timeout,
+      // Node checks header_timeout on this interval (default 30 s): keep slowloris detection near the configured value.
+      connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(config.header_timeout / 4) || 1_000)),
+    };
+    this.#server =
+      config.tls === undefined
+        ? http.createServer(options)
+        : https.createServer({ ...options, cert: config.tls.cert, key: config.tls.key, minVersion: 'TLSv1.2' });
+    const server = this.#server;
+    // We count headers ourselves (guard.ts) and answer 431; Node would silently drop the excess.
+    server.maxHeadersCount = 0;
+    server.maxConnections = config.max_connections;
+    server.timeout = 0;
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#onClientError(err, socket));
+    server.on('connect', (_req: IncomingMessage, socket: Duplex) => this.#refuseRaw(socket, 405));
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head));
+    server.on('connection', (socket: Socket) => {
+      this.#open++;
+      socket.once('close', () => this.#open--);
+    });
+    if (config.tls !== undefined) server.on('tlsClientError', (_err: Error, socket: Duplex) => socket.destroy());
+  }
+
+  get config(): ListenerConfig {
+    return this.#config;
+  }
+
+  /** Open client connections. */
+  get openConnections(): number {
+    return this.#open;
+  }
+
+  listen(): Promise<AddressInfo> {
+    const { host, port } = this.#config.listen;
+    return new Promise((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException): void => {
+        reject(new ProxyError('LISTEN_FAILED', `listener ${this.name}: cannot listen on ${host}:${port}: ${err.code ?? err.message}`, { cause: err }));
+      };
+      this.#server.once('error', onError);
+      this.#server.listen({ host, port, exclusive: true }, () => {
+        this.#server.off('error', onError);
+        this.#server.on('error', (err) => this.#logger.error({ err }, 'listener error'));
+        resolve(this.#server.address() as AddressInfo);
+      });
+    });
+  }
+
+  address(): AddressInfo | null {
+    return this.#server.address() as AddressInfo | null;
+  }
+
+  /** Reload: new routes, trust and limits for new connections; open connections keep theirs. */
+  reconfigure(config: ListenerConfig, pools: ReadonlyMap<string, PoolRuntime>): void {
+    this.#routes = buildRoutes(config, pools);
+    this.isTrusted = buildTrust(config);
+    this.#config = config;
+    const server = this.#server;
+    server.headersTimeout = config.header_timeout;
+    server.keepAliveTimeout = config.idle_timeout;
+    server.maxConnections = config.max_connections;
+    if (config.tls !== undefined && server instanceof https.Server) {
+      server.setSecureContext({ cert: config.tls.cert, key: config.tls.key, minVersion: 'TLSv1.2' });
+    }
+  }
+
+  /** Stops accepting; idle keep-alive connections are closed, busy ones close after their response. */
+  stopAccepting(): Promise<void> {
+    return new Promise((resolve) => {
+      if (!this.#server.listening) {
+        resolve();
+        return;
+      }
+      this.#server.close(() => resolve());
+      this.#server.closeIdleConnections();
+    });
+  }
+
+  closeIdleConnections(): void {
+    this.#server.closeIdleConnections();
+  }
+
+  closeAllConnections(): void {
+    this.#server.closeAllConnections();
+  }
+
+  #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const refusal = checkRequest(req);
+    if (refusal !== null) {
+      this.#logger.debug({ reason: refusal.reason, client: clientAddress(req.socket) }, 'request refused');
+      this.#answer(req, res, refusal.code, true);
+      return;
+    }
+    const target = originForm(req.url ?? '/');
+    const pool = this.#routes.match(req.headers.host, target);
+    if (pool === null) {
+      this.#answer(req, res, 'NO_ROUTE', false);
+      return;
+    }
+    this.#deps.forwarder.forward(req, res, this, pool);
+  }
+
+  #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    const refusal = checkRequest(req);
+    const upgrades = this.#deps.upgrades;
+    if (refusal !== null || upgrades === null || (req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
+      this.#refuseRaw(socket, refusal === null ? 400 : new ProxyError(refusal.code).status);
+      return;
+    }
+    const pool = this.#routes.match(req.headers.host, originForm(req.url ?? '/'));
+    if (pool === null) {
+      this.#refuseRaw(socket, 404);
+      return;
+    }
+    upgrades.upgrade(req, socket, head, this, pool);
+  }
+
+  #answer(req: IncomingMessage, res: ServerResponse, code: ErrorCode, close: boolean): void {
+    const error = new ProxyError(code);
+    const started = performance.now();
+    sendError(res, error.status, 0, close);
+    this.#deps.onDone({
+      listener: this.name,
+      pool: '',
+      backend: null,
+      method: req.method ?? '',
+      path: (req.url ?? '').split('?')[0] ?? '',
+      status: error.status,
+      durationMs: performance.now() - started,
+      bytes: 0,
+      retries: 0,
+      client: clientAddress(req.socket),
+      error: code,
+      via: null,
+    });
+  }
+
+  #onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    const code = err.code ?? '';
+    if (code === 'ECONNRESET' || code === 'EPIPE' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    this.#logger.debug({ code, client: (socket as Socket).remoteAddress }, 'malformed request');
+    this.#refuseRaw(socket, CLIENT_ERROR_STATUS[code] ?? 400);
+  }
+
+  /** Answers on the raw socket and closes it (no response object exists, or it must not be reused). */
+  #refuseRaw(socket: Duplex, status: number): void {
+    // A response already under way on this connection (pipelining) cannot be followed by ours.
+    const inProgress = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (!socket.writable || (inProgress && inProgress.headersSent)) {
+      socket.destroy();
+      return;
+    }
+    socket.end(rawErrorResponse(status), () => socket.destroy());
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * The pino root logger. Components take `log.child({ component })`. Lines are JSON on stdout
+ * (or an injected stream, for tests); writes are asynchronous, so shutdown must `flush`.
+ */
+import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
+
+export type { Logger };
+
+export interface LogOptions {
+  readonly level: LevelWithSilent;
+  /** Defaults to an asynchronous stdout destination. */
+  readonly destination?: DestinationStream;
+}
+
+export function createLogger(options: LogOptions): Logger {
+  const destination = options.destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  return pino(
+    {
+      level: options.level,
+      base: { pid: process.pid },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      serializers: { err: pino.stdSerializers.err },
+    },
+    destination,
+  );
+}
+
+/**
+ * The access log: one line per request or tunnel at `info`, independent of `log.level`
+ * (an operator who sets `level: warn` to quiet events still gets the access log it asked for).
+ */
+export function createAccessLogger(root: Logger, enabled: boolean): Logger {
+  const access = root.child({ type: 'access' });
+  access.level = enabled ? 'info' : 'silent';
+  return access;
+}
+
+/** Writes buffered lines out; called before exit. */
+export function flushLogger(logger: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    logger.flush((err) => {
+      void err;
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,80 @@
+/**
+ * Runs active checks for the backends of one pool: a startup round before listeners open,
+ * then one timer per backend with jitter so checks across backends (and proxies) do not
+ * align. Results go to the pool runtime, which feeds the rise/fall counters.
+ */
+import type { HealthCheckConfig } from '../config/schema.js';
+import type { UpstreamBackend } from './backend.js';
+import { probe, type ProbeResult } from './probes.js';
+
+export type CheckObserver = (backend: UpstreamBackend, result: ProbeResult) => void;
+
+/** ±5 % of the interval: enough to spread checks, too little to matter for detection time. */
+const JITTER = 0.05;
+
+export class HealthChecker {
+  #check: HealthCheckConfig;
+  readonly #observe: CheckObserver;
+  readonly #timers = new Map<UpstreamBackend, NodeJS.Timeout>();
+  /** Backends whose probe is in flight: a removed backend's late result is dropped. */
+  readonly #active = new Set<UpstreamBackend>();
+  #stopped = false;
+
+  constructor(check: HealthCheckConfig, observe: CheckObserver) {
+    this.#check = check;
+    this.#observe = observe;
+  }
+
+  /** One check of each backend now (the startup round); resolves when all have answered or timed out. */
+  async runRound(backends: readonly UpstreamBackend[]): Promise<void> {
+    await Promise.all(backends.map((b) => this.#runOnce(b, false)));
+  }
+
+  /** Starts periodic checks of `backend` (idempotent). */
+  watch(backend: UpstreamBackend, firstDelayMs = this.#nextDelay()): void {
+    if (this.#stopped || this.#timers.has(backend)) return;
+    this.#active.add(backend);
+    this.#schedule(backend, firstDelayMs);
+  }
+
+  unwatch(backend: UpstreamBackend): void {
+    const timer = this.#timers.get(backend);
+    if (timer !== undefined) clearTimeout(timer);
+    this.#timers.delete(backend);
+    this.#active.delete(backend);
+  }
+
+  /** New thresholds and intervals apply from each backend's next check. */
+  reconfigure(check: HealthCheckConfig): void {
+    this.#check = check;
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    for (const timer of this.#timers.values()) clearTimeout(timer);
+    this.#timers.clear();
+    this.#active.clear();
+  }
+
+  #nextDelay(): number {
+    const interval = this.#check.interval;
+    return Math.max(1, Math.round(interval * (1 - JITTER + Math.random() * 2 * JITTER)));
+  }
+
+  #schedule(backend: UpstreamBackend, delayMs: number): void {
+    const timer = setTimeout(() => {
+      this.#timers.delete(backend);
+      void this.#runOnce(backend, true).then(() => {
+        if (!this.#stopped && this.#active.has(backend)) this.#schedule(backend, this.#nextDelay());
+      });
+    }, delayMs);
+    this.#timers.set(backend, timer);
+  }
+
+  /** `watched`: drop the result if the backend was unwatched (removed) while the probe ran. */
+  async #runOnce(backend: UpstreamBackend, watched: boolean): Promise<void> {
+    const result = await probe(backend, this.#check);
+    if (this.#stopped || (watched && !this.#active.has(backend))) return;
+    this.#observe(backend, result);
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * Active health probes (SPEC §4): `http` — GET path, success is a status in expect_status;
+ * `tcp` — the connection opens. Each is bounded by the check timeout, uses its own connection
+ * (never the traffic pool, so a check measures the backend, not our idle sockets), and always
+ * resolves — a probe never throws.
+ */
+import http from 'node:http';
+import net from 'node:net';
+import type { HealthCheckConfig } from '../config/schema.js';
+
+export interface ProbeResult {
+  readonly ok: boolean;
+  /** `200`, `503`, `ECONNREFUSED`, `timeout after 1000ms`. */
+  readonly detail: string;
+  readonly durationMs: number;
+}
+
+export interface ProbeTarget {
+  readonly host: string;
+  readonly port: number;
+  readonly address: string;
+}
+
+export function probe(target: ProbeTarget, check: HealthCheckConfig): Promise<ProbeResult> {
+  return check.protocol === 'http' ? probeHttp(target, check) : probeTcp(target, check.timeout);
+}
+
+function probeTcp(target: ProbeTarget, timeoutMs: number): Promise<ProbeResult> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: target.host, port: target.port });
+    const finish = (ok: boolean, detail: string): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ ok, detail, durationMs: performance.now() - started });
+    };
+    const timer = setTimeout(() => finish(false, `timeout after ${timeoutMs}ms`), timeoutMs);
+    socket.once('connect', () => finish(true, 'connected'));
+    socket.once('error', (err: NodeJS.ErrnoException) => finish(false, err.code ?? err.message));
+  });
+}
+
+function probeHttp(target: ProbeTarget, check: HealthCheckConfig): Promise<ProbeResult> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    let settled = false;
+    const req = http.request({
+      host: target.host,
+      port: target.port,
+      method: 'GET',
+      path: check.path ?? '/',
+      agent: false,
+      headers: { host: check.host ?? target.address, 'user-agent': 'hotwarm-health-check', connection: 'close' },
+    });
+    const finish = (ok: boolean, detail: string): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      req.destroy();
+      resolve({ ok, detail, durationMs: performance.now() - started });
+    };
+    const timer = setTimeout(() => finish(false, `timeout after ${check.timeout}ms`), check.timeout);
+    req.once('response', (res) => {
+      const status = res.statusCode ?? 0;
+      res.on('error', () => undefined);
+      res.resume();
+      finish(status >= check.expect_status.min && status <= check.expect_status.max, String(status));
+    });
+    req.once('error', (err: NodeJS.ErrnoException) => finish(false, err.code ?? err.message));
+    req.end();
+  });
+}

@@ -1,0 +1,83 @@
+/** A plain HTTP client for tests: never throws, reports transport failures as `error`. */
+import http, { type IncomingHttpHeaders } from 'node:http';
+import net from 'node:net';
+
+export interface Reply {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: string;
+  /** Transport-level failure (ECONNRESET, socket hang up, incomplete body), else null. */
+  readonly error: string | null;
+}
+
+export interface RequestOptions {
+  readonly method?: string;
+  readonly path?: string;
+  readonly headers?: Record<string, string>;
+  readonly body?: string | Buffer;
+  readonly agent?: http.Agent | false;
+  readonly timeoutMs?: number;
+}
+
+export function request(port: number, options: RequestOptions = {}): Promise<Reply> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const done = (reply: Reply): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(reply);
+    };
+    const req = http.request({
+      host: '127.0.0.1',
+      port,
+      method: options.method ?? 'GET',
+      path: options.path ?? '/',
+      headers: options.headers,
+      agent: options.agent ?? false,
+    });
+    const timer = setTimeout(() => {
+      req.destroy();
+      done({ status: 0, headers: {}, body: '', error: 'client timeout' });
+    }, options.timeoutMs ?? 5_000);
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => done({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString(), error: res.complete ? null : 'incomplete' }));
+      res.on('error', (err: NodeJS.ErrnoException) => done({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString(), error: err.code ?? err.message }));
+    });
+    req.on('error', (err: NodeJS.ErrnoException) => done({ status: 0, headers: {}, body: '', error: err.code ?? err.message }));
+    req.end(options.body);
+  });
+}
+
+/** Sends raw bytes and collects everything until the server closes (or `timeoutMs`). */
+export function rawRequest(port: number, data: string | Buffer, timeoutMs = 2_000): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let out = '';
+    const timer = setTimeout(() => socket.destroy(), timeoutMs);
+    socket.on('connect', () => socket.write(data));
+    socket.on('data', (d: Buffer) => (out += d.toString('latin1')));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(out);
+    });
+  });
+}
+
+/** Runs `count` requests with `concurrency` workers; returns every reply in completion order. */
+export async function load(concurrency: number, count: number, send: () => Promise<Reply>): Promise<Reply[]> {
+  const replies: Reply[] = [];
+  let started = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (started < count) {
+        started++;
+        replies.push(await send());
+      }
+    }),
+  );
+  return replies;
+}
