@@ -59,8 +59,10 @@ export function reduce(state: PoolState, event: FailoverEvent, now: number, poli
       member(draft, event.backend).admin = event.admin;
       break;
     case 'warmed': {
-      // A warm-up that finishes after its warm was released (or released and promoted again)
-      // is stale: only a warm still `warming` may start serving.
+      // A warm-up that finishes after its warm was released is stale: only a warm still
+      // `warming` may start serving. The reducer cannot tell an old warm-up from the current
+      // one if the warm was released and promoted again meanwhile: the shell cancels a
+      // warm-up when it carries out the `released` of that warm.
       const warm = member(draft, event.backend);
       if (warm.phase === 'warming') warm.phase = 'serving';
       break;
