@@ -7,7 +7,6 @@ import { initialState, isServing, reconfigure, reduce } from '../../src/core/fai
 import type {
   FailoverEvent,
   FailoverPolicy,
-  Health,
   MemberState,
   PoolState,
   Role,
@@ -118,8 +117,4 @@ export function pairs(state: PoolState): Record<string, string> {
 /** Names of the serving members, in config order. */
 export function serving(state: PoolState): string[] {
   return state.members.filter(isServing).map((m) => m.name);
-}
-
-export function healthOf(state: PoolState): Record<string, Health> {
-  return Object.fromEntries(state.members.map((m) => [m.name, m.health]));
 }
