@@ -31,12 +31,14 @@ export interface MemberState {
   readonly phase: WarmPhase;
   /**
    * When the backend last started serving (ms, from the injected clock), or null when it is
-   * not serving. Drives the failback hold of a covered hot backend.
+   * not serving: non-null exactly when `isServing` is true. Drives the failback hold of a
+   * covered hot backend and slow start.
    */
   readonly servingSince: number | null;
   /**
    * Whether slow start applies from `servingSince`. False for backends that were up from
-   * the start (the startup round, or a first check after a reload adds them).
+   * the start (the startup round, or a first check after a reload adds them), and whenever
+   * `servingSince` is null.
    */
   readonly ramp: boolean;
 }
@@ -93,6 +95,10 @@ export type ReleaseReason =
 
 export interface Transition {
   readonly state: PoolState;
+  /**
+   * In the order they happened: what the event itself did, then releases, then promotions
+   * (each followed by its `warmup`), then at most one `degraded` / `restored`.
+   */
   readonly commands: readonly FailoverCommand[];
   /** Earliest time at which a `tick` may change something (a failback hold ends), or null. */
   readonly wakeAt: number | null;
