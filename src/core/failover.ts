@@ -127,9 +127,6 @@ function settle(
   // 2. Release the promotions that no longer hold. This comes before covering so that a hot
   //    whose warm failed is covered again in the same transition (cascade), and so that a
   //    warm released by failback is already available to a hot that needs it.
-  //    The pairs whose failback hold is still running give the next deadline; step 3 cannot
-  //    add one (it only covers hots that are not serving), so `wakeAt` is final here.
-  let wakeAt: number | null = null;
   for (const warm of draft) {
     const promotion = warm.promotion;
     if (promotion === null) continue;
@@ -146,9 +143,7 @@ function settle(
     // auto failback once the hot has served for the whole hold (hold 0: as soon as it serves);
     // manual failback: the pair stays until a demote or a reload removes it.
     if (policy.failback !== 'auto' || hot.servingSince === null) continue;
-    const holdEnd = hot.servingSince + policy.failbackHoldMs;
-    if (now >= holdEnd) release(warm, 'failback', commands);
-    else if (wakeAt === null || holdEnd < wakeAt) wakeAt = holdEnd;
+    if (now >= hot.servingSince + policy.failbackHoldMs) release(warm, 'failback', commands);
   }
 
   // 3. Cover every hot that is missing on purpose or by failure, in config order, with the
@@ -156,16 +151,29 @@ function settle(
   //    covered: nothing says it is missing, and its first check comes within one interval.
   const covered = new Set<string>();
   for (const m of draft) if (m.promotion?.kind === 'covers') covered.add(m.promotion.hot);
+  //    With no free warm left, a warm still paired with a hot that serves again (failback hold
+  //    running, or manual failback) moves to the new gap: its old hot needs no cover, and the
+  //    pool keeps one backend per configured hot instead of reporting itself degraded.
   const uncovered: string[] = [];
   for (const hot of draft) {
     if (!needsCover(hot) || covered.has(hot.name)) continue;
     const warm = draft.find(isFreeWarm);
-    if (warm === undefined) uncovered.push(hot.name);
-    else promote(warm, { kind: 'covers', hot: hot.name }, policy, commands);
+    if (warm !== undefined) {
+      promote(warm, { kind: 'covers', hot: hot.name }, policy, commands);
+      continue;
+    }
+    const spare = draft.find((m) => coversServingHot(m, byName));
+    if (spare === undefined) {
+      uncovered.push(hot.name);
+      continue;
+    }
+    spare.promotion = { kind: 'covers', hot: hot.name };
+    commands.push({ type: 'promoted', warm: spare.name, covers: hot.name });
   }
 
   // 4. Serving bookkeeping for the promotions and releases just made.
   for (const m of draft) stamp(m, now, priorHealth.get(m.name));
+  const wakeAt = policy.failback === 'auto' ? nextFailback(draft, byName, policy.failbackHoldMs) : null;
 
   // 5. Degraded is reported when the set of uncovered hots changes, restored once it empties.
   if (!sameList(prev.uncovered, uncovered)) {
@@ -197,9 +205,27 @@ function stamp(m: Draft, now: number, priorHealth: Health | undefined): void {
   }
 }
 
+/** The earliest end of a running failback hold (a pair whose hot serves again), or null. */
+function nextFailback(draft: readonly Draft[], byName: ReadonlyMap<string, Draft>, holdMs: number): number | null {
+  let wakeAt: number | null = null;
+  for (const warm of draft) {
+    if (warm.promotion?.kind !== 'covers') continue;
+    const since = byName.get(warm.promotion.hot)?.servingSince ?? null;
+    if (since !== null && (wakeAt === null || since + holdMs < wakeAt)) wakeAt = since + holdMs;
+  }
+  return wakeAt;
+}
+
 /** A hot that is not serving because it is down, draining or disabled. */
 function needsCover(m: MemberState): boolean {
   return m.role === 'hot' && (m.health === 'down' || m.admin !== 'enabled');
+}
+
+/** A promoted warm whose covered hot serves again: it may be re-pointed without a new warm-up. */
+function coversServingHot(m: MemberState, byName: ReadonlyMap<string, MemberState>): boolean {
+  if (m.role !== 'warm' || m.promotion?.kind !== 'covers' || m.health !== 'up' || m.admin !== 'enabled') return false;
+  const hot = byName.get(m.promotion.hot);
+  return hot !== undefined && isServing(hot);
 }
 
 /** A warm that may be promoted: up, enabled, and not already promoted. */

@@ -25,9 +25,12 @@ export class HealthChecker {
     this.#observe = observe;
   }
 
-  /** One check of each backend now (the startup round); resolves when all have answered or timed out. */
-  async runRound(backends: readonly UpstreamBackend[]): Promise<void> {
-    await Promise.all(backends.map((b) => this.#runOnce(b, false)));
+  /**
+   * One check of each backend now (the startup round), results in the order of `backends`;
+   * resolves when all have answered or timed out. The caller observes them.
+   */
+  probeAll(backends: readonly UpstreamBackend[]): Promise<ProbeResult[]> {
+    return Promise.all(backends.map((b) => probe(b, this.#check)));
   }
 
   /** Starts periodic checks of `backend` (idempotent). */
@@ -64,17 +67,17 @@ export class HealthChecker {
   #schedule(backend: UpstreamBackend, delayMs: number): void {
     const timer = setTimeout(() => {
       this.#timers.delete(backend);
-      void this.#runOnce(backend, true).then(() => {
+      void this.#runOnce(backend).then(() => {
         if (!this.#stopped && this.#active.has(backend)) this.#schedule(backend, this.#nextDelay());
       });
     }, delayMs);
     this.#timers.set(backend, timer);
   }
 
-  /** `watched`: drop the result if the backend was unwatched (removed) while the probe ran. */
-  async #runOnce(backend: UpstreamBackend, watched: boolean): Promise<void> {
+  /** A result is dropped if the backend was unwatched (removed by a reload) while its probe ran. */
+  async #runOnce(backend: UpstreamBackend): Promise<void> {
     const result = await probe(backend, this.#check);
-    if (this.#stopped || (watched && !this.#active.has(backend))) return;
+    if (this.#stopped || !this.#active.has(backend)) return;
     this.#observe(backend, result);
   }
 }

@@ -43,6 +43,8 @@ export class PoolRuntime implements ForwardPool {
   readonly #logger: Logger;
   #wakeTimer: NodeJS.Timeout | null = null;
   readonly #drainTimers = new Set<NodeJS.Timeout>();
+  /** Per warm, a generation bumped on release: a warm-up of an earlier promotion never makes it serve. */
+  readonly #warmups = new Map<string, number>();
   #lastSpillEvent = -Infinity;
   #stopped = false;
   connectTimeoutMs: number;
@@ -82,9 +84,16 @@ export class PoolRuntime implements ForwardPool {
     return this.#pool.members;
   }
 
-  /** The startup round (SPEC §4): every backend checked once, then periodic checks begin. */
+  /**
+   * The startup round (SPEC §4): every backend checked once, then periodic checks begin.
+   * Warms' results are applied first, so a hot found down is covered at once rather than
+   * reported degraded for the instant before the warms' results arrive.
+   */
   async start(): Promise<void> {
-    await this.#checker.runRound(this.#pool.members);
+    const members = [...this.#pool.members].sort((a, b) => (a.role === b.role ? 0 : a.role === 'warm' ? -1 : 1));
+    const results = await this.#checker.probeAll(members);
+    if (this.#stopped) return;
+    members.forEach((b, i) => this.#onCheck(b, results[i] as ProbeResult));
     for (const b of this.#pool.members) this.#checker.watch(b);
   }
 
@@ -178,6 +187,8 @@ export class PoolRuntime implements ForwardPool {
           void this.#warmUp(command.warm);
           break;
         case 'released': {
+          // A warm-up still running for this warm belongs to the promotion just ended.
+          this.#warmups.set(command.warm, (this.#warmups.get(command.warm) ?? 0) + 1);
           this.#deps.events.emit('released', { pool: this.name, backend: command.warm, covered: command.covered, reason: command.reason });
           this.#drainTunnels(command.warm);
           break;
@@ -225,15 +236,21 @@ export class PoolRuntime implements ForwardPool {
     const backend = this.#pool.member(name);
     const warmup = this.#config.failover.warmup;
     if (backend === undefined || warmup === undefined) return;
+    const generation = this.#warmups.get(name) ?? 0;
+    const current = (): boolean =>
+      !this.#stopped &&
+      this.#pool.member(name) === backend &&
+      (this.#warmups.get(name) ?? 0) === generation &&
+      this.#pool.memberState(name)?.phase === 'warming';
     let ok = 0;
     let lastDetail = '';
-    for (let i = 0; i < warmup.requests && !this.#stopped; i++) {
-      if (this.#pool.memberState(name)?.phase !== 'warming') return;
+    for (let i = 0; i < warmup.requests; i++) {
+      if (!current()) return;
       const detail = await warmupRequest(backend, warmup.path, this.#config.health_check.timeout);
       if (detail === null) ok++;
       else lastDetail = detail;
     }
-    if (this.#stopped || this.#pool.memberState(name)?.phase !== 'warming') return;
+    if (!current()) return;
     if (ok > 0) {
       this.dispatch({ type: 'warmed', backend: name });
       return;

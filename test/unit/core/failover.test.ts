@@ -197,6 +197,20 @@ t.test('a warm freed by failback covers an uncovered hot at once', async (t) => 
   t.match(p.member('spare-1'), { servingSince: 3_000, ramp: true }, 'a new promotion ramps again');
 });
 
+t.test('a warm paired with a recovered hot moves to a hot that fails later', async (t) => {
+  for (const policy of [AUTO, MANUAL]) {
+    const p = pool('app-1 app-2 | spare-1', policy);
+    p.health(1_000, 'app-1', 'down');
+    p.health(2_000, 'app-1', 'up'); // hold running (auto) or manual: spare-1 stays paired with app-1
+    const tr = p.health(3_000, 'app-2', 'down');
+    t.strictSame(tr.commands, [{ type: 'promoted', warm: 'spare-1', covers: 'app-2' }], `${policy.failback}: re-pointed, not degraded`);
+    t.strictSame(pairs(p.state), { 'spare-1': 'app-2' });
+    t.strictSame(p.state.uncovered, []);
+    t.match(p.member('spare-1'), { phase: 'serving', servingSince: 1_000 }, 'keeps serving without a new ramp');
+    t.equal(tr.wakeAt, null, 'no failback deadline for the new gap while app-2 is down');
+  }
+});
+
 t.test('manual failback: the warm stays until demoted', async (t) => {
   const p = pool('app-1 | spare-1', MANUAL);
   p.health(1_000, 'app-1', 'down');
