@@ -1,0 +1,72 @@
+/**
+ * Runs a real Proxy in-process over loopback, built from a plain config object the way an
+ * operator writes proxy.yaml (it goes through the real loader), with its log captured.
+ */
+import { stringify } from 'yaml';
+import { parseConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/schema.js';
+import { Proxy } from '../../src/proxy.js';
+import { LogSink } from './log-sink.js';
+import type { TestBackend } from './backend.js';
+
+export interface Harness {
+  readonly proxy: Proxy;
+  readonly log: LogSink;
+  readonly config: Config;
+  /** Bound port of a listener (default: the first). */
+  port(listener?: string): number;
+  stop(): Promise<void>;
+}
+
+export interface BackendSpec {
+  readonly name: string;
+  readonly address: string;
+  readonly weight?: number;
+  readonly role?: 'hot' | 'warm';
+  readonly max_conns?: number;
+}
+
+/** Backends as config entries: hot unless named in `warm`. */
+export function backendSpecs(backends: readonly TestBackend[], extra: (b: TestBackend, i: number) => Partial<BackendSpec> = () => ({})): BackendSpec[] {
+  return backends.map((b, i) => ({ name: b.name, address: b.address, ...extra(b, i) }));
+}
+
+/** Fast health checks for tests: http /healthz every 100 ms, rise 1, fall 1. */
+export const FAST_CHECKS = { protocol: 'http', path: '/healthz', interval: '100ms', timeout: '100ms', rise: 1, fall: 1 } as const;
+
+/** One http listener on an ephemeral loopback port with one pool `app`. */
+export function simpleConfig(backends: readonly BackendSpec[], pool: Record<string, unknown> = {}, listener: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    log: { level: 'debug' },
+    shutdown_timeout: '1s',
+    listeners: [{ name: 'web', listen: '127.0.0.1:0', pool: 'app', ...listener }],
+    pools: { app: { health_check: FAST_CHECKS, connect_timeout: '200ms', response_timeout: '1s', backends, ...pool } },
+  };
+}
+
+export async function startProxy(config: Record<string, unknown>, options: { now?: () => number; file?: string } = {}): Promise<Harness> {
+  const loaded = await parseConfig(stringify(config), options.file ?? 'test.yaml', { env: {} });
+  const log = new LogSink();
+  const proxy = new Proxy(loaded, { logger: log.logger('debug'), ...(options.now ? { now: options.now } : {}) });
+  await proxy.start();
+  return {
+    proxy,
+    log,
+    config: loaded,
+    port(listener = loaded.listeners[0]?.name ?? 'web') {
+      return proxy.address(listener).port;
+    },
+    stop: () => proxy.shutdown(),
+  };
+}
+
+/** Polls `predicate` every 10 ms until true or `timeoutMs` (then throws with `what`). */
+export async function waitFor(predicate: () => boolean, timeoutMs = 3_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
