@@ -12,7 +12,7 @@ export interface ConfigIssue {
   readonly file: string;
   readonly line: number;
   readonly col: number;
-  /** `pools.app.backends[1].weight`; `(root)` for the document itself. */
+  /** `pools.app.backends[1].weight`; `(root)` for the document itself, `(yaml)` for a YAML syntax error. */
   readonly path: string;
   readonly message: string;
 }

@@ -88,12 +88,13 @@ export function describeConfig(config: Config): string {
 function yamlErrors(doc: Document, locator: Locator, file: string): ConfigIssue[] {
   return doc.errors.map((error) => {
     const { line, col } = locator.position(error.pos[0]);
-    const path = locator.pathAt(error.pos[0]);
-    let message = yamlMessage(error.message);
-    if (error.code === 'DUPLICATE_KEY') {
-      const first = locator.keyPositions(path)[0];
-      message = first && first.line !== line ? `duplicate key (first at line ${first.line})` : 'duplicate key';
+    if (error.code !== 'DUPLICATE_KEY') {
+      // Where the parser noticed a syntax error is often past the key it belongs to: no path.
+      return { file, line, col, path: '(yaml)', message: yamlMessage(error.message) };
     }
+    const path = locator.pathAt(error.pos[0]);
+    const first = locator.keyPositions(path)[0];
+    const message = first && first.line !== line ? `duplicate key (first at line ${first.line})` : 'duplicate key';
     return { file, line, col, path: formatPath(path), message };
   });
 }
@@ -109,7 +110,7 @@ function badMerges(doc: Document, locator: Locator, file: string): ConfigIssue[]
         if (isMap(isAlias(source) ? source.resolve(doc) : source)) continue;
         const offset = (source as { range?: readonly number[] } | null)?.range?.[0] ?? 0;
         const { line, col } = locator.position(offset);
-        issues.push({ file, line, col, path: formatPath(locator.pathAt(offset)), message: '"<<" can only merge mappings' });
+        issues.push({ file, line, col, path: formatPath(locator.pathAt(offset)), message: 'can only merge a mapping or a list of mappings' });
       }
     },
   });

@@ -70,7 +70,7 @@ export function readableError(issue: RawIssue): string {
       if (issue.format === 'starts_with' && typeof issue['prefix'] === 'string') {
         return `must start with ${JSON.stringify(issue['prefix'])}`;
       }
-      return issue.pattern ? `must match ${issue.pattern}` : `invalid ${issue.format}`;
+      return issue.format === 'regex' && issue.pattern ? `must match ${issue.pattern}` : `invalid ${issue.format}`;
     case 'unrecognized_keys':
       return 'unknown key';
     case 'invalid_key':
