@@ -43,11 +43,9 @@ export async function parseConfig(text: string, file: string, options: LoadOptio
   const doc = parseDocument(text, { lineCounter, uniqueKeys: true, merge: true, prettyErrors: false });
   const locator = new Locator(doc, lineCounter);
   const issues: ConfigIssue[] = [];
-  const report = (pending: readonly PendingIssue[]): void => {
-    for (const issue of pending) {
-      const { line, col } = locator.locate(issue.path, issue.at);
-      issues.push({ file, line, col, path: formatPath(issue.path), message: issue.message });
-    }
+  const place = (issue: PendingIssue): ConfigIssue => {
+    const { line, col } = locator.locate(issue.path, issue.at);
+    return { file, line, col, path: formatPath(issue.path), message: issue.message };
   };
 
   issues.push(...yamlErrors(doc, locator, file));
@@ -67,13 +65,16 @@ export async function parseConfig(text: string, file: string, options: LoadOptio
     throw new ConfigError([{ file, line: 1, col: 1, path: '(root)', message: 'the file is empty: it needs at least "listeners" and "pools"' }]);
   }
   const parsed = configSchema.safeParse(raw, { error: readableError });
-  if (!parsed.success) report(fromZodIssues(parsed.error.issues));
-  report(crossCheck(raw, locator, env));
+  if (!parsed.success) issues.push(...fromZodIssues(parsed.error.issues).map(place));
+  // A cross-check at a key the schema already rejected is an echo of that error (an unknown
+  // pool whose name is invalid anyway): the schema's message is the one to fix.
+  const rejected = new Set(issues.map(where));
+  issues.push(...crossCheck(raw, locator, env).map(place).filter((issue) => !rejected.has(where(issue))));
   const absolute = resolve(file);
   const tls = await loadTlsFiles((raw as { listeners?: unknown }).listeners, dirname(absolute));
-  report(tls.issues);
+  issues.push(...tls.issues.map(place));
 
-  if (issues.length > 0 || !parsed.success) throw new ConfigError(dedupe(issues));
+  if (issues.length > 0 || !parsed.success) throw new ConfigError(issues);
   return deepFreeze(build(parsed.data, absolute, tls.material));
 }
 
@@ -122,15 +123,9 @@ function yamlMessage(message: string): string {
   return (message.split('\n')[0] ?? message).replace(/ at line \d+, column \d+:?$/, '');
 }
 
-/** One issue per position and path: a root cause (schema) hides its echo (cross-check). */
-function dedupe(issues: readonly ConfigIssue[]): ConfigIssue[] {
-  const seen = new Set<string>();
-  return issues.filter((issue) => {
-    const key = `${issue.line}:${issue.col}:${issue.path}`;
-    if (seen.has(key)) return false;
-    seen.add(key);
-    return true;
-  });
+/** Identifies where an issue points: position and path. */
+function where(issue: ConfigIssue): string {
+  return `${issue.line}:${issue.col}:${issue.path}`;
 }
 
 function build(data: RawConfig, file: string, tls: ReadonlyMap<number, TlsMaterial>): Config {

@@ -478,6 +478,21 @@ const crossCases: Case[] = [
     ],
   },
   {
+    name: 'two cross-check problems at the same key are both reported',
+    yaml: lines(
+      'listeners:',
+      '  - { name: web, listen: 127.0.0.1:8080, routes: [{ pool: app }], pool: nope }',
+      'pools:',
+      '  app:',
+      '    backends:',
+      BACKEND,
+    ),
+    issues: [
+      '2:73 listeners[0].pool: an http listener takes either "routes" or "pool", not both',
+      '2:73 listeners[0].pool: unknown pool "nope"',
+    ],
+  },
+  {
     name: 'http health checks need a path (http is the default protocol)',
     yaml: lines(
       'listeners:',
