@@ -14,6 +14,7 @@ import {
   parseStatusRange,
   type Parsed,
 } from './units.js';
+import { describeValue } from './messages.js';
 
 /** Every default, in the units an operator writes them. */
 export const DEFAULTS = {
@@ -55,22 +56,41 @@ export const DEFAULTS = {
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const name = z.string().regex(NAME, 'must be 1-63 letters, digits, ".", "_" or "-", starting with a letter or digit');
 
-/** A scalar string turned into a value by one of the units.ts parsers. */
-function parsedString<T>(parse: (text: string) => Parsed<T>) {
-  return z.string().transform((text, ctx): T => {
-    const result = parse(text);
+/** "expected a duration string like 2s, got 2": for a value of the wrong YAML type. */
+const expected = (what: string) => (issue: { readonly input?: unknown }) =>
+  issue.input === undefined ? undefined : `expected ${what}, got ${describeValue(issue.input)}`;
+
+/** A scalar turned into a value by one of the units.ts parsers; `what` names it in type errors. */
+function parsedScalar<T>(parse: (text: string) => Parsed<T>, what: string, options: { numbers?: boolean } = {}) {
+  const error = expected(what);
+  const input: z.ZodType<string | number> = options.numbers
+    ? z.union([z.string(), z.number()], { error })
+    : z.string({ error });
+  return input.transform((value, ctx): T => {
+    const result = parse(String(value));
     if (result.ok) return result.value;
     ctx.addIssue({ code: 'custom', message: result.message });
     return z.NEVER;
   });
 }
 
-const duration = () => parsedString(parseDuration);
+const duration = () => parsedScalar(parseDuration, 'a duration string like 2s');
 /** A duration that must be strictly positive (intervals, check timeouts). */
 const positiveDuration = () =>
   duration().refine((ms) => ms > 0, { message: 'must be greater than 0s' });
-const size = () => parsedString(parseSize);
-const int = (min: number, max: number) => z.int().min(min).max(max);
+/** Sizes take `16KiB` / `1MiB` or a plain number of bytes. */
+const size = () => parsedScalar(parseSize, 'a size like 16KiB', { numbers: true });
+const address = (minPort: number) =>
+  parsedScalar((text) => parseHostPort(text, minPort), 'an address like 127.0.0.1:8080');
+/** An integer in [min, max]; a wrong type or a fraction gets the same message as a value out of range. */
+const int = (min: number, max: number) => {
+  const message = `must be an integer between ${min} and ${max}`;
+  return z
+    .int({ error: (issue) => (issue.input === undefined ? undefined : message) })
+    .min(min, message)
+    .max(max, message);
+};
+const boolean = () => z.boolean({ error: expected('true or false') });
 
 const tlsSchema = z.strictObject({
   cert: z.string().min(1),
@@ -78,17 +98,17 @@ const tlsSchema = z.strictObject({
 });
 
 const routeSchema = z.strictObject({
-  host: parsedString(parseHostPattern).optional(),
+  host: parsedScalar(parseHostPattern, 'a host name like api.example.com or *.example.com').optional(),
   path_prefix: z.string().startsWith('/', 'must start with "/"').optional(),
   pool: name,
 });
 
 const listenerSchema = z.strictObject({
   name,
-  listen: parsedString((text) => parseHostPort(text, 0)),
+  listen: address(0),
   protocol: z.enum(['http', 'tcp']).prefault(DEFAULTS.listener.protocol),
   tls: tlsSchema.optional(),
-  trusted_proxies: z.array(parsedString(parseCidr)).prefault(DEFAULTS.listener.trusted_proxies),
+  trusted_proxies: z.array(parsedScalar(parseCidr, 'a CIDR like 10.0.0.0/8')).prefault(DEFAULTS.listener.trusted_proxies),
   header_timeout: duration().prefault(DEFAULTS.listener.header_timeout),
   idle_timeout: duration().prefault(DEFAULTS.listener.idle_timeout),
   max_connections: int(1, 1_000_000).prefault(DEFAULTS.listener.max_connections),
@@ -99,14 +119,7 @@ const listenerSchema = z.strictObject({
   pool: name.optional(),
 });
 
-const expectStatus = z
-  .union([z.string(), z.int()])
-  .transform((input, ctx) => {
-    const result = parseStatusRange(input);
-    if (result.ok) return result.value;
-    ctx.addIssue({ code: 'custom', message: result.message });
-    return z.NEVER;
-  });
+const expectStatus = parsedScalar(parseStatusRange, 'a status or range like 200-399', { numbers: true });
 
 const healthCheckSchema = z.strictObject({
   protocol: z.enum(['http', 'tcp']).prefault(DEFAULTS.health_check.protocol),
@@ -129,12 +142,12 @@ const failoverSchema = z.strictObject({
   failback_hold: duration().prefault(DEFAULTS.failover.failback_hold),
   slow_start: duration().prefault(DEFAULTS.failover.slow_start),
   warmup: warmupSchema.optional(),
-  spill: z.boolean().prefault(DEFAULTS.failover.spill),
+  spill: boolean().prefault(DEFAULTS.failover.spill),
 });
 
 const backendSchema = z.strictObject({
   name,
-  address: parsedString((text) => parseHostPort(text, 1)),
+  address: address(1),
   weight: int(1, 256).prefault(DEFAULTS.backend.weight),
   max_conns: int(0, 1_000_000).prefault(DEFAULTS.backend.max_conns),
   role: z.enum(['hot', 'warm']).prefault(DEFAULTS.backend.role),
@@ -158,13 +171,13 @@ const poolSchema = z.strictObject({
 });
 
 const adminSchema = z.strictObject({
-  listen: parsedString((text) => parseHostPort(text, 0)),
+  listen: address(0),
   token_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
 });
 
 const logSchema = z.strictObject({
   level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).prefault(DEFAULTS.log.level),
-  access: z.boolean().prefault(DEFAULTS.log.access),
+  access: boolean().prefault(DEFAULTS.log.access),
 });
 
 export const configSchema = z.strictObject({
@@ -209,3 +222,8 @@ export type Config = DeepReadonly<Omit<RawConfig, 'pools' | 'listeners'>> & {
   readonly listeners: readonly ListenerConfig[];
   readonly pools: { readonly [name: string]: PoolConfig };
 };
+
+/** The check of a pool without a `health_check` block: `DEFAULTS.implicit_health_check`, parsed. */
+export function implicitHealthCheck(): HealthCheckConfig {
+  return healthCheckSchema.parse(DEFAULTS.implicit_health_check);
+}

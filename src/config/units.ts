@@ -9,15 +9,21 @@ export type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };
 
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
 const DURATION_FACTOR = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
+/** Node timers hold at most 2^31-1 ms (about 24.8 days); a longer delay fires after 1 ms instead. */
+export const MAX_DURATION_MS = 2 ** 31 - 1;
 
-/** `250ms`, `2s`, `1.5m`, `1h` → milliseconds. A bare number is refused: units are required. */
+/**
+ * `250ms`, `2s`, `1.5m`, `1h` → milliseconds. A bare number is refused: units are required.
+ * At most {@link MAX_DURATION_MS} (596h), so every duration can be handed to a timer as is.
+ */
 export function parseDuration(text: string): Parsed<number> {
   const match = DURATION.exec(text.trim());
   if (!match) {
     return { ok: false, message: `invalid duration "${text}": use a number with a unit, e.g. 250ms, 2s, 1m, 1h` };
   }
-  const value = Number(match[1]) * DURATION_FACTOR[match[2] as keyof typeof DURATION_FACTOR];
-  return { ok: true, value: Math.round(value) };
+  const value = Math.round(Number(match[1]) * DURATION_FACTOR[match[2] as keyof typeof DURATION_FACTOR]);
+  if (value > MAX_DURATION_MS) return { ok: false, message: `duration "${text}" is too long: at most 596h` };
+  return { ok: true, value };
 }
 
 const SIZE = /^(\d+)\s*(B|KiB|MiB)?$/;

@@ -1,0 +1,218 @@
+/**
+ * Rules that span several keys: names, pool references, listener shapes, address conflicts,
+ * the admin token, unreachable routes. They run on the plain YAML value, before or despite
+ * schema errors, and skip whatever has the wrong shape (the schema reports that), so one run
+ * reports every problem of the file.
+ */
+import { isIP } from 'node:net';
+import { DEFAULTS } from './schema.js';
+import type { PathSegment, PendingIssue } from './issues.js';
+import type { Locator } from './locate.js';
+import { parseHostPort, type HostPort } from './units.js';
+
+type Env = Readonly<Record<string, string | undefined>>;
+type Obj = Readonly<Record<string, unknown>>;
+
+const isObj = (value: unknown): value is Obj => typeof value === 'object' && value !== null && !Array.isArray(value);
+const list = (value: unknown): readonly unknown[] => (Array.isArray(value) ? value : []);
+const text = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
+
+/** Every cross-key rule; `env` is where `admin.token_env` is looked up. */
+export function crossCheck(raw: unknown, locator: Locator, env: Env): PendingIssue[] {
+  if (!isObj(raw)) return [];
+  const line = (path: readonly PathSegment[]): number => locator.locate(path).line;
+  return [
+    ...checkListeners(raw, line),
+    ...checkPools(raw, line),
+    ...checkAddresses(raw, locator),
+    ...checkAdmin(raw, env),
+  ];
+}
+
+/** Issues for every name after the first one equal to it. */
+function duplicates(
+  names: readonly (string | undefined)[],
+  path: (index: number) => PathSegment[],
+  what: string,
+  line: (path: readonly PathSegment[]) => number,
+): PendingIssue[] {
+  const first = new Map<string, number>();
+  const issues: PendingIssue[] = [];
+  names.forEach((name, index) => {
+    if (name === undefined) return;
+    const earlier = first.get(name);
+    if (earlier === undefined) first.set(name, index);
+    else issues.push({ path: path(index), message: `duplicate ${what} name "${name}" (first at line ${line(path(earlier))})` });
+  });
+  return issues;
+}
+
+function checkListeners(raw: Obj, line: (path: readonly PathSegment[]) => number): PendingIssue[] {
+  const listeners = list(raw['listeners']);
+  const pools = isObj(raw['pools']) ? raw['pools'] : undefined;
+  const issues = duplicates(
+    listeners.map((l) => (isObj(l) ? text(l['name']) : undefined)),
+    (i) => ['listeners', i, 'name'],
+    'listener',
+    line,
+  );
+  const poolRef = (path: PathSegment[], value: unknown): void => {
+    const name = text(value);
+    if (name !== undefined && pools && !Object.hasOwn(pools, name)) issues.push({ path, message: `unknown pool "${name}"` });
+  };
+
+  listeners.forEach((listener, i) => {
+    if (!isObj(listener)) return;
+    const at = ['listeners', i];
+    const hasRoutes = listener['routes'] !== undefined;
+    const hasPool = listener['pool'] !== undefined;
+    const protocol = listener['protocol'] ?? DEFAULTS.listener.protocol;
+    if (protocol === 'http') {
+      if (hasRoutes && hasPool) {
+        issues.push({ path: [...at, 'pool'], message: 'an http listener takes either "routes" or "pool", not both' });
+      } else if (!hasRoutes && !hasPool) {
+        issues.push({ path: at, message: 'an http listener needs "routes" or "pool"' });
+      }
+    } else if (protocol === 'tcp') {
+      if (hasRoutes) issues.push({ path: [...at, 'routes'], message: 'a tcp listener has no routes: name one "pool" instead' });
+      if (!hasPool) issues.push({ path: [...at, 'pool'], message: 'required for a tcp listener' });
+    }
+    poolRef([...at, 'pool'], listener['pool']);
+    list(listener['routes']).forEach((route, j) => {
+      if (isObj(route)) poolRef([...at, 'routes', j, 'pool'], route['pool']);
+    });
+    issues.push(...unreachableRoutes(list(listener['routes']), at, line));
+  });
+  return issues;
+}
+
+/**
+ * A route is unreachable when an earlier route matches every request it would: the earlier
+ * one has no host (or the same host) and the same path prefix, or is a catch-all (no host, no
+ * prefix or prefix `/`).
+ */
+function unreachableRoutes(routes: readonly unknown[], at: PathSegment[], line: (path: readonly PathSegment[]) => number): PendingIssue[] {
+  const issues: PendingIssue[] = [];
+  const seen: { index: number; host: string | undefined; prefix: string }[] = [];
+  routes.forEach((route, j) => {
+    if (!isObj(route)) return;
+    const { host: hostValue, path_prefix: prefixValue } = route;
+    if (![hostValue, prefixValue].every((v) => v === undefined || typeof v === 'string')) return;
+    const host = text(hostValue)?.toLowerCase();
+    const prefix = text(prefixValue) ?? '/';
+    const shadow = seen.find((e) => e.host === undefined && (e.prefix === '/' || e.prefix === prefix))
+      ?? seen.find((e) => e.host === host && e.prefix === prefix);
+    if (shadow) {
+      const where = `routes[${shadow.index}] (line ${line([...at, 'routes', shadow.index])})`;
+      const why = shadow.host === undefined && shadow.prefix === '/' ? 'is a catch-all' : 'already matches every request it would';
+      issues.push({ path: [...at, 'routes', j], message: `unreachable: ${where} above it ${why}` });
+    }
+    seen.push({ index: j, host, prefix });
+  });
+  return issues;
+}
+
+function checkPools(raw: Obj, line: (path: readonly PathSegment[]) => number): PendingIssue[] {
+  const pools = raw['pools'];
+  if (!isObj(pools)) return [];
+  const issues: PendingIssue[] = [];
+  for (const [name, pool] of Object.entries(pools)) {
+    if (!isObj(pool)) continue;
+    const backends = list(pool['backends']);
+    issues.push(
+      ...duplicates(
+        backends.map((b) => (isObj(b) ? text(b['name']) : undefined)),
+        (j) => ['pools', name, 'backends', j, 'name'],
+        'backend',
+        line,
+      ),
+    );
+    const roles = backends.map((b) => (isObj(b) ? (b['role'] ?? DEFAULTS.backend.role) : undefined));
+    const rolesValid = roles.every((role) => role === 'hot' || role === 'warm');
+    if (backends.length > 0 && rolesValid && !roles.includes('hot')) {
+      issues.push({ path: ['pools', name, 'backends'], message: 'a pool needs at least one hot backend (all are warm)' });
+    }
+    const check = pool['health_check'];
+    if (isObj(check) && (check['protocol'] ?? DEFAULTS.health_check.protocol) === 'http' && check['path'] === undefined) {
+      issues.push({ path: ['pools', name, 'health_check', 'path'], message: 'required for http health checks' });
+    }
+  }
+  return issues;
+}
+
+interface Bound {
+  readonly label: string;
+  readonly path: PathSegment[];
+  readonly text: string;
+  readonly address: HostPort;
+  readonly host: string;
+}
+
+/** Lower-cased host, IPv6 in canonical form (`0:0::1` → `::1`). */
+function normalHost(host: string): string {
+  if (isIP(host) === 6) return new URL(`http://[${host}]/`).hostname.slice(1, -1);
+  return host.toLowerCase();
+}
+
+const WILDCARDS = new Set(['0.0.0.0', '::']);
+const LOCALHOST = new Set(['localhost', '127.0.0.1', '::1']);
+
+/** Whether two listen addresses would fight over a port (port 0 is ephemeral: never). */
+function overlaps(a: Bound, b: Bound): boolean {
+  if (a.address.port === 0 || a.address.port !== b.address.port) return false;
+  if (a.host === b.host || WILDCARDS.has(a.host) || WILDCARDS.has(b.host)) return true;
+  // `localhost` binds whichever of 127.0.0.1 / ::1 it resolves to first.
+  return (a.host === 'localhost' || b.host === 'localhost') && LOCALHOST.has(a.host) && LOCALHOST.has(b.host);
+}
+
+function checkAddresses(raw: Obj, locator: Locator): PendingIssue[] {
+  const bound: Bound[] = [];
+  const add = (label: string, path: PathSegment[], value: unknown): void => {
+    const parsed = typeof value === 'string' ? parseHostPort(value, 0) : undefined;
+    if (parsed?.ok) bound.push({ label, path, text: value as string, address: parsed.value, host: normalHost(parsed.value.host) });
+  };
+  list(raw['listeners']).forEach((listener, i) => {
+    if (isObj(listener)) add(`listener "${text(listener['name']) ?? i}"`, ['listeners', i, 'listen'], listener['listen']);
+  });
+  const admin = raw['admin'];
+  if (isObj(admin)) add('admin', ['admin', 'listen'], admin['listen']);
+
+  const issues: PendingIssue[] = [];
+  const reported = new Set<Bound>();
+  const offset = (b: Bound): number => locator.locate(b.path).offset;
+  for (let i = 0; i < bound.length; i++) {
+    for (let j = i + 1; j < bound.length; j++) {
+      const [first, second] = [bound[i] as Bound, bound[j] as Bound].sort((a, b) => offset(a) - offset(b)) as [Bound, Bound];
+      if (reported.has(second) || !overlaps(first, second)) continue;
+      reported.add(second);
+      const line = locator.locate(first.path).line;
+      issues.push({ path: second.path, message: `${second.text} conflicts with ${first.label} on ${first.text} (line ${line})` });
+    }
+  }
+  return issues;
+}
+
+function isLoopback(host: string): boolean {
+  const h = normalHost(host);
+  if (h === 'localhost' || h === '::1') return true;
+  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
+  return isIP(v4) === 4 && v4.startsWith('127.');
+}
+
+function checkAdmin(raw: Obj, env: Env): PendingIssue[] {
+  const admin = raw['admin'];
+  if (!isObj(admin)) return [];
+  const tokenEnv = admin['token_env'];
+  if (tokenEnv === undefined) {
+    const listen = typeof admin['listen'] === 'string' ? parseHostPort(admin['listen'], 0) : undefined;
+    if (listen?.ok && !isLoopback(listen.value.host)) {
+      return [{ path: ['admin', 'token_env'], message: 'required when admin.listen is not a loopback address' }];
+    }
+    return [];
+  }
+  if (typeof tokenEnv !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(tokenEnv)) return [];
+  const value = env[tokenEnv];
+  if (value === undefined) return [{ path: ['admin', 'token_env'], message: `environment variable ${tokenEnv} is not set` }];
+  if (value.trim() === '') return [{ path: ['admin', 'token_env'], message: `environment variable ${tokenEnv} is empty` }];
+  return [];
+}
