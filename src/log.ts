@@ -13,7 +13,8 @@ export interface LogOptions {
 }
 
 export function createLogger(options: LogOptions): Logger {
-  const destination = options.destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  // Asynchronous, but no minLength: a quiet proxy must still show its events at once.
+  const destination = options.destination ?? pino.destination({ dest: 1, sync: false });
   return pino(
     {
       level: options.level,

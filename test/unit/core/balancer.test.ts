@@ -26,7 +26,7 @@ function shares(list: B[], n: number, hold: number): number[] {
     b.inFlight++;
     b.lastPick = ++seq;
     held.push(b);
-    counts[list.indexOf(b)]++;
+    counts[list.indexOf(b)] = (counts[list.indexOf(b)] ?? 0) + 1;
   }
   return counts.map((c) => c / n);
 }
