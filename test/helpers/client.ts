@@ -81,3 +81,37 @@ export async function load(concurrency: number, count: number, send: () => Promi
   );
   return replies;
 }
+
+export interface SteadyLoad {
+  /** Replies so far, in completion order, with the time each completed (ms since start). */
+  readonly replies: (Reply & { readonly at: number })[];
+  /** Stops issuing requests and waits for those in flight. */
+  stop(): Promise<(Reply & { readonly at: number })[]>;
+}
+
+/**
+ * `concurrency` clients sending requests back to back until stopped (each over a shared
+ * keep-alive agent unless `agent` says otherwise), with `pauseMs` between requests per client.
+ */
+export function steadyLoad(port: number, concurrency: number, options: RequestOptions & { pauseMs?: number } = {}): SteadyLoad {
+  const started = Date.now();
+  const replies: (Reply & { at: number })[] = [];
+  const agent = options.agent ?? new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  let running = true;
+  const workers = Array.from({ length: concurrency }, async () => {
+    while (running) {
+      const reply = await request(port, { ...options, agent });
+      replies.push({ ...reply, at: Date.now() - started });
+      if (options.pauseMs !== undefined && options.pauseMs > 0) await new Promise((r) => setTimeout(r, options.pauseMs));
+    }
+  });
+  return {
+    replies,
+    async stop() {
+      running = false;
+      await Promise.all(workers);
+      if (options.agent === undefined && agent !== false) agent.destroy();
+      return replies;
+    },
+  };
+}

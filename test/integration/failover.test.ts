@@ -1,0 +1,238 @@
+/**
+ * The swap over real sockets (SPEC §3–4): hot backends killed and restarted under steady load,
+ * warms promoted one for one, failback, manual failback, warm-up, spill, nothing serving.
+ */
+import t from 'tap';
+import { startBackends, TestBackend } from '../helpers/backend.js';
+import { request, steadyLoad } from '../helpers/client.js';
+import { leakCheck } from '../helpers/handles.js';
+import { sleep, startProxy, waitFor, type Harness } from '../helpers/harness.js';
+
+const CHECKS = { protocol: 'http', path: '/healthz', interval: '100ms', timeout: '100ms', rise: 2, fall: 2 };
+
+function config(backends: readonly TestBackend[], failover: Record<string, unknown> = {}, pool: Record<string, unknown> = {}) {
+  return {
+    log: { level: 'debug' },
+    shutdown_timeout: '1s',
+    listeners: [{ name: 'web', listen: '127.0.0.1:0', pool: 'app' }],
+    pools: {
+      app: {
+        health_check: CHECKS,
+        passive: { consecutive_failures: 2 },
+        connect_timeout: '200ms',
+        response_timeout: '2s',
+        failover: { failback: 'auto', failback_hold: '400ms', slow_start: '0s', ...failover },
+        backends: backends.map((b) => ({ name: b.name, address: b.address, role: b.name.startsWith('spare') ? 'warm' : 'hot' })),
+        ...pool,
+      },
+    },
+  };
+}
+
+/** Names of backends serving now, from the pool's own state. */
+function serving(h: Harness): string[] {
+  return (h.proxy.pools.get('app')?.core.serving ?? []).map((b) => b.name);
+}
+
+const eventTimes = (h: Harness, type: string): { backend: unknown; at: number }[] =>
+  h.log.events(type).map((e) => ({ backend: e.backend, at: Date.parse(String(e.time)) }));
+
+t.test('a hot backend crashes under load: 0 failed requests, first warm covers it, second warm idle; failback after the hold', async (t) => {
+  const leaks = leakCheck();
+  const backends = await startBackends(['app-1', 'app-2', 'app-3', 'spare-1', 'spare-2'], { latencyMs: 5 });
+  const [, app2, , spare1, spare2] = backends as [TestBackend, TestBackend, TestBackend, TestBackend, TestBackend];
+  const h = await startProxy(config(backends));
+  t.strictSame(serving(h), ['app-1', 'app-2', 'app-3'], 'hots serve, warms stand by');
+
+  const traffic = steadyLoad(h.port(), 8);
+  await sleep(300);
+  const crashAt = Date.now();
+  await app2.kill();
+  await waitFor(() => spare1.traffic.length > 0, 3000, 'spare-1 takes traffic');
+  const firstWarmRequest = Date.now() - crashAt;
+  t.comment(`crash → first request served by the warm: ${firstWarmRequest} ms (interval 100ms, fall 2, passive 2)`);
+  await sleep(300);
+  t.strictSame(serving(h), ['app-1', 'app-3', 'spare-1'], 'spare-1 serves in place of app-2');
+  t.match(h.log.events('promoted'), [{ backend: 'spare-1', covers: 'app-2' }]);
+  t.match(h.log.events('backend_down')[0], { backend: 'app-2', evidence: Array });
+
+  await app2.start();
+  await waitFor(() => h.log.events('released').length > 0, 3000, 'failback');
+  const released = h.log.events('released')[0];
+  t.match(released, { backend: 'spare-1', covered: 'app-2', reason: 'failback' });
+  const upAt = eventTimes(h, 'backend_up').find((e) => e.backend === 'app-2')?.at ?? 0;
+  t.ok(Date.parse(String(released?.time)) - upAt >= 380, 'released only after the failback hold');
+  await sleep(50);
+  const spareAfterRelease = spare1.traffic.length;
+  await sleep(300);
+  const replies = await traffic.stop();
+
+  t.equal(replies.filter((r) => r.status !== 200).length, 0, `0 failed of ${replies.length} requests`);
+  t.equal(spare1.traffic.length, spareAfterRelease, 'the released warm gets no new requests');
+  t.equal(spare2.traffic.length, 0, 'the second warm was never needed');
+  t.strictSame(serving(h), ['app-1', 'app-2', 'app-3']);
+  await h.stop();
+  await Promise.all(backends.map((b) => b.close()));
+  await leaks.assertClean(t);
+});
+
+t.test('cascade: a second crash promotes the second warm; a third leaves the pool degraded but serving', async (t) => {
+  const leaks = leakCheck();
+  const backends = await startBackends(['app-1', 'app-2', 'app-3', 'spare-1', 'spare-2']);
+  const [app1, app2, app3, , spare2] = backends as [TestBackend, TestBackend, TestBackend, TestBackend, TestBackend];
+  const h = await startProxy(config(backends));
+  const traffic = steadyLoad(h.port(), 8, { pauseMs: 2 });
+  await app1.kill();
+  await waitFor(() => h.log.events('promoted').length === 1, 3000, 'first promotion');
+  await app2.kill();
+  await waitFor(() => h.log.events('promoted').length === 2, 3000, 'second promotion');
+  t.match(h.log.events('promoted'), [{ backend: 'spare-1', covers: 'app-1' }, { backend: 'spare-2', covers: 'app-2' }]);
+  await waitFor(() => spare2.traffic.length > 0, 2000, 'spare-2 takes traffic');
+  await app3.kill();
+  await waitFor(() => h.log.events('degraded').length === 1, 3000, 'degraded');
+  t.match(h.log.events('degraded')[0], { uncovered: ['app-3'] });
+  await sleep(200);
+  const replies = await traffic.stop();
+  t.strictSame(serving(h), ['spare-1', 'spare-2'], 'serving with what is left');
+  t.equal(replies.filter((r) => r.status !== 200).length, 0, `0 failed of ${replies.length}`);
+  await h.stop();
+  await Promise.all(backends.map((b) => b.close()));
+  await leaks.assertClean(t);
+});
+
+t.test('manual failback: the warm stays after the hot recovers, until demoted', async (t) => {
+  const leaks = leakCheck();
+  const backends = await startBackends(['app-1', 'app-2', 'spare-1']);
+  const [app1, , spare1] = backends as [TestBackend, TestBackend, TestBackend];
+  const h = await startProxy(config(backends, { failback: 'manual', failback_hold: '0s' }));
+  await app1.kill();
+  await waitFor(() => serving(h).includes('spare-1'), 3000, 'promotion');
+  await app1.start();
+  await waitFor(() => serving(h).includes('app-1'), 3000, 'app-1 back');
+  await sleep(400);
+  t.strictSame(serving(h), ['app-1', 'app-2', 'spare-1'], 'the warm still serves beside the recovered hot');
+  t.equal(h.log.events('released').length, 0);
+  const before = spare1.traffic.length;
+  for (let i = 0; i < 9; i++) await request(h.port());
+  t.ok(spare1.traffic.length > before, 'and keeps taking traffic');
+
+  const pool = h.proxy.pools.get('app');
+  pool?.dispatch({ type: 'demote', backend: 'spare-1' });
+  t.match(h.log.events('released'), [{ backend: 'spare-1', covered: 'app-1', reason: 'demoted' }]);
+  t.strictSame(serving(h), ['app-1', 'app-2']);
+  await h.stop();
+  await Promise.all(backends.map((b) => b.close()));
+  await leaks.assertClean(t);
+});
+
+t.test('warm-up: the promoted warm gets its warm-up requests before any live request', async (t) => {
+  const leaks = leakCheck();
+  const backends = await startBackends(['app-1', 'app-2', 'spare-1']);
+  const [app1, , spare1] = backends as [TestBackend, TestBackend, TestBackend];
+  const h = await startProxy(config(backends, { warmup: { path: '/warm', requests: 3 } }));
+  const traffic = steadyLoad(h.port(), 4, { pauseMs: 5 });
+  await sleep(100);
+  await app1.kill();
+  await waitFor(() => spare1.traffic.some((r) => r.url === '/'), 3000, 'live traffic on the warm');
+  const replies = await traffic.stop();
+  const urls = spare1.traffic.map((r) => r.url);
+  t.strictSame(urls.slice(0, 3), ['/warm', '/warm', '/warm'], 'three warm-up requests first');
+  t.equal(urls.indexOf('/'), 3, 'live traffic only after them');
+  t.equal(spare1.traffic[0]?.headers['user-agent'], 'hotwarm-warmup');
+  t.equal(replies.filter((r) => r.status !== 200).length, 0);
+  await h.stop();
+  await Promise.all(backends.map((b) => b.close()));
+  await leaks.assertClean(t);
+});
+
+t.test('a warm whose warm-up fails is marked down and the next warm covers', async (t) => {
+  const leaks = leakCheck();
+  const backends = await startBackends(['app-1', 'spare-1', 'spare-2']);
+  const [app1, spare1, spare2] = backends as [TestBackend, TestBackend, TestBackend];
+  spare1.handler = (_req, res) => void res.writeHead(500).end('cold');
+  const h = await startProxy(config(backends, { warmup: { path: '/warm', requests: 2 } }));
+  await app1.kill();
+  await waitFor(() => serving(h).includes('spare-2'), 3000, 'spare-2 serves');
+  t.match(h.log.events('backend_down').find((e) => e.backend === 'spare-1'), { source: 'warmup' });
+  t.equal((await request(h.port())).status, 200);
+  t.equal(spare2.traffic.at(-1)?.url, '/');
+  await h.stop();
+  await Promise.all(backends.map((b) => b.close()));
+  await leaks.assertClean(t);
+});
+
+t.test('slow start: a promoted warm ramps from 10% of its weight', async (t) => {
+  const leaks = leakCheck();
+  const backends = await startBackends(['app-1', 'app-2', 'spare-1']);
+  const [app1] = backends as [TestBackend];
+  const h = await startProxy(config(backends, { slow_start: '2s' }));
+  await app1.kill();
+  const pool = h.proxy.pools.get('app');
+  await waitFor(() => serving(h).includes('spare-1'), 3000, 'promotion');
+  const spare = pool?.backends.find((b) => b.name === 'spare-1');
+  const weight = spare ? pool?.core.effectiveWeight(spare, performance.now()) : 0;
+  t.ok(weight !== undefined && weight >= 0.1 && weight < 0.5, `effective weight right after promotion: ${weight}`);
+  await h.stop();
+  await Promise.all(backends.map((b) => b.close()));
+  await leaks.assertClean(t);
+});
+
+t.test('spill: every serving backend full → a standby warm with room takes the overflow', async (t) => {
+  const leaks = leakCheck();
+  const backends = await startBackends(['app-1', 'app-2', 'spare-1'], { latencyMs: 40 });
+  const [, , spare1] = backends as [TestBackend, TestBackend, TestBackend];
+  const spec = config(backends);
+  const pool = (spec.pools.app as { backends: Record<string, unknown>[] });
+  pool.backends = pool.backends.map((b) => (b.role === 'hot' ? { ...b, max_conns: 2 } : b));
+  const h = await startProxy(spec);
+  const traffic = steadyLoad(h.port(), 8);
+  await sleep(500);
+  const replies = await traffic.stop();
+  t.equal(replies.filter((r) => r.status !== 200).length, 0, `0 failed of ${replies.length}`);
+  t.ok(spare1.traffic.length > 0, `the standby warm took ${spare1.traffic.length} overflow requests`);
+  t.strictSame(serving(h), ['app-1', 'app-2'], 'spill does not promote');
+  t.ok(h.log.events('spill').length >= 1, 'spill event logged');
+  t.ok(h.log.events('spill').length <= 2, 'and rate-limited');
+  await h.stop();
+  await Promise.all(backends.map((b) => b.close()));
+  await leaks.assertClean(t);
+});
+
+t.test('no spill: every backend full → 503 at once', async (t) => {
+  const leaks = leakCheck();
+  const backends = await startBackends(['app-1', 'spare-1'], { latencyMs: 200 });
+  const spec = config(backends, { spill: false });
+  const pool = spec.pools.app as { backends: Record<string, unknown>[] };
+  pool.backends = pool.backends.map((b) => ({ ...b, max_conns: 1 }));
+  const h = await startProxy(spec);
+  const first = request(h.port());
+  await sleep(30);
+  const started = Date.now();
+  const second = await request(h.port());
+  t.equal(second.status, 503);
+  t.ok(Date.now() - started < 100, 'at once');
+  t.equal((await first).status, 200);
+  await h.stop();
+  await Promise.all(backends.map((b) => b.close()));
+  await leaks.assertClean(t);
+});
+
+t.test('everything down: 503 with Retry-After in well under a second; recovery serves again', async (t) => {
+  const leaks = leakCheck();
+  const backends = await startBackends(['app-1', 'spare-1']);
+  const h = await startProxy(config(backends));
+  await Promise.all(backends.map((b) => b.kill()));
+  await waitFor(() => serving(h).length === 0, 3000, 'nothing serving');
+  const started = Date.now();
+  const reply = await request(h.port());
+  t.equal(reply.status, 503);
+  t.ok(Date.now() - started < 100, `answered in ${Date.now() - started} ms`);
+  t.equal(reply.headers['retry-after'], '1', 'interval 100ms × rise 2 → 1 s');
+  t.notMatch(reply.body, /127\.0\.0\.1|app-1/);
+  await (backends[0] as TestBackend).start();
+  await waitFor(() => serving(h).length === 1, 3000, 'app-1 back');
+  t.equal((await request(h.port())).status, 200);
+  await h.stop();
+  await Promise.all(backends.map((b) => b.close()));
+  await leaks.assertClean(t);
+});
