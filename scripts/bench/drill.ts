@@ -1,0 +1,161 @@
+/**
+ * Drills under steady load, the same topology for each proxy: 3 hot backends + 2 standbys
+ * (hotwarm warm, HAProxy and NGINX `backup`), each backend a process with a fixed service time
+ * and a few worker slots, so capacity is finite and losing a backend shows.
+ * - failover: `kill -9` one hot backend, restart it later; failed requests, time until the
+ *   throughput is whole again, and what the standbys did.
+ * - reload: 10 configuration reloads; failed requests.
+ */
+import http from 'node:http';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startDrillBackend } from './backends.js';
+import { hotwarmConfig, RELOAD_SIGNAL, startProxy, type ProxyKind, type Topology } from './proxies.js';
+import type { Started } from './tools.js';
+
+const TOPO: Topology = { listenPort: 19180, hot: [19181, 19182, 19183], standby: [19184, 19185], adminPort: 0, checkIntervalMs: 500 };
+const NAMES = ['hot-1', 'hot-2', 'hot-3', 'warm-1', 'warm-2'];
+const SERVICE_MS = 20;
+const SLOTS = 4;
+/** 12 in flight against 3 × 4 slots: the pool is just full; losing one hot backend costs a third. */
+const CLIENTS = 12;
+const BUCKET_MS = 250;
+
+interface Completion {
+  readonly at: number;
+  readonly ok: boolean;
+  readonly backend: string;
+}
+
+class Load {
+  readonly completions: Completion[] = [];
+  readonly #agent = new http.Agent({ keepAlive: true, maxSockets: CLIENTS });
+  readonly #t0 = Date.now();
+  #running = true;
+  readonly #workers: Promise<void>[];
+
+  constructor(port: number) {
+    this.#workers = Array.from({ length: CLIENTS }, () => this.#work(port));
+  }
+
+  now(): number {
+    return Date.now() - this.#t0;
+  }
+
+  async #work(port: number): Promise<void> {
+    while (this.#running) {
+      const reply = await new Promise<{ ok: boolean; body: string }>((resolve) => {
+        const req = http.get({ host: '127.0.0.1', port, path: '/', agent: this.#agent }, (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (body += c));
+          res.on('end', () => resolve({ ok: res.statusCode === 200 && res.complete, body: body.trim() }));
+          res.on('error', () => resolve({ ok: false, body: '' }));
+        });
+        req.setTimeout(5_000, () => req.destroy());
+        req.on('error', () => resolve({ ok: false, body: '' }));
+      });
+      this.completions.push({ at: this.now(), ok: reply.ok, backend: reply.body });
+      if (!reply.ok) await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    await Promise.all(this.#workers);
+    this.#agent.destroy();
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function startBackends(dir: string): Promise<Started[]> {
+  const ports = [...TOPO.hot, ...TOPO.standby];
+  return Promise.all(NAMES.map((name, i) => startDrillBackend(name, ports[i] as number, dir, SERVICE_MS, SLOTS)));
+}
+
+export interface FailoverResult {
+  readonly proxy: ProxyKind;
+  readonly requests: number;
+  readonly failed: number;
+  /** ms from the kill until throughput stays ≥ 90% of before; null = not within the window. */
+  readonly recoveryMs: number | null;
+  /** Throughput while the backend was down, as a share of before. */
+  readonly degradedShare: number;
+  /** Requests served by each standby while the hot backend was down, and after it returned. */
+  readonly standbyDuring: number;
+  readonly standbyAfter: number;
+}
+
+export async function failoverDrill(proxy: ProxyKind, dir: string): Promise<FailoverResult> {
+  const backends = await startBackends(dir);
+  const started = await startProxy(proxy, TOPO, dir, { accessLog: false });
+  const load = new Load(TOPO.listenPort);
+  try {
+    await sleep(3_000);
+    const killAt = load.now();
+    await (backends[1] as Started).stop('SIGKILL');
+    await sleep(6_000);
+    const restartAt = load.now();
+    backends[1] = await startDrillBackend('hot-2', TOPO.hot[1] as number, dir, SERVICE_MS, SLOTS);
+    await sleep(5_000);
+    await load.stop();
+    const c = load.completions;
+    const rate = (from: number, to: number): number => c.filter((x) => x.ok && x.at >= from && x.at < to).length / ((to - from) / 1000);
+    const baseline = rate(1_000, killAt);
+    let recoveryMs: number | null = null;
+    for (let t = killAt; t < restartAt - BUCKET_MS; t += BUCKET_MS) {
+      let whole = true;
+      for (let u = t; u < restartAt - BUCKET_MS; u += BUCKET_MS) if (rate(u, u + BUCKET_MS) < 0.9 * baseline) whole = false;
+      if (whole) {
+        recoveryMs = t - killAt;
+        break;
+      }
+    }
+    const standby = (from: number, to: number) => c.filter((x) => x.ok && x.at >= from && x.at < to && x.backend.startsWith('warm')).length;
+    return {
+      proxy,
+      requests: c.length,
+      failed: c.filter((x) => !x.ok).length,
+      recoveryMs,
+      degradedShare: rate(killAt + 1_500, restartAt) / baseline,
+      standbyDuring: standby(killAt, restartAt),
+      standbyAfter: standby(restartAt + 4_000, Infinity),
+    };
+  } finally {
+    await load.stop();
+    await started.stop();
+    await Promise.all(backends.map((b) => b.stop('SIGKILL')));
+  }
+}
+
+export interface ReloadResult {
+  readonly proxy: ProxyKind;
+  readonly reloads: number;
+  readonly requests: number;
+  readonly failed: number;
+}
+
+export async function reloadDrill(proxy: ProxyKind, dir: string): Promise<ReloadResult | null> {
+  const signal = RELOAD_SIGNAL[proxy];
+  if (signal === null) return null;
+  const backends = await startBackends(dir);
+  const started = await startProxy(proxy, TOPO, dir, { accessLog: false });
+  const load = new Load(TOPO.listenPort);
+  try {
+    await sleep(1_000);
+    for (let i = 0; i < 10; i++) {
+      // hotwarm: a real change each time (alternate check intervals), not just the same file again.
+      if (proxy === 'hotwarm') writeFileSync(join(dir, 'hotwarm.yaml'), hotwarmConfig({ ...TOPO, checkIntervalMs: i % 2 === 0 ? 400 : 500 }, false));
+      started.child.kill(signal);
+      await sleep(400);
+    }
+    await sleep(1_000);
+    await load.stop();
+    return { proxy, reloads: 10, requests: load.completions.length, failed: load.completions.filter((x) => !x.ok).length };
+  } finally {
+    await load.stop();
+    await started.stop();
+    await Promise.all(backends.map((b) => b.stop('SIGKILL')));
+  }
+}

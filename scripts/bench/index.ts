@@ -1,0 +1,90 @@
+/**
+ * `npm run bench [-- throughput|drill|all] [--reps N] [--seconds S] [--idle N] [--quick]`
+ *
+ * hotwarm side by side with HAProxy, NGINX and a bare http-proxy script, in one run, on
+ * loopback only, bounded in time. Installs haproxy, nginx and wrk when missing. Prints the
+ * tables and writes them into scripts/bench/RESULTS.md between the generated-section markers.
+ * Not part of `npm test`.
+ */
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { failoverDrill, reloadDrill, type FailoverResult, type ReloadResult } from './drill.js';
+import { PROXIES } from './proxies.js';
+import { failoverTable, reloadTable, throughputTables } from './report.js';
+import { stopAll } from './shared.js';
+import { runThroughput } from './throughput.js';
+import { ensureTools } from './tools.js';
+
+const RESULTS = fileURLToPath(new URL('../../../scripts/bench/RESULTS.md', import.meta.url));
+const BEGIN = '<!-- bench:begin -->';
+const END = '<!-- bench:end -->';
+
+interface Options {
+  mode: 'throughput' | 'drill' | 'all';
+  reps: number;
+  seconds: number;
+  idle: number;
+}
+
+function parse(argv: readonly string[]): Options {
+  const options: Options = { mode: 'all', reps: 3, seconds: 5, idle: 10_000 };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === 'throughput' || arg === 'drill' || arg === 'all') options.mode = arg;
+    else if (arg === '--reps') options.reps = Number(argv[++i]);
+    else if (arg === '--seconds') options.seconds = Number(argv[++i]);
+    else if (arg === '--idle') options.idle = Number(argv[++i]);
+    else if (arg === '--quick') Object.assign(options, { reps: 1, seconds: 2, idle: 1_000 });
+    else throw new Error(`unknown argument ${arg}`);
+  }
+  return options;
+}
+
+async function main(): Promise<void> {
+  const options = parse(process.argv.slice(2));
+  ensureTools();
+  const dir = mkdtempSync(join(tmpdir(), 'hotwarm-bench-'));
+  // nginx workers run as an unprivileged user and must read the 100 KiB body file.
+  chmodSync(dir, 0o755);
+  const log = (line: string): void => void process.stdout.write(`${line}\n`);
+  log(`bench: ${options.mode}, ${options.reps} reps × ${options.seconds}s, work dir ${dir}`);
+  const sections: string[] = [`Run ${new Date().toISOString()} on ${process.platform}, Node ${process.version}.`];
+  try {
+    if (options.mode !== 'drill') {
+      const run = await runThroughput(dir, options.reps, options.seconds, options.idle, log);
+      sections.push('## Throughput, latency, CPU, memory', '', throughputTables(run, options.reps, options.seconds));
+    }
+    if (options.mode !== 'throughput') {
+      const failover: FailoverResult[] = [];
+      const reload: (ReloadResult | null)[] = [];
+      for (const proxy of PROXIES) {
+        log(`failover drill: ${proxy}`);
+        failover.push(await failoverDrill(proxy, dir));
+        log(`reload drill: ${proxy}`);
+        reload.push(await reloadDrill(proxy, dir));
+      }
+      sections.push('## Failover drill', '', failoverTable(failover), '', '## Reload drill', '', reloadTable(reload));
+    }
+  } finally {
+    await stopAll();
+  }
+  const generated = sections.join('\n');
+  log(`\n${generated}`);
+  const current = readFileSync(RESULTS, 'utf8');
+  const start = current.indexOf(BEGIN);
+  const end = current.indexOf(END);
+  const next = start >= 0 && end > start ? `${current.slice(0, start + BEGIN.length)}\n${generated}\n${current.slice(end)}` : `${current}\n${BEGIN}\n${generated}\n${END}\n`;
+  writeFileSync(RESULTS, next);
+  log(`\nwritten to ${RESULTS}`);
+}
+
+process.once('SIGINT', () => {
+  void stopAll().then(() => process.exit(130));
+});
+main().catch(async (err: unknown) => {
+  await stopAll();
+  process.stderr.write(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.exit(1);
+});
