@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- throughput|drill|all] [--reps N] [--seconds S] [--idle N] [--quick]`
+ * `npm run bench [-- throughput|drill|all|profile] [--reps N] [--seconds S] [--idle N] [--quick]`
  *
  * hotwarm side by side with HAProxy, NGINX and a bare http-proxy script, in one run, on
  * loopback only, bounded in time. Installs haproxy, nginx and wrk when missing. Prints the
@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { failoverDrill, reloadDrill, type FailoverResult, type ReloadResult } from './drill.js';
+import { profile } from './profile.js';
 import { PROXIES } from './proxies.js';
 import { failoverTable, reloadTable, throughputTables } from './report.js';
 import { stopAll } from './shared.js';
@@ -22,7 +23,7 @@ const BEGIN = '<!-- bench:begin -->';
 const END = '<!-- bench:end -->';
 
 interface Options {
-  mode: 'throughput' | 'drill' | 'all';
+  mode: 'throughput' | 'drill' | 'all' | 'profile';
   reps: number;
   seconds: number;
   idle: number;
@@ -32,7 +33,7 @@ function parse(argv: readonly string[]): Options {
   const options: Options = { mode: 'all', reps: 3, seconds: 5, idle: 10_000 };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    if (arg === 'throughput' || arg === 'drill' || arg === 'all') options.mode = arg;
+    if (arg === 'throughput' || arg === 'drill' || arg === 'all' || arg === 'profile') options.mode = arg;
     else if (arg === '--reps') options.reps = Number(argv[++i]);
     else if (arg === '--seconds') options.seconds = Number(argv[++i]);
     else if (arg === '--idle') options.idle = Number(argv[++i]);
@@ -52,6 +53,10 @@ async function main(): Promise<void> {
   log(`bench: ${options.mode}, ${options.reps} reps × ${options.seconds}s, work dir ${dir}`);
   const sections: string[] = [`Run ${new Date().toISOString()} on ${process.platform}, Node ${process.version}.`];
   try {
+    if (options.mode === 'profile') {
+      await profile(dir, options.seconds, log);
+      return;
+    }
     if (options.mode !== 'drill') {
       const run = await runThroughput(dir, options.reps, options.seconds, options.idle, log);
       sections.push('## Throughput, latency, CPU, memory', '', throughputTables(run, options.reps, options.seconds));

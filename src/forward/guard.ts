@@ -46,6 +46,9 @@ function refuse(code: Refusal['code'], reason: string): Refusal {
 
 /** The verdict on a request head: null when it may be forwarded. */
 export function checkRequest(head: RequestHead): Refusal | null {
+  // HTTP/0.9 (no version, no headers) is malformed HTTP/1; a later major version spelled in
+  // HTTP/1 syntax is well-formed but not ours to speak (llhttp already refused 1.2+ minors).
+  if (head.httpVersionMajor === 0) return refuse('BAD_REQUEST', 'HTTP/0.9 request');
   if (head.httpVersionMajor !== 1 || (head.httpVersionMinor !== 0 && head.httpVersionMinor !== 1)) {
     return refuse('VERSION_NOT_SUPPORTED', `HTTP/${head.httpVersionMajor}.${head.httpVersionMinor}`);
   }

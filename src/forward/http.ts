@@ -144,6 +144,7 @@ class HttpExchange {
   #status = 0;
   #bytes = 0;
   #retries = 0;
+  #staleRetried = false;
   #error: ProxyError | null = null;
   #done = false;
 
@@ -268,6 +269,17 @@ class HttpExchange {
     if (backend !== null) this.#pool.upstreamFailed(backend, error);
     this.#error = error;
     if (this.#done) return;
+    if (error.code === 'UPSTREAM_STALE_CONNECTION' && backend !== null && !this.#staleRetried && this.#mayRetry(error)) {
+      // The backend did nothing wrong: our idle connection was closed under us. Once per
+      // request, the same backend is asked again on a fresh connection.
+      this.#staleRetried = true;
+      this.#retries++;
+      this.#pool.noteRetry(backend, error);
+      backend.agent.dropIdleSockets();
+      this.#tried.pop();
+      this.#dispatch(backend, true);
+      return;
+    }
     if (this.#mayRetry(error)) {
       this.#retries++;
       if (backend !== null) this.#pool.noteRetry(backend, error);

@@ -32,6 +32,16 @@ export class UpstreamAgent extends http.Agent {
     this.#claim = claim;
   }
 
+  /**
+   * Closes every idle pooled connection. After one of them turned out stale (the backend closed
+   * it as we reused it), its siblings of the same age are likely stale too.
+   */
+  dropIdleSockets(): void {
+    for (const sockets of Object.values(this.freeSockets)) {
+      for (const socket of sockets ?? []) socket.destroy();
+    }
+  }
+
   override addRequest(req: ClientRequest, options: RequestOptions): void {
     const claim = this.#claim;
     this.#claim = null;

@@ -11,7 +11,7 @@ const head = (over: Partial<RequestHead> & { headers?: string[] } = {}): Request
 
 const refused: [string, RequestHead, string][] = [
   ['HTTP/2.0 on an HTTP/1 connection', head({ httpVersionMajor: 2, httpVersionMinor: 0 }), 'VERSION_NOT_SUPPORTED'],
-  ['HTTP/0.9', head({ httpVersionMajor: 0, httpVersionMinor: 9, headers: [] }), 'VERSION_NOT_SUPPORTED'],
+  ['HTTP/0.9', head({ httpVersionMajor: 0, httpVersionMinor: 9, headers: [] }), 'BAD_REQUEST'],
   ['TE gzip, chunked', head({ headers: ['Host', 'a', 'Transfer-Encoding', 'gzip, chunked'] }), 'BAD_REQUEST'],
   ['TE identity, chunked', head({ headers: ['Host', 'a', 'Transfer-Encoding', 'identity, chunked'] }), 'BAD_REQUEST'],
   ['TE xchunked', head({ headers: ['Host', 'a', 'Transfer-Encoding', 'xchunked'] }), 'BAD_REQUEST'],

@@ -1,0 +1,159 @@
+/**
+ * Hostile input on raw sockets: every smuggling or confusion vector is answered with the right
+ * 4xx/5xx and the recording backend receives nothing; the process stays up and no handle leaks.
+ */
+import t from 'tap';
+import net from 'node:net';
+import http from 'node:http';
+import { startBackends, type TestBackend } from '../helpers/backend.js';
+import { rawRequest } from '../helpers/client.js';
+import { leakCheck } from '../helpers/handles.js';
+import { backendSpecs, simpleConfig, sleep, startProxy } from '../helpers/harness.js';
+
+const POST = 'POST / HTTP/1.1\r\nHost: a\r\n';
+const GET = (extra = '') => `GET / HTTP/1.1\r\nHost: a\r\n${extra}\r\n`;
+
+const CASES: [string, string, number][] = [
+  // Content-Length / Transfer-Encoding conflicts
+  ['CL then TE', `${POST}Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`, 400],
+  ['TE then CL', `${POST}Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n`, 400],
+  ['duplicate CL, same value', `${POST}Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc`, 400],
+  ['duplicate CL, other value', `${POST}Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd`, 400],
+  ['CL +3', `${POST}Content-Length: +3\r\n\r\nabc`, 400],
+  ['CL 0x3', `${POST}Content-Length: 0x3\r\n\r\nabc`, 400],
+  ['CL -1', `${POST}Content-Length: -1\r\n\r\nabc`, 400],
+  ['CL "3, 3"', `${POST}Content-Length: 3, 3\r\n\r\nabc`, 400],
+  ['CL empty', `${POST}Content-Length: \r\n\r\nabc`, 400],
+  ['CL huge', `${POST}Content-Length: 99999999999999999999999\r\n\r\nabc`, 400],
+  // Transfer-Encoding disguises
+  ['TE chunked, identity', `${POST}Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n`, 400],
+  ['TE doubled lines', `${POST}Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`, 400],
+  ['TE xchunked', `${POST}Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n`, 400],
+  ['TE leading control byte', `${POST}Transfer-Encoding: \x0bchunked\r\n\r\n0\r\n\r\n`, 400],
+  ['TE folded', `${POST}Transfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n`, 400],
+  ['TE gzip, chunked', `${POST}Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n`, 400],
+  ['TE identity, chunked', `${POST}Transfer-Encoding: identity, chunked\r\n\r\n0\r\n\r\n`, 400],
+  // framing of the head itself
+  ['obs-fold', GET('X-A: b\r\n c\r\n'), 400],
+  ['bare LF line ends', 'GET / HTTP/1.1\nHost: a\n\n', 400],
+  ['bare LF in a header', 'GET / HTTP/1.1\r\nHost: a\nX: y\r\n\r\n', 400],
+  ['bare CR in a header', 'GET / HTTP/1.1\r\nHost: a\rX: y\r\n\r\n', 400],
+  ['NUL in a header name', GET('X\0A: y\r\n'), 400],
+  ['NUL in a header value', GET('XA: y\0z\r\n'), 400],
+  ['NUL in the URL', 'GET /a\0b HTTP/1.1\r\nHost: a\r\n\r\n', 400],
+  ['space before the colon', GET('X-A : b\r\n'), 400],
+  // chunked bodies
+  ['bad chunk size', `${POST}Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n`, 400],
+  ['chunk size overflow', `${POST}Transfer-Encoding: chunked\r\n\r\nffffffffffffffffff1\r\nabc\r\n0\r\n\r\n`, 400],
+  ['huge chunk extension', `${POST}Transfer-Encoding: chunked\r\n\r\n3;${'x'.repeat(20_000)}\r\nabc\r\n0\r\n\r\n`, 400],
+  // size limits: never a silently truncated header set
+  ['20 KiB header', GET(`X-Big: ${'a'.repeat(20 * 1024)}\r\n`), 431],
+  ['2,000 small headers', GET(Array.from({ length: 2000 }, (_, i) => `h${i}: v\r\n`).join('')), 431],
+  // Host and request-target
+  ['missing Host', 'GET / HTTP/1.1\r\n\r\n', 400],
+  ['duplicate Host', 'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n', 400],
+  ['Host a/b@c', 'GET / HTTP/1.1\r\nHost: a/b@c\r\n\r\n', 400],
+  ['absolute-form naming another host', 'GET http://b/x HTTP/1.1\r\nHost: a\r\n\r\n', 400],
+  ['* outside OPTIONS', 'GET * HTTP/1.1\r\nHost: a\r\n\r\n', 400],
+  ['fragment in the target', 'GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n', 400],
+  ['HTTP/0.9', 'GET /\r\n\r\n', 400],
+  ['HTTP/1.2', 'GET / HTTP/1.2\r\nHost: a\r\n\r\n', 400],
+  ['HTTP/2.0 on HTTP/1', 'GET / HTTP/2.0\r\nHost: a\r\n\r\n', 505],
+  ['HTTP/3.1', 'GET / HTTP/3.1\r\nHost: a\r\n\r\n', 400],
+  // aliasing through underscores
+  ['Content_Length', `${POST}Content_Length: 3\r\n\r\nabc`, 400],
+  ['Transfer_Encoding', `${POST}Transfer_Encoding: chunked\r\n\r\n0\r\n\r\n`, 400],
+  ['X_Forwarded_For', GET('X_Forwarded_For: 1.2.3.4\r\n'), 400],
+  // not proxied
+  ['CONNECT', 'CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n', 405],
+];
+
+t.test('malformed and smuggling-shaped requests', async (t) => {
+  const leaks = leakCheck();
+  const [b] = (await startBackends(['recorder'])) as [TestBackend];
+  const h = await startProxy(simpleConfig(backendSpecs([b])));
+  for (const [name, raw, status] of CASES) {
+    const out = await rawRequest(h.port(), raw);
+    t.match(out, new RegExp(`^HTTP/1\\.1 ${status} `), `${name} → ${status}`);
+    t.notMatch(out, /recorder|Error|at \w+ \(/, `${name}: no backend output, no stack`);
+  }
+  await sleep(100);
+  t.equal(b.traffic.length, 0, 'the recording backend received nothing');
+  t.equal((await rawRequest(h.port(), GET('Connection: close\r\n'))).split('\r\n')[0], 'HTTP/1.1 200 OK', 'still serving afterwards');
+  await h.stop();
+  await b.close();
+  await leaks.assertClean(t);
+});
+
+t.test('pipelined requests are answered in order', async (t) => {
+  const leaks = leakCheck();
+  const [b] = (await startBackends(['b'], {
+    handler: (req, res) => {
+      // Later requests answer faster: order must come from the proxy, not from timing.
+      const n = Number(req.url?.slice(1));
+      setTimeout(() => res.end(`r${n}`), (5 - n) * 20);
+    },
+  })) as [TestBackend];
+  const h = await startProxy(simpleConfig(backendSpecs([b])));
+  const raw = [1, 2, 3, 4].map((n) => `GET /${n} HTTP/1.1\r\nHost: a\r\n${n === 4 ? 'Connection: close\r\n' : ''}\r\n`).join('');
+  const out = await rawRequest(h.port(), raw, 3_000);
+  const bodies = [...out.matchAll(/\r\n\r\n(r\d)/g)].map((m) => m[1]);
+  t.strictSame(bodies, ['r1', 'r2', 'r3', 'r4']);
+  t.equal(b.traffic.length, 4, 'exactly the requests sent');
+  await h.stop();
+  await b.close();
+  await leaks.assertClean(t);
+});
+
+t.test('Expect: 100-continue answered 417 by a backend does not poison the pooled connection', async (t) => {
+  const leaks = leakCheck();
+  // A raw backend that answers 417 to anything carrying Expect (without reading the body) and 200 otherwise,
+  // and that treats leftover bytes on the connection as the next request line.
+  const seenLines: string[] = [];
+  const server = net.createServer((socket) => {
+    let buffered = '';
+    socket.on('data', (d: Buffer) => {
+      buffered += d.toString('latin1');
+      for (;;) {
+        const end = buffered.indexOf('\r\n\r\n');
+        if (end === -1) return;
+        const head = buffered.slice(0, end);
+        buffered = buffered.slice(end + 4);
+        seenLines.push(head.split('\r\n')[0] ?? '');
+        const length = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0);
+        if (/expect:/i.test(head)) {
+          socket.write('HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n');
+        } else {
+          buffered = buffered.slice(length);
+          socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+        }
+      }
+    });
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as net.AddressInfo).port;
+  const h = await startProxy(simpleConfig([{ name: 'raw', address: `127.0.0.1:${port}` }], { health_check: { protocol: 'tcp', interval: '1h', timeout: '200ms' } }));
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const first = await new Promise<number>((resolve) => {
+    const req = http.request({ host: '127.0.0.1', port: h.port(), method: 'POST', path: '/upload', agent, headers: { expect: '100-continue', 'content-length': '5' } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('continue', () => req.end('HELLO'));
+    req.on('error', () => resolve(0));
+  });
+  t.equal(first, 200, 'the proxy answered 100-continue itself and forwarded the body without Expect');
+  const second = await new Promise<number>((resolve) => {
+    http.get({ host: '127.0.0.1', port: h.port(), path: '/next', agent }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+  });
+  t.equal(second, 200);
+  t.strictSame(seenLines, ['POST /upload HTTP/1.1', 'GET /next HTTP/1.1'], 'no body bytes were read as a request');
+  agent.destroy();
+  await h.stop();
+  await new Promise<void>((r) => server.close(() => r()));
+  await leaks.assertClean(t);
+});
