@@ -94,3 +94,25 @@ export class ProxyProcess {
     await this.exited;
   }
 }
+
+/** Writes `config` (a plain object, as an operator would write the YAML) to `dir/proxy.yaml`. */
+export async function writeConfig(dir: string, config: Record<string, unknown>, name = 'proxy.yaml'): Promise<string> {
+  const { stringify } = await import('yaml');
+  const { writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const file = join(dir, name);
+  writeFileSync(file, stringify(config));
+  return file;
+}
+
+/** Resident set size of a process in KB (Linux). */
+export async function rssKb(pid: number): Promise<number> {
+  const { readFileSync } = await import('node:fs');
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+}
+
+/** Open file descriptors of a process (Linux). */
+export async function openFds(pid: number): Promise<number> {
+  const { readdirSync } = await import('node:fs');
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
