@@ -12,6 +12,22 @@ export interface LogOptions {
   readonly destination?: DestinationStream;
 }
 
+let lastMs = 0;
+let lastStamp = '';
+
+/**
+ * pino's isoTime renders a Date per line (2% of the CPU at 10k lines/s); lines within the same
+ * millisecond share one rendering.
+ */
+function isoTimeCached(): string {
+  const now = Date.now();
+  if (now !== lastMs) {
+    lastMs = now;
+    lastStamp = `,"time":"${new Date(now).toISOString()}"`;
+  }
+  return lastStamp;
+}
+
 export function createLogger(options: LogOptions): Logger {
   // Asynchronous, but no minLength: a quiet proxy must still show its events at once.
   const destination = options.destination ?? pino.destination({ dest: 1, sync: false });
@@ -19,7 +35,7 @@ export function createLogger(options: LogOptions): Logger {
     {
       level: options.level,
       base: { pid: process.pid },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: isoTimeCached,
       formatters: { level: (label) => ({ level: label }) },
       serializers: { err: pino.stdSerializers.err },
     },

@@ -98,7 +98,9 @@ export class HttpForwarder {
 
   constructor(hooks: ForwarderHooks) {
     this.#hooks = hooks;
-    this.#engine = httpProxy.createProxyServer({ selfHandleResponse: true, toProxy: true, xfwd: false });
+    // toProxy + ignorePath: http-proxy neither parses nor joins the path (url.parse and a `//`
+    // collapsing join, per request); the exact request-target is set on the request in #attach.
+    this.#engine = httpProxy.createProxyServer({ selfHandleResponse: true, toProxy: true, ignorePath: true, xfwd: false });
     const engine = this.#engine as unknown as { webPasses: { name: string }[] };
     engine.webPasses = engine.webPasses.filter((pass) => pass.name === 'stream');
     // Safety net: with a callback on every call nothing should reach it.
@@ -316,16 +318,21 @@ class HttpExchange {
       return;
     }
     this.#status = status;
+    // A hand-written pump rather than pipe(): it counts bytes for the access log, and a premature
+    // end must destroy the client connection, which pipe() would end cleanly instead.
+    // (An upstream that dies mid-body emits 'error' — we listen — so 'aborted' adds nothing.)
+    let resume: (() => void) | null = null;
     upstreamRes.on('data', (chunk: Buffer) => {
       this.#bytes += chunk.length;
-      if (!res.write(chunk)) upstreamRes.pause();
+      if (res.write(chunk)) return;
+      upstreamRes.pause();
+      resume ??= () => upstreamRes.resume();
+      res.once('drain', resume);
     });
-    res.on('drain', () => upstreamRes.resume());
     upstreamRes.once('end', () => {
       if (upstreamRes.complete) res.end();
       else this.#failMidBody(null);
     });
-    upstreamRes.once('aborted', () => this.#failMidBody(null));
     upstreamRes.on('error', (err: Error) => this.#failMidBody(err));
   }
 

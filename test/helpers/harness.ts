@@ -31,8 +31,8 @@ export function backendSpecs(backends: readonly TestBackend[], extra: (b: TestBa
   return backends.map((b, i) => ({ name: b.name, address: b.address, ...extra(b, i) }));
 }
 
-/** Fast health checks for tests: http /healthz every 100 ms, rise 1, fall 1. */
-export const FAST_CHECKS = { protocol: 'http', path: '/healthz', interval: '100ms', timeout: '100ms', rise: 1, fall: 1 } as const;
+/** Fast health checks for tests: http /healthz every 100 ms, rise 1, fall 2; the timeout is generous because a killed backend refuses at once, while a loaded CI machine may answer slowly. */
+export const FAST_CHECKS = { protocol: 'http', path: '/healthz', interval: '100ms', timeout: '1s', rise: 1, fall: 2 } as const;
 
 /** One http listener on an ephemeral loopback port with one pool `app`. */
 export function simpleConfig(backends: readonly BackendSpec[], pool: Record<string, unknown> = {}, listener: Record<string, unknown> = {}): Record<string, unknown> {
