@@ -6,7 +6,9 @@ import type { AddressInfo } from 'node:net';
 import type { Config } from './config/schema.js';
 import { EventLog } from './control/events.js';
 import { HttpForwarder, type ExchangeRecord } from './forward/http.js';
+import type { TunnelRecord } from './forward/tunnel.js';
 import { HttpListener } from './listeners/http.js';
+import { TcpListener } from './listeners/tcp.js';
 import { createAccessLogger, type Logger } from './log.js';
 import { PoolRuntime } from './upstream/pool-runtime.js';
 
@@ -16,7 +18,7 @@ export interface ProxyOptions {
   readonly now?: () => number;
 }
 
-export type Listener = HttpListener;
+export type Listener = HttpListener | TcpListener;
 
 export class Proxy {
   #config: Config;
@@ -59,12 +61,15 @@ export class Proxy {
     await Promise.all([...this.#pools.values()].map((p) => p.start()));
     try {
       for (const config of this.#config.listeners) {
-        const listener = new HttpListener(config, this.#pools, {
-          forwarder: this.#forwarder,
-          upgrades: null,
-          logger: this.#logger,
-          onDone: (record) => this.#onDone(record),
-        });
+        const listener: Listener =
+          config.protocol === 'tcp'
+            ? new TcpListener(config, this.#pools, { logger: this.#logger, onTunnel: (record) => this.#onTunnel(record) })
+            : new HttpListener(config, this.#pools, {
+                forwarder: this.#forwarder,
+                upgrades: null,
+                logger: this.#logger,
+                onDone: (record) => this.#onDone(record),
+              });
         this.#listeners.set(config.name, listener);
         const address = await listener.listen();
         this.events.emit('listening', { listener: config.name, protocol: config.protocol, tls: config.tls !== undefined, address: `${address.address}:${address.port}` });
@@ -125,6 +130,28 @@ export class Proxy {
       bytes: r.bytes,
       retries: r.retries,
       client: r.client,
+      error: r.error ?? undefined,
+      via: r.via === 'serving' ? undefined : r.via ?? undefined,
+    });
+  }
+
+  /** One access-log line per tunnel (TCP connection or WebSocket), written when it closes. */
+  #onTunnel(r: TunnelRecord): void {
+    this.#access.info({
+      listener: r.listener,
+      pool: r.pool,
+      backend: r.backend,
+      tunnel: r.protocol,
+      method: r.method ?? undefined,
+      path: r.path ?? undefined,
+      status: r.status ?? undefined,
+      duration_ms: Math.round(r.durationMs * 1000) / 1000,
+      bytes: r.bytesIn + r.bytesOut,
+      bytes_in: r.bytesIn,
+      bytes_out: r.bytesOut,
+      retries: r.retries,
+      client: r.client,
+      reason: r.reason,
       error: r.error ?? undefined,
       via: r.via === 'serving' ? undefined : r.via ?? undefined,
     });

@@ -1,0 +1,266 @@
+/**
+ * TCP listeners over real sockets (SPEC §3, §5): echo, balancing by least connections with
+ * tunnels counted, retries when a backend cannot be connected to, half-close, idle timeout,
+ * backend crashes and backends going down, limits — handles back to baseline after each test.
+ */
+import t from 'tap';
+import { leakCheck } from '../helpers/handles.js';
+import { sleep, startProxy, waitFor } from '../helpers/harness.js';
+import { TcpBackend, TcpClient, startTcpBackends, tcpConfig } from '../helpers/tunnels.js';
+
+t.test('TCP echo through the proxy; one access-log line per tunnel', async (t) => {
+  const leaks = leakCheck();
+  const [echo] = (await startTcpBackends(['echo-1'])) as [TcpBackend];
+  const h = await startProxy(tcpConfig([{ name: 'echo-1', address: echo.address }]));
+  const client = TcpClient.connect(h.port());
+  client.socket.write('hello ');
+  await client.waitFor('hello ');
+  client.socket.write('world');
+  await client.waitFor('hello world');
+  const backend = h.proxy.pools.get('db')?.backends[0];
+  t.equal(backend?.inFlight, 1, 'the open tunnel counts as in flight');
+  t.equal(backend?.tunnels.size, 1, 'and is registered on its backend');
+  client.socket.end();
+  await client.closed;
+  await waitFor(() => h.log.access.length === 1, 2_000, 'access line');
+  t.equal(backend?.inFlight, 0, 'released when it closed');
+  t.equal(backend?.tunnels.size, 0);
+  t.match(h.log.access[0], {
+    listener: 'db', pool: 'db', backend: 'echo-1', tunnel: 'tcp', client: '127.0.0.1',
+    bytes_in: 11, bytes_out: 11, bytes: 22, retries: 0, reason: 'closed',
+  });
+  t.notOk('error' in (h.log.access[0] ?? {}), 'a clean close carries no error');
+  t.type(h.log.access[0]?.duration_ms, 'number');
+  await h.stop();
+  await echo.close();
+  await leaks.assertClean(t);
+});
+
+t.test('20 connections with one backend stopped all succeed (retried elsewhere)', async (t) => {
+  const leaks = leakCheck();
+  const backends = await startTcpBackends(['a', 'b', 'c'], { greet: true });
+  // Checks far apart: only live traffic can notice the stopped backend.
+  const h = await startProxy(tcpConfig(backends.map((b) => ({ name: b.name, address: b.address })), {
+    health_check: { protocol: 'tcp', interval: '10s', timeout: '200ms', rise: 1, fall: 1 },
+  }));
+  await (backends[1] as TcpBackend).kill();
+  const clients = Array.from({ length: 20 }, () => TcpClient.connect(h.port()));
+  await Promise.all(clients.map((c) => c.waitFor('\n')));
+  const greeted = clients.map((c) => c.received.trim());
+  t.equal(greeted.filter((g) => g === 'a' || g === 'c').length, 20, 'every connection reached a live backend');
+  const retries = h.log.lines.filter((l) => l.msg === 'retry');
+  t.ok(retries.length >= 1, `connect failures were retried (${retries.length})`);
+  t.ok(retries.every((l) => l.backend === 'b' && l.error === 'UPSTREAM_CONNECT_FAILED'));
+  t.equal(h.log.events('backend_down').length, 1, 'passive detection marked b down');
+  for (const c of clients) c.socket.end();
+  await Promise.all(clients.map((c) => c.closed));
+  await waitFor(() => h.log.access.length === 20, 2_000, '20 access lines');
+  t.ok(h.log.access.some((l) => (l.retries as number) > 0), 'retries are in the access log');
+  await h.stop();
+  await Promise.all(backends.map((b) => b.close()));
+  await leaks.assertClean(t);
+});
+
+t.test('half-close: the client ends its side and still receives the reply, then both close', async (t) => {
+  const leaks = leakCheck();
+  // Reads until the client's end, then answers and ends (like `nc -q` or a request/response protocol).
+  const server = await new TcpBackend('upper', {
+    handler: (socket) => {
+      let text = '';
+      socket.on('data', (d: Buffer) => (text += d.toString()));
+      socket.on('end', () => setTimeout(() => socket.end(`got ${text.toUpperCase()}`), 50));
+    },
+  }).start();
+  const h = await startProxy(tcpConfig([{ name: 'upper', address: server.address }]));
+  const client = TcpClient.connect(h.port());
+  client.socket.end('quiet please');
+  await client.waitFor('got QUIET PLEASE');
+  await client.closed;
+  t.ok(client.ended, 'the backend end arrived as an end');
+  t.equal(client.error, null);
+  await waitFor(() => h.log.access.length === 1, 2_000, 'access line');
+  t.match(h.log.access[0], { reason: 'closed', bytes_in: 12, bytes_out: 16 });
+  await h.stop();
+  await server.close();
+  await leaks.assertClean(t);
+});
+
+t.test('tunnel_idle_timeout closes a quiet tunnel; traffic either way keeps it open', async (t) => {
+  const leaks = leakCheck();
+  const [echo] = (await startTcpBackends(['echo'])) as [TcpBackend];
+  const h = await startProxy(tcpConfig([{ name: 'echo', address: echo.address }], { tunnel_idle_timeout: '200ms' }));
+  const client = TcpClient.connect(h.port());
+  let quietSince = Date.now();
+  for (let i = 0; i < 5; i++) {
+    if (i > 0) await sleep(80);
+    client.socket.write(`${i}`);
+    quietSince = Date.now();
+  }
+  await client.waitFor('01234');
+  await sleep(80);
+  t.notOk(client.isClosed, 'open after 400ms with bytes every 80ms');
+  await client.closed;
+  const quiet = Date.now() - quietSince;
+  t.ok(quiet >= 150 && quiet < 1_000, `closed after ${quiet}ms of silence`);
+  await waitFor(() => h.log.access.length === 1, 2_000, 'access line');
+  t.match(h.log.access[0], { reason: 'idle_timeout', error: 'TUNNEL_IDLE_TIMEOUT', bytes_in: 5, bytes_out: 5 });
+  await h.stop();
+  await echo.close();
+  await leaks.assertClean(t);
+});
+
+t.test('tunnel_idle_timeout: 0s means no limit', async (t) => {
+  const leaks = leakCheck();
+  const [echo] = (await startTcpBackends(['echo'])) as [TcpBackend];
+  const h = await startProxy(tcpConfig([{ name: 'echo', address: echo.address }], { tunnel_idle_timeout: '0s' }));
+  const timersBefore = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+  const client = TcpClient.connect(h.port());
+  client.socket.write('x');
+  await client.waitFor('x');
+  await sleep(300);
+  t.notOk(client.isClosed, 'still open');
+  const timersAfter = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+  t.ok(timersAfter <= timersBefore, 'no idle timer was started for the tunnel');
+  client.socket.end();
+  await client.closed;
+  await h.stop();
+  await echo.close();
+  await leaks.assertClean(t);
+});
+
+t.test('a backend crash closes its tunnels and the clients see the close', async (t) => {
+  const leaks = leakCheck();
+  const [echo] = (await startTcpBackends(['echo'])) as [TcpBackend];
+  const h = await startProxy(tcpConfig([{ name: 'echo', address: echo.address }]));
+  const clients = [0, 1, 2].map(() => TcpClient.connect(h.port()));
+  for (const c of clients) c.socket.write('ping');
+  await Promise.all(clients.map((c) => c.waitFor('ping')));
+  const backend = h.proxy.pools.get('db')?.backends[0];
+  t.equal(backend?.inFlight, 3);
+  await echo.kill();
+  await Promise.all(clients.map((c) => c.closed));
+  t.ok(clients.every((c) => c.error === 'ECONNRESET'), 'the reset crossed the proxy as a reset');
+  await waitFor(() => h.log.access.length === 3, 2_000, 'access lines');
+  t.ok(h.log.access.every((l) => l.reason === 'backend_reset' && l.error === 'TUNNEL_UPSTREAM_RESET'));
+  t.equal(backend?.inFlight, 0);
+  t.equal(backend?.tunnels.size, 0);
+  await h.stop();
+  await leaks.assertClean(t);
+});
+
+t.test('a backend marked down by its checks has its open tunnels closed', async (t) => {
+  const leaks = leakCheck();
+  const [echo] = (await startTcpBackends(['echo'])) as [TcpBackend];
+  const h = await startProxy(tcpConfig([{ name: 'echo', address: echo.address }]));
+  const client = TcpClient.connect(h.port());
+  client.socket.write('ping');
+  await client.waitFor('ping');
+  // The process still holds the connection, but new connections are refused: checks fail.
+  await echo.stopListening();
+  await client.closed;
+  t.equal(h.log.events('backend_down').length, 1);
+  await waitFor(() => h.log.access.length === 1, 2_000, 'access line');
+  t.match(h.log.access[0], { reason: 'backend down', error: 'TUNNEL_CLOSED' });
+  await h.stop();
+  await echo.close();
+  await leaks.assertClean(t);
+});
+
+t.test('tunnels count in least connections: new connections avoid the backend holding many', async (t) => {
+  const leaks = leakCheck();
+  const a = await new TcpBackend('a', { greet: true }).start();
+  const b = new TcpBackend('b', { greet: true });
+  await b.start();
+  const bPort = b.port;
+  await b.close(); // down at startup: a takes the first tunnels alone
+  const h = await startProxy(tcpConfig(
+    [{ name: 'a', address: a.address }, { name: 'b', address: `127.0.0.1:${bPort}` }],
+    { failover: { slow_start: '0s' } },
+  ));
+  const first = [0, 1, 2, 3].map(() => TcpClient.connect(h.port()));
+  await Promise.all(first.map((c) => c.waitFor('\n')));
+  t.strictSame(first.map((c) => c.received.trim()), ['a', 'a', 'a', 'a']);
+  await b.start(bPort);
+  await waitFor(() => h.log.events('backend_up').some((e) => e.backend === 'b'), 3_000, 'b up');
+  const next = [0, 1, 2, 3].map(() => TcpClient.connect(h.port()));
+  await Promise.all(next.map((c) => c.waitFor('\n')));
+  t.strictSame(next.map((c) => c.received.trim()), ['b', 'b', 'b', 'b'], 'a holds 4 tunnels: the next 4 go to b');
+  const [ba, bb] = h.proxy.pools.get('db')?.backends ?? [];
+  t.equal(ba?.inFlight, 4);
+  t.equal(bb?.inFlight, 4);
+  for (const c of [...first, ...next]) c.socket.end();
+  await Promise.all([...first, ...next].map((c) => c.closed));
+  await h.stop();
+  await Promise.all([a.close(), b.close()]);
+  await leaks.assertClean(t);
+});
+
+t.test('nothing serving: the client is closed at once', async (t) => {
+  const leaks = leakCheck();
+  const gone = new TcpBackend('gone');
+  await gone.start();
+  const address = gone.address;
+  await gone.close();
+  const h = await startProxy(tcpConfig([{ name: 'gone', address }]));
+  const started = Date.now();
+  const client = TcpClient.connect(h.port());
+  await client.closed;
+  t.ok(Date.now() - started < 150, 'closed without waiting');
+  t.equal(client.received, '');
+  await waitFor(() => h.log.access.length === 1, 2_000, 'access line');
+  t.match(h.log.access[0], { tunnel: 'tcp', backend: null, reason: 'not_connected', error: 'NO_SERVING_BACKEND', bytes: 0 });
+  await h.stop();
+  await leaks.assertClean(t);
+});
+
+t.test('every backend refuses: retries run out and the client is closed', async (t) => {
+  const leaks = leakCheck();
+  const backends = await startTcpBackends(['a', 'b']);
+  const h = await startProxy(tcpConfig(backends.map((b) => ({ name: b.name, address: b.address })), {
+    retries: 1,
+    health_check: { protocol: 'tcp', interval: '10s', timeout: '200ms' },
+  }));
+  await Promise.all(backends.map((b) => b.close()));
+  const client = TcpClient.connect(h.port());
+  await client.closed;
+  await waitFor(() => h.log.access.length === 1, 2_000, 'access line');
+  t.match(h.log.access[0], { reason: 'not_connected', error: 'UPSTREAM_CONNECT_FAILED', retries: 1 });
+  t.equal(h.proxy.pools.get('db')?.backends.reduce((n, b) => n + b.inFlight, 0), 0, 'nothing left in flight');
+  await h.stop();
+  await leaks.assertClean(t);
+});
+
+t.test('max_connections: connections beyond the limit are closed', async (t) => {
+  const leaks = leakCheck();
+  const [echo] = (await startTcpBackends(['echo'])) as [TcpBackend];
+  const h = await startProxy(tcpConfig([{ name: 'echo', address: echo.address }], {}, { max_connections: 2 }));
+  const open = [0, 1].map(() => TcpClient.connect(h.port()));
+  for (const c of open) c.socket.write('in');
+  await Promise.all(open.map((c) => c.waitFor('in')));
+  const third = TcpClient.connect(h.port());
+  await third.closed;
+  t.equal(third.received, '', 'the third connection was dropped');
+  t.notOk(open.some((c) => c.isClosed), 'the first two stay open');
+  for (const c of open) c.socket.end();
+  await Promise.all(open.map((c) => c.closed));
+  await h.stop();
+  await echo.close();
+  await leaks.assertClean(t);
+});
+
+t.test('shutdown closes open tunnels at shutdown_timeout', async (t) => {
+  const leaks = leakCheck();
+  const [echo] = (await startTcpBackends(['echo'])) as [TcpBackend];
+  const h = await startProxy(tcpConfig([{ name: 'echo', address: echo.address }], { tunnel_idle_timeout: '0s' }));
+  const client = TcpClient.connect(h.port());
+  client.socket.write('x');
+  await client.waitFor('x');
+  const started = Date.now();
+  await h.stop();
+  await client.closed;
+  const took = Date.now() - started;
+  t.ok(took >= 400 && took < 2_000, `closed at shutdown_timeout (${took}ms)`);
+  t.match(h.log.access[0], { reason: 'shutdown', error: 'TUNNEL_CLOSED' });
+  await echo.close();
+  await leaks.assertClean(t);
+});
