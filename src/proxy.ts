@@ -7,6 +7,7 @@ import type { Config } from './config/schema.js';
 import { EventLog } from './control/events.js';
 import { HttpForwarder, type ExchangeRecord } from './forward/http.js';
 import type { TunnelRecord } from './forward/tunnel.js';
+import { WebSocketForwarder } from './forward/websocket.js';
 import { HttpListener } from './listeners/http.js';
 import { TcpListener } from './listeners/tcp.js';
 import { createAccessLogger, type Logger } from './log.js';
@@ -27,6 +28,7 @@ export class Proxy {
   readonly #now: () => number;
   readonly events: EventLog;
   readonly #forwarder: HttpForwarder;
+  readonly #websockets: WebSocketForwarder;
   readonly #pools = new Map<string, PoolRuntime>();
   readonly #listeners = new Map<string, Listener>();
   #state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
@@ -38,6 +40,10 @@ export class Proxy {
     this.#access = createAccessLogger(options.logger, config.log.access);
     this.events = new EventLog(options.logger);
     this.#forwarder = new HttpForwarder({ onDone: (record) => this.#onDone(record) });
+    this.#websockets = new WebSocketForwarder({
+      onDone: (record) => this.#onDone(record),
+      onTunnel: (record) => this.#onTunnel(record),
+    });
   }
 
   get config(): Config {
@@ -66,7 +72,7 @@ export class Proxy {
             ? new TcpListener(config, this.#pools, { logger: this.#logger, onTunnel: (record) => this.#onTunnel(record) })
             : new HttpListener(config, this.#pools, {
                 forwarder: this.#forwarder,
-                upgrades: null,
+                upgrades: this.#websockets,
                 logger: this.#logger,
                 onDone: (record) => this.#onDone(record),
               });
@@ -97,6 +103,7 @@ export class Proxy {
     if (this.#state !== 'running') return;
     this.#state = 'stopping';
     this.#forwarder.closing = true;
+    this.#websockets.closing = true;
     const timeoutMs = this.#config.shutdown_timeout;
     this.events.emit('shutdown', { phase: 'draining', timeout_ms: timeoutMs });
     const drained = Promise.all([...this.#listeners.values()].map((l) => l.stopAccepting()));
@@ -114,6 +121,7 @@ export class Proxy {
   async #closeEverything(): Promise<void> {
     for (const pool of this.#pools.values()) pool.stop();
     for (const pool of this.#pools.values()) pool.closeConnections('shutdown');
+    this.#websockets.closeAll();
     for (const listener of this.#listeners.values()) listener.closeAllConnections();
     await Promise.all([...this.#listeners.values()].map((l) => l.stopAccepting()));
   }
