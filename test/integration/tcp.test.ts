@@ -4,6 +4,7 @@
  * backend crashes and backends going down, limits — handles back to baseline after each test.
  */
 import t from 'tap';
+import net, { type Socket } from 'node:net';
 import { leakCheck } from '../helpers/handles.js';
 import { sleep, startProxy, waitFor } from '../helpers/harness.js';
 import { TcpBackend, TcpClient, startTcpBackends, tcpConfig } from '../helpers/tunnels.js';
@@ -80,6 +81,73 @@ t.test('half-close: the client ends its side and still receives the reply, then 
   t.equal(client.error, null);
   await waitFor(() => h.log.access.length === 1, 2_000, 'access line');
   t.match(h.log.access[0], { reason: 'closed', bytes_in: 12, bytes_out: 16 });
+  await h.stop();
+  await server.close();
+  await leaks.assertClean(t);
+});
+
+/** Writes `total` bytes to `socket` respecting backpressure; `written()` tells how far it got. */
+function pump(socket: Socket, total: number): { written: () => number; done: Promise<void> } {
+  const chunk = Buffer.alloc(64 * 1024, 7);
+  let written = 0;
+  const done = new Promise<void>((resolve) => {
+    const more = (): void => {
+      while (written < total) {
+        written += chunk.length;
+        if (!socket.write(chunk)) {
+          socket.once('drain', more);
+          return;
+        }
+      }
+      resolve();
+    };
+    more();
+  });
+  return { written: () => written, done };
+}
+
+t.test('backpressure both ways: a side that does not read holds the other back', async (t) => {
+  const leaks = leakCheck();
+  const TOTAL = 32 * 1024 * 1024;
+  let backendSocket: Socket | null = null;
+  // The connection that says hello is the tunnel's (health checks connect too).
+  const server = await new TcpBackend('bulk', { handler: (socket) => socket.once('data', () => (backendSocket = socket)) }).start();
+  const h = await startProxy(tcpConfig([{ name: 'bulk', address: server.address }]));
+  const client = net.connect(h.port(), '127.0.0.1');
+  await new Promise((resolve) => client.once('connect', resolve));
+  client.write('!');
+  await waitFor(() => backendSocket !== null, 2_000, 'backend connection');
+  const backend = backendSocket as unknown as Socket;
+
+  // Backend → client, while the client does not read.
+  client.pause();
+  const down = pump(backend, TOTAL);
+  await sleep(300);
+  const heldDown = down.written();
+  t.ok(heldDown < TOTAL / 2, `the backend was held back at ${(heldDown / 2 ** 20).toFixed(1)} MiB of 32`);
+  let received = 0;
+  client.on('data', (d: Buffer) => (received += d.length));
+  client.resume();
+  await down.done;
+  await waitFor(() => received === TOTAL, 10_000, 'all bytes at the client');
+
+  // Client → backend, while the backend does not read.
+  backend.pause();
+  const up = pump(client, TOTAL);
+  await sleep(300);
+  const heldUp = up.written();
+  t.ok(heldUp < TOTAL / 2, `the client was held back at ${(heldUp / 2 ** 20).toFixed(1)} MiB of 32`);
+  let arrived = 0;
+  backend.on('data', (d: Buffer) => (arrived += d.length));
+  backend.resume();
+  await up.done;
+  await waitFor(() => arrived === TOTAL, 10_000, 'all bytes at the backend');
+
+  client.end();
+  backend.end();
+  await new Promise((resolve) => client.once('close', resolve));
+  await waitFor(() => h.log.access.length === 1, 2_000, 'access line');
+  t.match(h.log.access[0], { reason: 'closed', bytes_in: TOTAL + 1, bytes_out: TOTAL });
   await h.stop();
   await server.close();
   await leaks.assertClean(t);
