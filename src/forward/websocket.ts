@@ -1,32 +1,18 @@
 /**
- * WebSocket upgrades through http-proxy's upgrade path (`proxy.ws`), with every error owned
- * (SPEC §3–5): balanced like requests, counted in flight while open, retried on another backend
- * when one cannot be connected to, and after the 101 handed to the shared {@link Tunnel}.
+ * WebSocket upgrades (SPEC §3–5), every error owned: balanced like requests, counted in flight
+ * from the moment a backend is chosen, retried on another backend when one cannot be connected
+ * to (or resets before answering), answered back as HTTP when the backend says anything but 101,
+ * and after the 101 handed to the shared {@link Tunnel} — the one teardown path shared with TCP.
  *
- * What http-proxy 1.18.1's `ws` stream pass does, and what is done about it here:
- * - it builds and sends the upstream request (target, headers, `Connection: upgrade`) — kept:
- *   that is what we use it for;
- * - its path joining collapses `//` → the exact request-target is set on the request before
- *   the pass renders its head (from the `proxyReqWs` event, emitted synchronously);
- * - on a connect error it calls back and then `socket.end()`s the client — no retry possible,
- *   and the client is given a bare close instead of a 502;
- * - a client that resets before the 101 leaves the upstream request running, and after a late
- *   101 the upstream socket is piped into a dead socket and stays open (a leak);
- * - a non-101 answer is written back from `res.headers` as they are — hop-by-hop headers and
- *   `Transfer-Encoding: chunked` included, followed by the already de-chunked body (a corrupt
- *   message) — and the upstream request is never cancelled if the client goes away;
- * - after the 101 it pipes both sockets with `pipe()`: no idle timeout, no byte counts, an error
- *   on the upstream side `end()`s the client (an abort presented as a clean close), and nothing
- *   knows when the tunnel ends (in-flight accounting impossible).
- * So the pass is used to create the upstream request only: as soon as `proxy.ws()` returns (it
- * runs synchronously, before any I/O), the `error`, `response` and `upgrade` listeners it put on
- * the request are removed and ours attached. After the 101 we own both sockets outright and give
- * them to the Tunnel, the one teardown path shared with TCP; nothing is piped twice.
+ * http-proxy creates the upstream request (ws-engine.ts, which also lists what its own upgrade
+ * handling gets wrong); from then on this exchange owns the request, its answer and both sockets.
+ * Until a tunnel exists the client socket is not read: bytes the client sent early stay in its
+ * buffer (or in `head`) for the tunnel, while a reset or close of the client is still seen and
+ * cancels the upstream request.
  */
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import httpProxy from 'http-proxy';
 import { ProxyError, type ErrorCode } from '../errors.js';
 import type { UpgradeHandler } from '../listeners/http.js';
 import type { UpstreamBackend } from '../upstream/backend.js';
@@ -35,6 +21,7 @@ import { prepareRequestHeaders, responseHeaders, switchingProtocolsHeaders } fro
 import { clientAddress, pathOf, type ExchangeRecord, type ForwardListener } from './http.js';
 import { rawErrorResponse, rawHead } from './respond.js';
 import { Tunnel, type TunnelPool, type TunnelRecord, type TunnelSummary } from './tunnel.js';
+import { WsEngine } from './ws-engine.js';
 
 export interface WebSocketHooks {
   /** An upgrade that did not become a tunnel (refused, failed, answered as HTTP): like a request. */
@@ -43,36 +30,16 @@ export interface WebSocketHooks {
   onTunnel(record: TunnelRecord): void;
 }
 
-/** The request's own listeners, those http-proxy's stream pass adds being removed. */
-const ENGINE_EVENTS = ['error', 'response', 'upgrade'] as const;
-type Listener = (...args: unknown[]) => void;
-
-const NO_HEAD = Buffer.alloc(0);
-
-/** A callback must be passed or http-proxy emits `error`; its error listener is removed anyway. */
-function ignoreEngineCallback(): void {}
-
 export class WebSocketForwarder implements UpgradeHandler {
-  readonly #engine: httpProxy;
+  readonly engine = new WsEngine();
   readonly hooks: WebSocketHooks;
   /** Upgrades waiting for their backend's answer, to cancel at shutdown. */
   readonly pending = new Set<WebSocketExchange>();
   /** Set during shutdown: new upgrades get 503. */
   closing = false;
-  #claim: ((upstream: ClientRequest) => void) | null = null;
 
   constructor(hooks: WebSocketHooks) {
     this.hooks = hooks;
-    this.#engine = httpProxy.createProxyServer({ toProxy: true, xfwd: false });
-    // checkMethodAndHeader (the listener and the exchange check those) and XHeaders (headers.ts) are not needed.
-    const engine = this.#engine as unknown as { wsPasses: { name: string }[] };
-    engine.wsPasses = engine.wsPasses.filter((pass) => pass.name === 'stream');
-    this.#engine.on('proxyReqWs', (upstream: ClientRequest) => {
-      const claim = this.#claim;
-      this.#claim = null;
-      if (claim !== null) claim(upstream);
-    });
-    this.#engine.on('error', ignoreEngineCallback);
   }
 
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, listener: ForwardListener, pool: TunnelPool): void {
@@ -82,30 +49,6 @@ export class WebSocketForwarder implements UpgradeHandler {
   /** Cancels every upgrade still waiting for its backend (shutdown). */
   closeAll(): void {
     for (const exchange of [...this.pending]) exchange.cancel();
-  }
-
-  /**
-   * Has http-proxy create and send the upstream upgrade request to `backend`; returns it with
-   * the engine's own listeners removed, before any I/O happened on it.
-   */
-  engineWs(req: IncomingMessage, socket: Duplex, backend: UpstreamBackend, target: string): ClientRequest | null {
-    let upstream: ClientRequest | null = null;
-    const before = new Map<string, Listener[]>();
-    this.#claim = (created) => {
-      upstream = created;
-      created.path = target;
-      for (const event of ENGINE_EVENTS) before.set(event, created.listeners(event) as Listener[]);
-    };
-    // A fresh connection per upgrade (agent: false): it becomes the tunnel, never returns to a pool.
-    this.#engine.ws(req, socket, NO_HEAD, { target: backend.target, agent: false }, ignoreEngineCallback);
-    this.#claim = null;
-    const created = upstream as ClientRequest | null;
-    if (created === null) return null;
-    for (const event of ENGINE_EVENTS) {
-      const own = before.get(event) ?? [];
-      for (const fn of created.listeners(event) as Listener[]) if (!own.includes(fn)) created.off(event, fn);
-    }
-    return created;
   }
 }
 
@@ -188,7 +131,7 @@ class WebSocketExchange {
     this.#held = backend;
     this.#tried.push(backend);
     this.#connected = false;
-    const upstream = this.#forwarder.engineWs(this.#req, this.#socket, backend, this.#target);
+    const upstream = this.#forwarder.engine.request(this.#req, this.#socket, backend, this.#target);
     this.#upstream = upstream;
     if (upstream === null) {
       // http-proxy always creates the request synchronously; if it ever did not, fail loudly but safely.
