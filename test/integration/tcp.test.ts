@@ -234,6 +234,35 @@ t.test('a backend marked down by its checks has its open tunnels closed', async 
   await leaks.assertClean(t);
 });
 
+t.test('a released warm keeps its tunnels until drain_timeout, then they are closed', async (t) => {
+  const leaks = leakCheck();
+  const hot = await new TcpBackend('hot', { greet: true }).start();
+  const warm = await new TcpBackend('warm', { greet: true }).start();
+  const h = await startProxy(tcpConfig(
+    [{ name: 'hot', address: hot.address }, { name: 'warm', address: warm.address, role: 'warm' }],
+    { drain_timeout: '300ms', failover: { failback_hold: '0s', slow_start: '0s' } },
+  ));
+  const hotPort = hot.port;
+  await hot.close();
+  await waitFor(() => h.log.events('promoted').length === 1, 3_000, 'warm promoted');
+  const client = TcpClient.connect(h.port());
+  await client.waitFor('warm\n');
+  await hot.start(hotPort);
+  await waitFor(() => h.log.events('released').length === 1, 3_000, 'warm released');
+  const releasedAt = Date.now();
+  client.socket.write('still served');
+  await client.waitFor('still served');
+  t.notOk(client.isClosed, 'the tunnel outlives the release');
+  await client.closed;
+  const after = Date.now() - releasedAt;
+  t.ok(after >= 250 && after < 2_000, `closed ${after}ms after the release`);
+  await waitFor(() => h.log.access.length === 1, 2_000, 'access line');
+  t.match(h.log.access[0], { backend: 'warm', reason: 'drain timeout', error: 'TUNNEL_CLOSED' });
+  await h.stop();
+  await Promise.all([hot.close(), warm.close()]);
+  await leaks.assertClean(t);
+});
+
 t.test('tunnels count in least connections: new connections avoid the backend holding many', async (t) => {
   const leaks = leakCheck();
   const a = await new TcpBackend('a', { greet: true }).start();
