@@ -11,7 +11,7 @@
  * cancels the upstream request.
  */
 import type { ClientRequest, IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ProxyError, type ErrorCode } from '../errors.js';
 import type { UpgradeHandler } from '../listeners/http.js';
@@ -262,6 +262,9 @@ class WebSocketExchange {
     this.#forwarder.pending.delete(this);
     socket.off('error', this.#onClientError);
     socket.off('close', this.#onClientClose);
+    // A keep-alive timer Node armed after an earlier response on this connection must not cut
+    // the tunnel (http-proxy clears it too; this does not rely on it). Idle is the tunnel's job.
+    if (socket instanceof Socket) socket.setTimeout(0);
     socket.write(rawHead(101, 'Switching Protocols', switchingProtocolsHeaders(res.rawHeaders)));
     if (backendHead.length > 0) backendSocket.unshift(backendHead);
     if (this.#head.length > 0) socket.unshift(this.#head);

@@ -237,6 +237,38 @@ t.test('a backend that cannot be connected to: the upgrade is retried on another
   await leaks.assertClean(t);
 });
 
+/** A client text frame (masked, as RFC 6455 requires of clients) for short texts. */
+function maskedTextFrame(text: string): Buffer {
+  const payload = Buffer.from(text);
+  const mask = Buffer.from([1, 2, 3, 4]);
+  const masked = Buffer.from(payload.map((b, i) => b ^ (mask[i % 4] as number)));
+  return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, masked]);
+}
+
+t.test('an upgrade after requests on a keep-alive connection is not cut by idle_timeout', async (t) => {
+  const leaks = leakCheck();
+  const [echo] = (await startWsBackends(['ws'])) as [WsBackend];
+  const h = await startProxy(simpleConfig([{ name: 'ws', address: echo.address }], {}, { idle_timeout: '150ms' }));
+  const socket = net.connect(h.port(), '127.0.0.1');
+  let received = '';
+  socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
+  socket.write('GET / HTTP/1.1\r\nHost: app.test\r\n\r\n');
+  await waitFor(() => received.includes('\r\n0\r\n\r\n'), 2_000, 'first response');
+  socket.write(RAW_UPGRADE('/after'));
+  await waitFor(() => received.includes('HTTP/1.1 101 Switching Protocols'), 2_000, '101');
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  t.notOk(socket.destroyed, 'the tunnel outlived the keep-alive idle_timeout');
+  socket.write(maskedTextFrame('hi'));
+  await waitFor(() => received.includes('ws:hi'), 2_000, 'echo');
+  t.pass('and still carries frames');
+  socket.destroy();
+  await waitFor(() => h.log.access.length === 2, 2_000, 'access lines');
+  t.match(h.log.access[1], { tunnel: 'websocket', path: '/after', status: 101 });
+  await h.stop();
+  await echo.close();
+  await leaks.assertClean(t);
+});
+
 t.test('either side closing closes the other', async (t) => {
   const leaks = leakCheck();
   const [echo] = (await startWsBackends(['ws'])) as [WsBackend];
