@@ -128,7 +128,7 @@ export class TcpClient {
   }
 
   /** Waits until `received` contains `text` (or throws after `timeoutMs`). */
-  async waitFor(text: string, timeoutMs = 3_000): Promise<void> {
+  async waitFor(text: string, timeoutMs = 5_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!this.received.includes(text)) {
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${JSON.stringify(text)}; got ${JSON.stringify(this.received)}`);
@@ -208,8 +208,12 @@ export async function startWsBackends(names: readonly string[]): Promise<WsBacke
   return Promise.all(names.map((name) => new WsBackend(name).start()));
 }
 
-/** Fast tcp health checks for tunnel tests. */
-export const TCP_CHECKS = { protocol: 'tcp', interval: '100ms', timeout: '100ms', rise: 1, fall: 1 } as const;
+/**
+ * Fast health checks for tunnel tests. The timeout is generous: a refused connection fails at
+ * once anyway, and a loaded machine must not fail a startup check of a live backend.
+ */
+export const TCP_CHECKS = { protocol: 'tcp', interval: '100ms', timeout: '1s', rise: 1, fall: 1 } as const;
+export const HTTP_CHECKS = { protocol: 'http', path: '/healthz', interval: '100ms', timeout: '1s', rise: 1, fall: 1 } as const;
 
 /** One tcp listener `db` on an ephemeral loopback port with one pool `db`. */
 export function tcpConfig(

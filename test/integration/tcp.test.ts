@@ -7,7 +7,7 @@ import t from 'tap';
 import net, { type Socket } from 'node:net';
 import { leakCheck } from '../helpers/handles.js';
 import { sleep, startProxy, waitFor } from '../helpers/harness.js';
-import { TcpBackend, TcpClient, startTcpBackends, tcpConfig } from '../helpers/tunnels.js';
+import { TCP_CHECKS, TcpBackend, TcpClient, startTcpBackends, tcpConfig } from '../helpers/tunnels.js';
 
 t.test('TCP echo through the proxy; one access-log line per tunnel', async (t) => {
   const leaks = leakCheck();
@@ -23,7 +23,7 @@ t.test('TCP echo through the proxy; one access-log line per tunnel', async (t) =
   t.equal(backend?.tunnels.size, 1, 'and is registered on its backend');
   client.socket.end();
   await client.closed;
-  await waitFor(() => h.log.access.length === 1, 2_000, 'access line');
+  await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
   t.equal(backend?.inFlight, 0, 'released when it closed');
   t.equal(backend?.tunnels.size, 0);
   t.match(h.log.access[0], {
@@ -42,7 +42,7 @@ t.test('20 connections with one backend stopped all succeed (retried elsewhere)'
   const backends = await startTcpBackends(['a', 'b', 'c'], { greet: true });
   // Checks far apart: only live traffic can notice the stopped backend.
   const h = await startProxy(tcpConfig(backends.map((b) => ({ name: b.name, address: b.address })), {
-    health_check: { protocol: 'tcp', interval: '10s', timeout: '200ms', rise: 1, fall: 1 },
+    health_check: { ...TCP_CHECKS, interval: '10s' },
   }));
   await (backends[1] as TcpBackend).kill();
   const clients = Array.from({ length: 20 }, () => TcpClient.connect(h.port()));
@@ -55,7 +55,7 @@ t.test('20 connections with one backend stopped all succeed (retried elsewhere)'
   t.equal(h.log.events('backend_down').length, 1, 'passive detection marked b down');
   for (const c of clients) c.socket.end();
   await Promise.all(clients.map((c) => c.closed));
-  await waitFor(() => h.log.access.length === 20, 2_000, '20 access lines');
+  await waitFor(() => h.log.access.length === 20, 5_000, '20 access lines');
   t.ok(h.log.access.some((l) => (l.retries as number) > 0), 'retries are in the access log');
   await h.stop();
   await Promise.all(backends.map((b) => b.close()));
@@ -79,7 +79,7 @@ t.test('half-close: the client ends its side and still receives the reply, then 
   await client.closed;
   t.ok(client.ended, 'the backend end arrived as an end');
   t.equal(client.error, null);
-  await waitFor(() => h.log.access.length === 1, 2_000, 'access line');
+  await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
   t.match(h.log.access[0], { reason: 'closed', bytes_in: 12, bytes_out: 16 });
   await h.stop();
   await server.close();
@@ -116,7 +116,7 @@ t.test('backpressure both ways: a side that does not read holds the other back',
   const client = net.connect(h.port(), '127.0.0.1');
   await new Promise((resolve) => client.once('connect', resolve));
   client.write('!');
-  await waitFor(() => backendSocket !== null, 2_000, 'backend connection');
+  await waitFor(() => backendSocket !== null, 5_000, 'backend connection');
   const backend = backendSocket as unknown as Socket;
 
   // Backend → client, while the client does not read.
@@ -146,7 +146,7 @@ t.test('backpressure both ways: a side that does not read holds the other back',
   client.end();
   backend.end();
   await new Promise((resolve) => client.once('close', resolve));
-  await waitFor(() => h.log.access.length === 1, 2_000, 'access line');
+  await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
   t.match(h.log.access[0], { reason: 'closed', bytes_in: TOTAL + 1, bytes_out: TOTAL });
   await h.stop();
   await server.close();
@@ -169,8 +169,8 @@ t.test('tunnel_idle_timeout closes a quiet tunnel; traffic either way keeps it o
   t.notOk(client.isClosed, 'open after 400ms with bytes every 80ms');
   await client.closed;
   const quiet = Date.now() - quietSince;
-  t.ok(quiet >= 150 && quiet < 1_000, `closed after ${quiet}ms of silence`);
-  await waitFor(() => h.log.access.length === 1, 2_000, 'access line');
+  t.ok(quiet >= 150 && quiet < 3_000, `closed after ${quiet}ms of silence`);
+  await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
   t.match(h.log.access[0], { reason: 'idle_timeout', error: 'TUNNEL_IDLE_TIMEOUT', bytes_in: 5, bytes_out: 5 });
   await h.stop();
   await echo.close();
@@ -208,7 +208,7 @@ t.test('a backend crash closes its tunnels and the clients see the close', async
   await echo.kill();
   await Promise.all(clients.map((c) => c.closed));
   t.ok(clients.every((c) => c.error === 'ECONNRESET'), 'the reset crossed the proxy as a reset');
-  await waitFor(() => h.log.access.length === 3, 2_000, 'access lines');
+  await waitFor(() => h.log.access.length === 3, 5_000, 'access lines');
   t.ok(h.log.access.every((l) => l.reason === 'backend_reset' && l.error === 'TUNNEL_UPSTREAM_RESET'));
   t.equal(backend?.inFlight, 0);
   t.equal(backend?.tunnels.size, 0);
@@ -227,7 +227,7 @@ t.test('a backend marked down by its checks has its open tunnels closed', async 
   await echo.stopListening();
   await client.closed;
   t.equal(h.log.events('backend_down').length, 1);
-  await waitFor(() => h.log.access.length === 1, 2_000, 'access line');
+  await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
   t.match(h.log.access[0], { reason: 'backend down', error: 'TUNNEL_CLOSED' });
   await h.stop();
   await echo.close();
@@ -244,19 +244,19 @@ t.test('a released warm keeps its tunnels until drain_timeout, then they are clo
   ));
   const hotPort = hot.port;
   await hot.close();
-  await waitFor(() => h.log.events('promoted').length === 1, 3_000, 'warm promoted');
+  await waitFor(() => h.log.events('promoted').length === 1, 5_000, 'warm promoted');
   const client = TcpClient.connect(h.port());
   await client.waitFor('warm\n');
   await hot.start(hotPort);
-  await waitFor(() => h.log.events('released').length === 1, 3_000, 'warm released');
+  await waitFor(() => h.log.events('released').length === 1, 5_000, 'warm released');
   const releasedAt = Date.now();
   client.socket.write('still served');
   await client.waitFor('still served');
   t.notOk(client.isClosed, 'the tunnel outlives the release');
   await client.closed;
   const after = Date.now() - releasedAt;
-  t.ok(after >= 250 && after < 2_000, `closed ${after}ms after the release`);
-  await waitFor(() => h.log.access.length === 1, 2_000, 'access line');
+  t.ok(after >= 250 && after < 5_000, `closed ${after}ms after the release`);
+  await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
   t.match(h.log.access[0], { backend: 'warm', reason: 'drain timeout', error: 'TUNNEL_CLOSED' });
   await h.stop();
   await Promise.all([hot.close(), warm.close()]);
@@ -278,7 +278,7 @@ t.test('tunnels count in least connections: new connections avoid the backend ho
   await Promise.all(first.map((c) => c.waitFor('\n')));
   t.strictSame(first.map((c) => c.received.trim()), ['a', 'a', 'a', 'a']);
   await b.start(bPort);
-  await waitFor(() => h.log.events('backend_up').some((e) => e.backend === 'b'), 3_000, 'b up');
+  await waitFor(() => h.log.events('backend_up').some((e) => e.backend === 'b'), 5_000, 'b up');
   const next = [0, 1, 2, 3].map(() => TcpClient.connect(h.port()));
   await Promise.all(next.map((c) => c.waitFor('\n')));
   t.strictSame(next.map((c) => c.received.trim()), ['b', 'b', 'b', 'b'], 'a holds 4 tunnels: the next 4 go to b');
@@ -302,9 +302,10 @@ t.test('nothing serving: the client is closed at once', async (t) => {
   const started = Date.now();
   const client = TcpClient.connect(h.port());
   await client.closed;
-  t.ok(Date.now() - started < 150, 'closed without waiting');
+  t.ok(Date.now() - started < 1_000, 'closed without waiting');
+  t.notOk(h.log.lines.some((l) => l.msg === 'retry'), 'no backend was tried');
   t.equal(client.received, '');
-  await waitFor(() => h.log.access.length === 1, 2_000, 'access line');
+  await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
   t.match(h.log.access[0], { tunnel: 'tcp', backend: null, reason: 'not_connected', error: 'NO_SERVING_BACKEND', bytes: 0 });
   await h.stop();
   await leaks.assertClean(t);
@@ -315,12 +316,12 @@ t.test('every backend refuses: retries run out and the client is closed', async 
   const backends = await startTcpBackends(['a', 'b']);
   const h = await startProxy(tcpConfig(backends.map((b) => ({ name: b.name, address: b.address })), {
     retries: 1,
-    health_check: { protocol: 'tcp', interval: '10s', timeout: '200ms' },
+    health_check: { ...TCP_CHECKS, interval: '10s', fall: 3 },
   }));
   await Promise.all(backends.map((b) => b.close()));
   const client = TcpClient.connect(h.port());
   await client.closed;
-  await waitFor(() => h.log.access.length === 1, 2_000, 'access line');
+  await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
   t.match(h.log.access[0], { reason: 'not_connected', error: 'UPSTREAM_CONNECT_FAILED', retries: 1 });
   t.equal(h.proxy.pools.get('db')?.backends.reduce((n, b) => n + b.inFlight, 0), 0, 'nothing left in flight');
   await h.stop();
@@ -356,7 +357,7 @@ t.test('shutdown closes open tunnels at shutdown_timeout', async (t) => {
   await h.stop();
   await client.closed;
   const took = Date.now() - started;
-  t.ok(took >= 400 && took < 2_000, `closed at shutdown_timeout (${took}ms)`);
+  t.ok(took >= 400 && took < 5_000, `closed at shutdown_timeout (${took}ms)`);
   t.match(h.log.access[0], { reason: 'shutdown', error: 'TUNNEL_CLOSED' });
   await echo.close();
   await leaks.assertClean(t);

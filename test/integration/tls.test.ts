@@ -13,8 +13,8 @@ import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import { TestBackend } from '../helpers/backend.js';
 import { leakCheck } from '../helpers/handles.js';
-import { FAST_CHECKS, startProxy, waitFor } from '../helpers/harness.js';
-import { TCP_CHECKS, TcpBackend, TcpClient, WsBackend, selfSigned } from '../helpers/tunnels.js';
+import { startProxy, waitFor } from '../helpers/harness.js';
+import { HTTP_CHECKS, TCP_CHECKS, TcpBackend, TcpClient, WsBackend, selfSigned } from '../helpers/tunnels.js';
 
 const dir = t.testdir({});
 const main = await selfSigned(dir, 'main', 'localhost');
@@ -61,8 +61,8 @@ t.test('HTTPS listener: requests and WebSockets over TLS, X-Forwarded-Proto http
       routes: [{ path_prefix: '/ws', pool: 'ws' }, { pool: 'app' }],
     }],
     pools: {
-      app: { health_check: FAST_CHECKS, backends: [{ name: 'app', address: backend.address }] },
-      ws: { health_check: FAST_CHECKS, backends: [{ name: 'ws', address: ws.address }] },
+      app: { health_check: HTTP_CHECKS, backends: [{ name: 'app', address: backend.address }] },
+      ws: { health_check: HTTP_CHECKS, backends: [{ name: 'ws', address: ws.address }] },
     },
   });
   const reply = await httpsGet(h.port());
@@ -108,7 +108,7 @@ t.test('TLS over TCP: echo, half-close, plain bytes at the backend', async (t) =
   await client.waitFor('got over tls');
   await client.closed;
   t.equal(seen, 'over tls', 'the backend got the plain bytes');
-  await waitFor(() => h.log.access.length === 1, 2_000, 'access line');
+  await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
   t.match(h.log.access[0], { tunnel: 'tcp', reason: 'closed', bytes_in: 8, bytes_out: 12 });
   await h.stop();
   await upper.close();
@@ -147,7 +147,7 @@ t.test('reconfigure swaps the certificate for new connections; open ones keep th
       { name: 'db', listen: '127.0.0.1:0', protocol: 'tcp', pool: 'db', tls: tlsFiles },
     ],
     pools: {
-      app: { health_check: FAST_CHECKS, backends: [{ name: 'app', address: backend.address }] },
+      app: { health_check: HTTP_CHECKS, backends: [{ name: 'app', address: backend.address }] },
       db: { health_check: TCP_CHECKS, backends: [{ name: 'echo', address: echo.address }] },
     },
   });

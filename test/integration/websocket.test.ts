@@ -10,8 +10,12 @@ import { WebSocket } from 'ws';
 import { TestBackend } from '../helpers/backend.js';
 import { rawRequest, request } from '../helpers/client.js';
 import { leakCheck } from '../helpers/handles.js';
-import { FAST_CHECKS, simpleConfig, startProxy, waitFor } from '../helpers/harness.js';
-import { WsBackend, startWsBackends } from '../helpers/tunnels.js';
+import { simpleConfig, startProxy, waitFor, type BackendSpec } from '../helpers/harness.js';
+import { HTTP_CHECKS, WsBackend, startWsBackends } from '../helpers/tunnels.js';
+
+/** simpleConfig with health checks that tolerate a loaded machine. */
+const wsConfig = (backends: readonly BackendSpec[], pool: Record<string, unknown> = {}, listener: Record<string, unknown> = {}) =>
+  simpleConfig(backends, { health_check: HTTP_CHECKS, ...pool }, listener);
 
 const UPGRADE_HEADERS = {
   connection: 'Upgrade',
@@ -72,7 +76,7 @@ function upgradeRequest(port: number, path: string): Promise<UpgradeAnswer> {
 t.test('WebSocket echo of several messages, then a clean 1000 close', async (t) => {
   const leaks = leakCheck();
   const [echo] = (await startWsBackends(['ws-1'])) as [WsBackend];
-  const h = await startProxy(simpleConfig([{ name: 'ws-1', address: echo.address }]));
+  const h = await startProxy(wsConfig([{ name: 'ws-1', address: echo.address }]));
   const ws = await open(h.port(), '/chat?token=secret');
   const backend = h.proxy.pools.get('app')?.backends[0];
   t.equal(backend?.inFlight, 1, 'the open WebSocket counts as in flight');
@@ -88,14 +92,14 @@ t.test('WebSocket echo of several messages, then a clean 1000 close', async (t) 
   const code = closed(ws);
   ws.close(1000, 'bye');
   t.equal(await code, 1000, 'the client saw a clean close');
-  await waitFor(() => echo.closeCodes.length === 1, 2_000, 'backend close');
+  await waitFor(() => echo.closeCodes.length === 1, 5_000, 'backend close');
   t.strictSame(echo.closeCodes, [1000], 'the backend saw the 1000 too');
   const seen = echo.upgrades[0] ?? {};
   t.equal(seen['x-forwarded-for'], '127.0.0.1');
   t.equal(seen['x-forwarded-proto'], 'http');
   t.equal(seen.upgrade, 'websocket');
   t.equal(seen.connection, 'upgrade');
-  await waitFor(() => h.log.access.length === 1, 2_000, 'access line');
+  await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
   t.match(h.log.access[0], {
     listener: 'web', pool: 'app', backend: 'ws-1', tunnel: 'websocket', method: 'GET', path: '/chat', status: 101, reason: 'closed', retries: 0,
   });
@@ -136,17 +140,17 @@ async function silentUpgrades(): Promise<{ address: string; held: Socket[]; clos
 t.test('a client reset before the 101: no crash, the upstream socket is closed', async (t) => {
   const leaks = leakCheck();
   const silent = await silentUpgrades();
-  const h = await startProxy(simpleConfig([{ name: 'slow', address: silent.address }], { response_timeout: '5s' }));
+  const h = await startProxy(wsConfig([{ name: 'slow', address: silent.address }], { response_timeout: '5s' }));
   const client = net.connect(h.port(), '127.0.0.1');
   client.on('error', () => undefined);
   client.write(RAW_UPGRADE('/hang'));
-  await waitFor(() => silent.held.length === 1, 2_000, 'upgrade at the backend');
+  await waitFor(() => silent.held.length === 1, 5_000, 'upgrade at the backend');
   const backend = h.proxy.pools.get('app')?.backends[0];
   t.equal(backend?.inFlight, 1, 'a pending upgrade is in flight');
   client.resetAndDestroy();
   await silent.closed[0];
   t.pass('the upstream socket was closed');
-  await waitFor(() => h.log.access.length === 1, 2_000, 'access line');
+  await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
   t.match(h.log.access[0], { backend: 'slow', path: '/hang', status: 499, error: 'CLIENT_ABORTED' });
   t.equal(backend?.inFlight, 0);
   t.equal((await request(h.port())).status, 200, 'the proxy still serves');
@@ -158,12 +162,12 @@ t.test('a client reset before the 101: no crash, the upstream socket is closed',
 t.test('no answer to the upgrade within response_timeout: 504, upstream closed', async (t) => {
   const leaks = leakCheck();
   const silent = await silentUpgrades();
-  const h = await startProxy(simpleConfig([{ name: 'slow', address: silent.address }], { response_timeout: '200ms' }));
+  const h = await startProxy(wsConfig([{ name: 'slow', address: silent.address }], { response_timeout: '200ms' }));
   const answer = await upgradeRequest(h.port(), '/late');
   t.match(answer, { status: 504, upgraded: false });
   await silent.closed[0];
   t.pass('the upstream socket was closed');
-  await waitFor(() => h.log.access.length === 1, 2_000, 'access line');
+  await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
   t.match(h.log.access[0], { status: 504, error: 'UPSTREAM_RESPONSE_TIMEOUT', retries: 0 });
   t.equal(h.proxy.pools.get('app')?.backends[0]?.inFlight, 0);
   await h.stop();
@@ -183,7 +187,7 @@ t.test('a backend that answers an upgrade with 426 or 200 is answered back as HT
     },
   }).start();
   const plain = await new TestBackend({ name: 'plain' }).start();
-  const pool = (b: TestBackend) => ({ health_check: FAST_CHECKS, backends: [{ name: b.name, address: b.address }] });
+  const pool = (b: TestBackend) => ({ health_check: HTTP_CHECKS, backends: [{ name: b.name, address: b.address }] });
   const h = await startProxy({
     listeners: [{ name: 'web', listen: '127.0.0.1:0', routes: [{ path_prefix: '/refuse', pool: 'refuse' }, { pool: 'plain' }] }],
     pools: { refuse: pool(refuse), plain: pool(plain) },
@@ -199,7 +203,7 @@ t.test('a backend that answers an upgrade with 426 or 200 is answered back as HT
   t.equal(ok.headers['transfer-encoding'], undefined, 'the chunked body went out decoded, delimited by the close');
   // The ws client gives up on a non-101 answer: no tunnel.
   await t.rejects(open(h.port(), '/refuse'), /Unexpected server response: 426/);
-  await waitFor(() => h.log.access.length === 3, 2_000, 'access lines');
+  await waitFor(() => h.log.access.length === 3, 5_000, 'access lines');
   t.match(h.log.access[0], { backend: 'refuse', status: 426, error: 'UPGRADE_REFUSED', bytes: 16 });
   t.match(h.log.access[1], { backend: 'plain', status: 200, error: 'UPGRADE_REFUSED' });
   t.notOk(h.log.access.some((l) => 'tunnel' in l), 'nothing was tunnelled');
@@ -212,8 +216,8 @@ t.test('a backend that answers an upgrade with 426 or 200 is answered back as HT
 t.test('a backend that cannot be connected to: the upgrade is retried on another', async (t) => {
   const leaks = leakCheck();
   const backends = await startWsBackends(['a', 'b']);
-  const h = await startProxy(simpleConfig(backends.map((b) => ({ name: b.name, address: b.address })), {
-    health_check: { ...FAST_CHECKS, interval: '10s' },
+  const h = await startProxy(wsConfig(backends.map((b) => ({ name: b.name, address: b.address })), {
+    health_check: { ...HTTP_CHECKS, interval: '10s' },
   }));
   await (backends[0] as WsBackend).kill();
   const clients = await Promise.all([0, 1, 2, 3, 4, 5].map(() => open(h.port())));
@@ -230,7 +234,7 @@ t.test('a backend that cannot be connected to: the upgrade is retried on another
     ws.close(1000);
     return done;
   }));
-  await waitFor(() => h.log.access.length === 6, 2_000, 'access lines');
+  await waitFor(() => h.log.access.length === 6, 5_000, 'access lines');
   t.ok(h.log.access.some((l) => (l.retries as number) > 0));
   await h.stop();
   await Promise.all(backends.map((b) => b.close()));
@@ -248,21 +252,21 @@ function maskedTextFrame(text: string): Buffer {
 t.test('an upgrade after requests on a keep-alive connection is not cut by idle_timeout', async (t) => {
   const leaks = leakCheck();
   const [echo] = (await startWsBackends(['ws'])) as [WsBackend];
-  const h = await startProxy(simpleConfig([{ name: 'ws', address: echo.address }], {}, { idle_timeout: '150ms' }));
+  const h = await startProxy(wsConfig([{ name: 'ws', address: echo.address }], {}, { idle_timeout: '150ms' }));
   const socket = net.connect(h.port(), '127.0.0.1');
   let received = '';
   socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
   socket.write('GET / HTTP/1.1\r\nHost: app.test\r\n\r\n');
-  await waitFor(() => received.includes('\r\n0\r\n\r\n'), 2_000, 'first response');
+  await waitFor(() => received.includes('\r\n0\r\n\r\n'), 5_000, 'first response');
   socket.write(RAW_UPGRADE('/after'));
-  await waitFor(() => received.includes('HTTP/1.1 101 Switching Protocols'), 2_000, '101');
+  await waitFor(() => received.includes('HTTP/1.1 101 Switching Protocols'), 5_000, '101');
   await new Promise((resolve) => setTimeout(resolve, 400));
   t.notOk(socket.destroyed, 'the tunnel outlived the keep-alive idle_timeout');
   socket.write(maskedTextFrame('hi'));
-  await waitFor(() => received.includes('ws:hi'), 2_000, 'echo');
+  await waitFor(() => received.includes('ws:hi'), 5_000, 'echo');
   t.pass('and still carries frames');
   socket.destroy();
-  await waitFor(() => h.log.access.length === 2, 2_000, 'access lines');
+  await waitFor(() => h.log.access.length === 2, 5_000, 'access lines');
   t.match(h.log.access[1], { tunnel: 'websocket', path: '/after', status: 101 });
   await h.stop();
   await echo.close();
@@ -272,21 +276,21 @@ t.test('an upgrade after requests on a keep-alive connection is not cut by idle_
 t.test('either side closing closes the other', async (t) => {
   const leaks = leakCheck();
   const [echo] = (await startWsBackends(['ws'])) as [WsBackend];
-  const h = await startProxy(simpleConfig([{ name: 'ws', address: echo.address }]));
+  const h = await startProxy(wsConfig([{ name: 'ws', address: echo.address }]));
 
   const first = await open(h.port());
-  await waitFor(() => echo.clients.size === 1, 2_000, 'backend side open');
+  await waitFor(() => echo.clients.size === 1, 5_000, 'backend side open');
   const firstClosed = closed(first);
   for (const peer of echo.clients) peer.terminate();
   t.equal(await firstClosed, 1006, 'the backend dropped: the client sees the connection close');
 
   const second = await open(h.port());
-  await waitFor(() => echo.clients.size === 1, 2_000, 'backend side open');
+  await waitFor(() => echo.clients.size === 1, 5_000, 'backend side open');
   second.terminate();
-  await waitFor(() => echo.closeCodes.length === 2, 2_000, 'backend close');
+  await waitFor(() => echo.closeCodes.length === 2, 5_000, 'backend close');
   t.equal(echo.closeCodes[1], 1006, 'the client dropped: the backend sees the connection close');
 
-  await waitFor(() => h.log.access.length === 2, 2_000, 'access lines');
+  await waitFor(() => h.log.access.length === 2, 5_000, 'access lines');
   t.equal(h.proxy.pools.get('app')?.backends[0]?.inFlight, 0);
   await h.stop();
   await echo.close();
@@ -298,13 +302,13 @@ t.test('no serving backend: 503 with Retry-After; non-GET and non-websocket upgr
   const gone = await new WsBackend('gone').start();
   const address = gone.address;
   await gone.close();
-  const h = await startProxy(simpleConfig([{ name: 'gone', address }]));
+  const h = await startProxy(wsConfig([{ name: 'gone', address }]));
   const answer = await upgradeRequest(h.port(), '/');
   t.match(answer, { status: 503, upgraded: false });
   t.equal(answer.headers['retry-after'], '1');
   t.match(await rawRequest(h.port(), RAW_UPGRADE('/').replace('GET', 'POST')), /^HTTP\/1\.1 400 /);
   t.match(await rawRequest(h.port(), RAW_UPGRADE('/').replace('Upgrade: websocket', 'Upgrade: h2c')), /^HTTP\/1\.1 400 /);
-  await waitFor(() => h.log.access.length === 1, 2_000, 'access line');
+  await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
   t.match(h.log.access[0], { status: 503, error: 'NO_SERVING_BACKEND', backend: null });
   await h.stop();
   await leaks.assertClean(t);
@@ -313,13 +317,13 @@ t.test('no serving backend: 503 with Retry-After; non-GET and non-websocket upgr
 t.test('shutdown closes open WebSockets at shutdown_timeout', async (t) => {
   const leaks = leakCheck();
   const [echo] = (await startWsBackends(['ws'])) as [WsBackend];
-  const h = await startProxy({ ...simpleConfig([{ name: 'ws', address: echo.address }]), shutdown_timeout: '300ms' });
+  const h = await startProxy({ ...wsConfig([{ name: 'ws', address: echo.address }]), shutdown_timeout: '300ms' });
   const ws = await open(h.port());
   const code = closed(ws);
   const stopping = h.stop();
   t.equal(await code, 1006, 'the open WebSocket was closed');
   await stopping;
-  await waitFor(() => h.log.access.length === 1, 2_000, 'access line');
+  await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
   t.match(h.log.access[0], { tunnel: 'websocket', reason: 'shutdown', error: 'TUNNEL_CLOSED' });
   await echo.close();
   await leaks.assertClean(t);
