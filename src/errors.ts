@@ -57,6 +57,18 @@ export const ERROR_CODES = {
     source: 'upstream', status: 0, retry: 'never', passive: false,
     description: 'the backend answered a WebSocket upgrade with something other than 101 (passed back as HTTP)',
   },
+  TUNNEL_UPSTREAM_RESET: {
+    source: 'upstream', status: 0, retry: 'never', passive: false,
+    description: 'the backend reset or dropped an open tunnel (TCP or WebSocket); the client side is closed too (reset, when the backend reset)',
+  },
+  TUNNEL_IDLE_TIMEOUT: {
+    source: 'internal', status: 0, retry: 'never', passive: false,
+    description: 'no bytes either way on a tunnel for tunnel_idle_timeout; both sides are closed',
+  },
+  TUNNEL_CLOSED: {
+    source: 'internal', status: 0, retry: 'never', passive: false,
+    description: 'the proxy closed an open tunnel: its backend went down, drain_timeout passed, or shutdown',
+  },
   NO_SERVING_BACKEND: {
     source: 'internal', status: 503, retry: 'never', passive: false,
     description: 'no backend of the pool is serving',

@@ -6,7 +6,10 @@ import type { AddressInfo } from 'node:net';
 import type { Config } from './config/schema.js';
 import { EventLog } from './control/events.js';
 import { HttpForwarder, type ExchangeRecord } from './forward/http.js';
+import type { TunnelRecord } from './forward/tunnel.js';
+import { WebSocketForwarder } from './forward/websocket.js';
 import { HttpListener } from './listeners/http.js';
+import { TcpListener } from './listeners/tcp.js';
 import { createAccessLogger, type Logger } from './log.js';
 import { PoolRuntime } from './upstream/pool-runtime.js';
 
@@ -16,7 +19,7 @@ export interface ProxyOptions {
   readonly now?: () => number;
 }
 
-export type Listener = HttpListener;
+export type Listener = HttpListener | TcpListener;
 
 export class Proxy {
   #config: Config;
@@ -25,6 +28,7 @@ export class Proxy {
   readonly #now: () => number;
   readonly events: EventLog;
   readonly #forwarder: HttpForwarder;
+  readonly #websockets: WebSocketForwarder;
   readonly #pools = new Map<string, PoolRuntime>();
   readonly #listeners = new Map<string, Listener>();
   #state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
@@ -36,6 +40,10 @@ export class Proxy {
     this.#access = createAccessLogger(options.logger, config.log.access);
     this.events = new EventLog(options.logger);
     this.#forwarder = new HttpForwarder({ onDone: (record) => this.#onDone(record) });
+    this.#websockets = new WebSocketForwarder({
+      onDone: (record) => this.#onDone(record),
+      onTunnel: (record) => this.#onTunnel(record),
+    });
   }
 
   get config(): Config {
@@ -59,12 +67,15 @@ export class Proxy {
     await Promise.all([...this.#pools.values()].map((p) => p.start()));
     try {
       for (const config of this.#config.listeners) {
-        const listener = new HttpListener(config, this.#pools, {
-          forwarder: this.#forwarder,
-          upgrades: null,
-          logger: this.#logger,
-          onDone: (record) => this.#onDone(record),
-        });
+        const listener: Listener =
+          config.protocol === 'tcp'
+            ? new TcpListener(config, this.#pools, { logger: this.#logger, onTunnel: (record) => this.#onTunnel(record) })
+            : new HttpListener(config, this.#pools, {
+                forwarder: this.#forwarder,
+                upgrades: this.#websockets,
+                logger: this.#logger,
+                onDone: (record) => this.#onDone(record),
+              });
         this.#listeners.set(config.name, listener);
         const address = await listener.listen();
         this.events.emit('listening', { listener: config.name, protocol: config.protocol, tls: config.tls !== undefined, address: `${address.address}:${address.port}` });
@@ -92,6 +103,7 @@ export class Proxy {
     if (this.#state !== 'running') return;
     this.#state = 'stopping';
     this.#forwarder.closing = true;
+    this.#websockets.closing = true;
     const timeoutMs = this.#config.shutdown_timeout;
     this.events.emit('shutdown', { phase: 'draining', timeout_ms: timeoutMs });
     const drained = Promise.all([...this.#listeners.values()].map((l) => l.stopAccepting()));
@@ -109,6 +121,7 @@ export class Proxy {
   async #closeEverything(): Promise<void> {
     for (const pool of this.#pools.values()) pool.stop();
     for (const pool of this.#pools.values()) pool.closeConnections('shutdown');
+    this.#websockets.closeAll();
     for (const listener of this.#listeners.values()) listener.closeAllConnections();
     await Promise.all([...this.#listeners.values()].map((l) => l.stopAccepting()));
   }
@@ -125,6 +138,28 @@ export class Proxy {
       bytes: r.bytes,
       retries: r.retries,
       client: r.client,
+      error: r.error ?? undefined,
+      via: r.via === 'serving' ? undefined : r.via ?? undefined,
+    });
+  }
+
+  /** One access-log line per tunnel (TCP connection or WebSocket), written when it closes. */
+  #onTunnel(r: TunnelRecord): void {
+    this.#access.info({
+      listener: r.listener,
+      pool: r.pool,
+      backend: r.backend,
+      tunnel: r.protocol,
+      method: r.method ?? undefined,
+      path: r.path ?? undefined,
+      status: r.status ?? undefined,
+      duration_ms: Math.round(r.durationMs * 1000) / 1000,
+      bytes: r.bytesIn + r.bytesOut,
+      bytes_in: r.bytesIn,
+      bytes_out: r.bytesOut,
+      retries: r.retries,
+      client: r.client,
+      reason: r.reason,
       error: r.error ?? undefined,
       via: r.via === 'serving' ? undefined : r.via ?? undefined,
     });

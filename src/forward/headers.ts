@@ -111,3 +111,16 @@ export function responseHeaders(raw: readonly string[]): string[] {
   }
   return out;
 }
+
+/**
+ * The headers of a backend's `101 Switching Protocols` for the client: hop-by-hop removed as for
+ * any response, then `Connection: Upgrade` and the backend's `Upgrade` put back — for this one
+ * response they are end-to-end, the client needs them to accept the switch.
+ */
+export function switchingProtocolsHeaders(raw: readonly string[]): string[] {
+  let upgrade = 'websocket';
+  for (let i = 0; i < raw.length; i += 2) {
+    if ((raw[i] as string).toLowerCase() === 'upgrade') upgrade = raw[i + 1] as string;
+  }
+  return [...responseHeaders(raw), 'Connection', 'Upgrade', 'Upgrade', upgrade];
+}

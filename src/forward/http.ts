@@ -425,7 +425,7 @@ function onResponseTimeout(exchange: HttpExchange): void {
 }
 
 /** The path of a request target without its query (queries may carry secrets: not logged). */
-function pathOf(target: string): string {
+export function pathOf(target: string): string {
   const q = target.indexOf('?');
   return q === -1 ? target : target.slice(0, q);
 }

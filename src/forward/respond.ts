@@ -33,8 +33,22 @@ export function sendError(res: ServerResponse, status: number, retryAfter: numbe
   res.end(body);
 }
 
-/** The same answer on a raw socket, for errors Node reports before a response object exists. */
-export function rawErrorResponse(status: number): string {
+/**
+ * The same answer on a raw socket, for errors Node reports before a response object exists
+ * and for WebSocket upgrades (which have no response object either).
+ */
+export function rawErrorResponse(status: number, retryAfter = 0): string {
   const body = bodyFor(status);
-  return `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body.toString()}`;
+  const retry = retryAfter > 0 ? `retry-after: ${retryAfter}\r\n` : '';
+  return `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\ncache-control: no-store\r\n${retry}connection: close\r\n\r\n${body.toString()}`;
+}
+
+/**
+ * A response head written on a raw socket: status line and `[name, value, …]` headers. Names
+ * and values come from Node's parser (no CR/LF can be in them) or from us.
+ */
+export function rawHead(status: number, message: string, headers: readonly string[]): string {
+  let head = `HTTP/1.1 ${status} ${message}\r\n`;
+  for (let i = 0; i < headers.length; i += 2) head += `${headers[i] as string}: ${headers[i + 1] as string}\r\n`;
+  return `${head}\r\n`;
 }

@@ -15,6 +15,7 @@ import { clientAddress, type ExchangeRecord, type ForwardListener, type HttpForw
 import { rawErrorResponse, sendError } from '../forward/respond.js';
 import type { Logger } from '../log.js';
 import type { PoolRuntime } from '../upstream/pool-runtime.js';
+import { secureContextOptions } from './tls.js';
 
 export interface UpgradeHandler {
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, listener: ForwardListener, pool: PoolRuntime): void;
@@ -80,7 +81,7 @@ export class HttpListener implements ForwardListener {
     this.#server =
       config.tls === undefined
         ? http.createServer(options)
-        : https.createServer({ ...options, cert: config.tls.cert, key: config.tls.key, minVersion: 'TLSv1.2' });
+        : https.createServer({ ...options, ...secureContextOptions(config.tls) });
     const server = this.#server;
     // We count headers ourselves (guard.ts) and answer 431; Node would silently drop the excess.
     server.maxHeadersCount = 0;
@@ -135,7 +136,7 @@ export class HttpListener implements ForwardListener {
     server.keepAliveTimeout = config.idle_timeout;
     server.maxConnections = config.max_connections;
     if (config.tls !== undefined && server instanceof https.Server) {
-      server.setSecureContext({ cert: config.tls.cert, key: config.tls.key, minVersion: 'TLSv1.2' });
+      server.setSecureContext(secureContextOptions(config.tls));
     }
   }
 
@@ -179,7 +180,9 @@ export class HttpListener implements ForwardListener {
     socket.on('error', () => socket.destroy());
     const refusal = checkRequest(req);
     const upgrades = this.#deps.upgrades;
-    if (refusal !== null || upgrades === null || (req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
+    // Only WebSocket upgrades are proxied, and a WebSocket handshake is a GET (RFC 6455 §4.1).
+    const websocket = req.method === 'GET' && (req.headers.upgrade ?? '').toLowerCase() === 'websocket';
+    if (refusal !== null || upgrades === null || !websocket) {
       this.#refuseRaw(socket, refusal === null ? 400 : new ProxyError(refusal.code).status);
       return;
     }

@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { IncomingHttpHeaders } from 'node:http';
-import { prepareRequestHeaders, responseHeaders, type ForwardingContext } from '../../../src/forward/headers.js';
+import { prepareRequestHeaders, responseHeaders, switchingProtocolsHeaders, type ForwardingContext } from '../../../src/forward/headers.js';
 
 const ctx = (over: Partial<ForwardingContext> = {}): ForwardingContext => ({
   clientAddress: '203.0.113.7',
@@ -97,4 +97,22 @@ t.test('response: hop-by-hop and Connection-listed names removed, duplicates and
   ];
   t.strictSame(responseHeaders(raw), ['Content-Type', 'text/plain', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Content-Length', '5']);
   t.strictSame(responseHeaders(['Connection', 'content-length', 'Content-Length', '1']), ['Content-Length', '1']);
+});
+
+t.test('a 101 keeps Upgrade and Connection: Upgrade, loses the other hop-by-hop headers', async (t) => {
+  const raw = [
+    'Upgrade', 'websocket',
+    'Connection', 'Upgrade, X-Internal',
+    'Sec-WebSocket-Accept', 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=',
+    'Keep-Alive', 'timeout=5',
+    'X-Internal', 'secret',
+    'Set-Cookie', 'a=1',
+  ];
+  t.strictSame(switchingProtocolsHeaders(raw), [
+    'Sec-WebSocket-Accept', 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=',
+    'Set-Cookie', 'a=1',
+    'Connection', 'Upgrade',
+    'Upgrade', 'websocket',
+  ]);
+  t.strictSame(switchingProtocolsHeaders([]).slice(-2), ['Upgrade', 'websocket'], 'a missing Upgrade is websocket (what was asked for)');
 });

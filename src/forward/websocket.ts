@@ -1,0 +1,380 @@
+/**
+ * WebSocket upgrades (SPEC §3–5), every error owned: balanced like requests, counted in flight
+ * from the moment a backend is chosen, retried on another backend when one cannot be connected
+ * to (or resets before answering), answered back as HTTP when the backend says anything but 101,
+ * and after the 101 handed to the shared {@link Tunnel} — the one teardown path shared with TCP.
+ *
+ * http-proxy creates the upstream request (ws-engine.ts, which also lists what its own upgrade
+ * handling gets wrong); from then on this exchange owns the request, its answer and both sockets.
+ * Until a tunnel exists the client socket is not read: bytes the client sent early stay in its
+ * buffer (or in `head`) for the tunnel, while a reset or close of the client is still seen and
+ * cancels the upstream request.
+ */
+import type { ClientRequest, IncomingMessage } from 'node:http';
+import { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { ProxyError, type ErrorCode } from '../errors.js';
+import type { UpgradeHandler } from '../listeners/http.js';
+import type { UpstreamBackend } from '../upstream/backend.js';
+import { originForm } from './guard.js';
+import { prepareRequestHeaders, responseHeaders, switchingProtocolsHeaders } from './headers.js';
+import { clientAddress, pathOf, type ExchangeRecord, type ForwardListener } from './http.js';
+import { rawErrorResponse, rawHead } from './respond.js';
+import { Tunnel, type TunnelPool, type TunnelRecord, type TunnelSummary } from './tunnel.js';
+import { WsEngine } from './ws-engine.js';
+
+export interface WebSocketHooks {
+  /** An upgrade that did not become a tunnel (refused, failed, answered as HTTP): like a request. */
+  onDone(record: ExchangeRecord): void;
+  /** A tunnel closed. */
+  onTunnel(record: TunnelRecord): void;
+}
+
+export class WebSocketForwarder implements UpgradeHandler {
+  readonly engine = new WsEngine();
+  readonly hooks: WebSocketHooks;
+  /** Upgrades waiting for their backend's answer, to cancel at shutdown. */
+  readonly pending = new Set<WebSocketExchange>();
+  /** Set during shutdown: new upgrades get 503. */
+  closing = false;
+
+  constructor(hooks: WebSocketHooks) {
+    this.hooks = hooks;
+  }
+
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, listener: ForwardListener, pool: TunnelPool): void {
+    new WebSocketExchange(this, req, socket, head, listener, pool).start();
+  }
+
+  /** Cancels every upgrade still waiting for its backend (shutdown). */
+  closeAll(): void {
+    for (const exchange of [...this.pending]) exchange.cancel();
+  }
+}
+
+class WebSocketExchange {
+  readonly #forwarder: WebSocketForwarder;
+  readonly #req: IncomingMessage;
+  readonly #socket: Duplex;
+  readonly #head: Buffer;
+  readonly #listener: ForwardListener;
+  readonly #pool: TunnelPool;
+  readonly #startedAt = performance.now();
+  readonly #target: string;
+  readonly #client: string;
+  readonly #tried: UpstreamBackend[] = [];
+  #held: UpstreamBackend | null = null;
+  #via: ExchangeRecord['via'] = null;
+  #upstream: ClientRequest | null = null;
+  #upstreamRes: IncomingMessage | null = null;
+  #connected = false;
+  #connectTimer: NodeJS.Timeout | null = null;
+  #responseTimer: NodeJS.Timeout | null = null;
+  #status = 0;
+  #bytes = 0;
+  #retries = 0;
+  #error: ProxyError | null = null;
+  /** Set once the exchange is settled: tunnelled or logged as an HTTP exchange. */
+  #done = false;
+
+  constructor(forwarder: WebSocketForwarder, req: IncomingMessage, socket: Duplex, head: Buffer, listener: ForwardListener, pool: TunnelPool) {
+    this.#forwarder = forwarder;
+    this.#req = req;
+    this.#socket = socket;
+    this.#head = head;
+    this.#listener = listener;
+    this.#pool = pool;
+    this.#target = originForm(req.url ?? '/');
+    this.#client = clientAddress(req.socket);
+  }
+
+  start(): void {
+    const req = this.#req;
+    const headers = req.headers;
+    const isTrusted = this.#listener.isTrusted;
+    const forwarded = headers['x-forwarded-for'] !== undefined || headers['x-forwarded-proto'] !== undefined || headers['x-forwarded-host'] !== undefined;
+    prepareRequestHeaders(headers, {
+      clientAddress: this.#client,
+      proto: this.#listener.proto,
+      trusted: forwarded && isTrusted !== null && isTrusted(this.#client),
+      upgrade: true,
+    });
+    this.#forwarder.pending.add(this);
+    this.#socket.on('error', this.#onClientError);
+    this.#socket.once('close', this.#onClientClose);
+    if (this.#forwarder.closing) {
+      this.#respondError(new ProxyError('SHUTTING_DOWN'));
+      return;
+    }
+    this.#next(false);
+  }
+
+  /** Shutdown: the client is closed, which cancels the upstream side. */
+  cancel(): void {
+    this.#socket.destroy();
+  }
+
+  #next(retry: boolean): void {
+    const selection = this.#pool.select(this.#tried, retry);
+    if (selection.backend === null) {
+      if (retry && this.#error !== null) this.#respondError(this.#error);
+      else this.#respondError(new ProxyError(selection.reason === 'all_full' ? 'ALL_BACKENDS_FULL' : 'NO_SERVING_BACKEND'));
+      return;
+    }
+    if (selection.via === 'spill') this.#pool.noteSpill(selection.backend);
+    this.#via = selection.via;
+    this.#dispatch(selection.backend);
+  }
+
+  #dispatch(backend: UpstreamBackend): void {
+    this.#pool.acquire(backend);
+    this.#held = backend;
+    this.#tried.push(backend);
+    this.#connected = false;
+    const upstream = this.#forwarder.engine.request(this.#req, this.#socket, backend, this.#target);
+    this.#upstream = upstream;
+    if (upstream === null) {
+      // http-proxy always creates the request synchronously; if it ever did not, fail loudly but safely.
+      this.#attemptFailed(new ProxyError('UPSTREAM_CONNECT_FAILED', 'engine created no upstream request'));
+      return;
+    }
+    upstream.on('socket', (socket: Socket) => this.#onSocket(upstream, socket));
+    upstream.on('error', (err: NodeJS.ErrnoException) => this.#onUpstreamError(upstream, err));
+    upstream.on('response', (res: IncomingMessage) => this.#onResponse(upstream, res));
+    upstream.on('upgrade', (res: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(upstream, res, socket, head));
+    const timeout = this.#pool.responseTimeoutMs;
+    if (timeout > 0) this.#responseTimer = setTimeout(onResponseTimeout, timeout, this);
+  }
+
+  #onSocket(upstream: ClientRequest, socket: Socket): void {
+    if (upstream !== this.#upstream) return;
+    if (!socket.connecting) {
+      this.#connected = true;
+      return;
+    }
+    this.#connectTimer = setTimeout(onConnectTimeout, this.#pool.connectTimeoutMs, this);
+    socket.once('connect', () => {
+      if (upstream !== this.#upstream) return;
+      this.#connected = true;
+      this.#clearConnectTimer();
+    });
+  }
+
+  connectTimedOut(): void {
+    this.#connectTimer = null;
+    this.#attemptFailed(new ProxyError('UPSTREAM_CONNECT_TIMEOUT', `no connection within ${this.#pool.connectTimeoutMs}ms`));
+  }
+
+  responseTimedOut(): void {
+    this.#responseTimer = null;
+    this.#attemptFailed(new ProxyError('UPSTREAM_RESPONSE_TIMEOUT', `no response head within ${this.#pool.responseTimeoutMs}ms`));
+  }
+
+  #onUpstreamError(upstream: ClientRequest, err: NodeJS.ErrnoException): void {
+    if (upstream !== this.#upstream) return;
+    if (this.#upstreamRes !== null) {
+      this.#failMidBody();
+      return;
+    }
+    const code = err.code ?? '';
+    let kind: ErrorCode;
+    if (!this.#connected) kind = 'UPSTREAM_CONNECT_FAILED';
+    else if (code.startsWith('HPE_')) kind = 'UPSTREAM_BAD_RESPONSE';
+    else kind = 'UPSTREAM_RESET_BEFORE_HEAD';
+    this.#attemptFailed(new ProxyError(kind, code === '' ? err.message : code, { cause: err }));
+  }
+
+  /** The current attempt failed before an answer: retry elsewhere or answer. */
+  #attemptFailed(error: ProxyError): void {
+    const upstream = this.#upstream;
+    this.#upstream = null;
+    this.#clearTimers();
+    if (upstream !== null && !upstream.destroyed) upstream.destroy();
+    const backend = this.#held;
+    this.#releaseBackend();
+    if (backend !== null) this.#pool.upstreamFailed(backend, error);
+    this.#error = error;
+    if (this.#done) return;
+    // An upgrade is a GET without a body: a reset before the answer may go elsewhere too (SPEC §4).
+    if (this.#tried.length <= this.#pool.retries && error.retry !== 'never' && !this.#socket.destroyed) {
+      this.#retries++;
+      if (backend !== null) this.#pool.noteRetry(backend, error);
+      this.#next(true);
+      return;
+    }
+    this.#respondError(error);
+  }
+
+  /** Anything but 101: answered back as HTTP (status, headers, body), never tunnelled. */
+  #onResponse(upstream: ClientRequest, res: IncomingMessage): void {
+    if (upstream !== this.#upstream || this.#done) {
+      res.destroy();
+      return;
+    }
+    this.#upstreamRes = res;
+    this.#clearTimers();
+    if (this.#held !== null) this.#pool.upstreamSucceeded(this.#held);
+    const socket = this.#socket;
+    this.#status = res.statusCode ?? 502;
+    this.#error = new ProxyError('UPGRADE_REFUSED', `backend answered ${this.#status}`);
+    // Transfer-Encoding is dropped with the hop-by-hop headers and the body is sent as decoded:
+    // Content-Length frames it when the backend sent one, else the close does.
+    socket.write(rawHead(this.#status, res.statusMessage ?? '', [...responseHeaders(res.rawHeaders), 'Connection', 'close']));
+    res.on('data', (chunk: Buffer) => {
+      this.#bytes += chunk.length;
+      if (!socket.write(chunk)) res.pause();
+    });
+    socket.on('drain', () => res.resume());
+    res.once('end', () => {
+      if (!res.complete) {
+        this.#failMidBody();
+        return;
+      }
+      socket.end(() => socket.destroy());
+      upstream.destroy();
+    });
+    res.once('aborted', () => this.#failMidBody());
+    res.on('error', () => this.#failMidBody());
+  }
+
+  /** The answer's body broke off: the client is closed before it could take it as complete. */
+  #failMidBody(): void {
+    if (this.#done) return;
+    this.#error = new ProxyError('UPSTREAM_RESET_MID_BODY');
+    this.#upstreamRes?.destroy();
+    this.#upstream?.destroy();
+    this.#socket.destroy();
+  }
+
+  #onUpgrade(upstream: ClientRequest, res: IncomingMessage, backendSocket: Duplex, backendHead: Buffer): void {
+    const socket = this.#socket;
+    if (upstream !== this.#upstream || this.#done || socket.destroyed) {
+      backendSocket.destroy();
+      return;
+    }
+    this.#clearTimers();
+    const backend = this.#held as UpstreamBackend;
+    this.#pool.upstreamSucceeded(backend);
+    // From here the tunnel owns both sockets and the backend's in-flight count.
+    this.#done = true;
+    this.#upstream = null;
+    this.#held = null;
+    this.#forwarder.pending.delete(this);
+    socket.off('error', this.#onClientError);
+    socket.off('close', this.#onClientClose);
+    // A keep-alive timer Node armed after an earlier response on this connection must not cut
+    // the tunnel (http-proxy clears it too; this does not rely on it). Idle is the tunnel's job.
+    if (socket instanceof Socket) socket.setTimeout(0);
+    socket.write(rawHead(101, 'Switching Protocols', switchingProtocolsHeaders(res.rawHeaders)));
+    if (backendHead.length > 0) backendSocket.unshift(backendHead);
+    if (this.#head.length > 0) socket.unshift(this.#head);
+    Tunnel.open(socket, backendSocket, {
+      pool: this.#pool,
+      backend,
+      idleTimeoutMs: this.#pool.tunnelIdleTimeoutMs,
+      startedAt: this.#startedAt,
+      onClose: (summary) => this.#recordTunnel(backend, summary),
+    });
+  }
+
+  /** A proxy answer (503, 502, 504) on the raw socket; the client's `close` logs it. */
+  #respondError(error: ProxyError): void {
+    this.#error = error;
+    this.#status = error.status;
+    const socket = this.#socket;
+    if (!socket.writable || error.status === 0) {
+      socket.destroy();
+      return;
+    }
+    const retryAfter = error.code === 'NO_SERVING_BACKEND' || error.code === 'ALL_BACKENDS_FULL' ? this.#pool.retryAfterSeconds : 0;
+    socket.end(rawErrorResponse(error.status, retryAfter), () => socket.destroy());
+  }
+
+  readonly #onClientError = (): void => {
+    // A `close` follows (the listener destroys the socket on error).
+  };
+
+  /** The client side closed before a tunnel: settle and log as an HTTP exchange. */
+  readonly #onClientClose = (): void => {
+    if (this.#done) return;
+    this.#done = true;
+    this.#forwarder.pending.delete(this);
+    if (!this.#socket.writableFinished && this.#status === 0) {
+      // The client went away before anything was answered.
+      this.#error = new ProxyError('CLIENT_ABORTED');
+      this.#status = this.#error.status;
+    }
+    const upstream = this.#upstream;
+    this.#upstream = null;
+    this.#upstreamRes?.destroy();
+    if (upstream !== null && !upstream.destroyed) upstream.destroy();
+    this.#clearTimers();
+    this.#releaseBackend();
+    const last = this.#tried[this.#tried.length - 1];
+    this.#forwarder.hooks.onDone({
+      listener: this.#listener.name,
+      pool: this.#pool.name,
+      backend: last === undefined ? null : last.name,
+      method: this.#req.method ?? 'GET',
+      path: pathOf(this.#target),
+      status: this.#status,
+      durationMs: performance.now() - this.#startedAt,
+      bytes: this.#bytes,
+      retries: this.#retries,
+      client: this.#client,
+      error: this.#error === null ? null : this.#error.code,
+      via: this.#via,
+    });
+  };
+
+  #recordTunnel(backend: UpstreamBackend, summary: TunnelSummary): void {
+    this.#forwarder.hooks.onTunnel({
+      protocol: 'websocket',
+      listener: this.#listener.name,
+      pool: this.#pool.name,
+      backend: backend.name,
+      client: this.#client,
+      method: this.#req.method ?? 'GET',
+      path: pathOf(this.#target),
+      status: 101,
+      durationMs: summary.durationMs,
+      bytesIn: summary.bytesIn,
+      bytesOut: summary.bytesOut,
+      retries: this.#retries,
+      reason: summary.reason,
+      error: summary.error,
+      via: this.#via,
+    });
+  }
+
+  #releaseBackend(): void {
+    const backend = this.#held;
+    if (backend === null) return;
+    this.#held = null;
+    this.#pool.release(backend);
+  }
+
+  #clearConnectTimer(): void {
+    if (this.#connectTimer !== null) {
+      clearTimeout(this.#connectTimer);
+      this.#connectTimer = null;
+    }
+  }
+
+  #clearTimers(): void {
+    this.#clearConnectTimer();
+    if (this.#responseTimer !== null) {
+      clearTimeout(this.#responseTimer);
+      this.#responseTimer = null;
+    }
+  }
+}
+
+/** Timer callbacks take the exchange as an argument: no closure per upgrade. */
+function onConnectTimeout(exchange: WebSocketExchange): void {
+  exchange.connectTimedOut();
+}
+
+function onResponseTimeout(exchange: WebSocketExchange): void {
+  exchange.responseTimedOut();
+}

@@ -1,0 +1,131 @@
+/**
+ * A TCP (or TLS-over-TCP) listener: accepts connections within `max_connections`, terminates
+ * TLS when configured, and hands each connection to a {@link TcpSession} on its one pool.
+ */
+import net, { type AddressInfo, type Socket } from 'node:net';
+import tls from 'node:tls';
+import type { ListenerConfig } from '../config/schema.js';
+import { ProxyError } from '../errors.js';
+import { TcpSession } from '../forward/tcp.js';
+import type { TunnelRecord } from '../forward/tunnel.js';
+import type { Logger } from '../log.js';
+import type { PoolRuntime } from '../upstream/pool-runtime.js';
+import { secureContextOptions } from './tls.js';
+
+export interface TcpListenerDeps {
+  readonly logger: Logger;
+  /** Access log and metrics, once per connection. */
+  readonly onTunnel: (record: TunnelRecord) => void;
+}
+
+function poolOf(config: ListenerConfig, pools: ReadonlyMap<string, PoolRuntime>): PoolRuntime {
+  const pool = config.pool === undefined ? undefined : pools.get(config.pool);
+  if (pool === undefined) throw new Error(`listener ${config.name}: unknown pool ${String(config.pool)}`);
+  return pool;
+}
+
+export class TcpListener {
+  readonly name: string;
+  readonly proto: 'tcp' | 'tls';
+  #config: ListenerConfig;
+  #pool: PoolRuntime;
+  readonly #deps: TcpListenerDeps;
+  readonly #server: net.Server;
+  readonly #logger: Logger;
+  /** Raw client sockets (TLS ones from before the handshake on). */
+  readonly #sockets = new Set<Socket>();
+  /** Accepted sockets (for TLS, the TLSSocket over the raw one), to close them all at shutdown. */
+  readonly #accepted = new Set<Socket>();
+
+  constructor(config: ListenerConfig, pools: ReadonlyMap<string, PoolRuntime>, deps: TcpListenerDeps) {
+    this.name = config.name;
+    this.#config = config;
+    this.#deps = deps;
+    this.#logger = deps.logger.child({ listener: config.name });
+    this.#pool = poolOf(config, pools);
+    const accept = (socket: Socket): void => this.#accept(socket);
+    // allowHalfOpen: a client's `end` is forwarded to the backend, not answered by closing.
+    if (config.tls === undefined) {
+      this.proto = 'tcp';
+      this.#server = net.createServer({ allowHalfOpen: true }, accept);
+    } else {
+      this.proto = 'tls';
+      const server = tls.createServer({ allowHalfOpen: true, ...secureContextOptions(config.tls) }, accept);
+      // A failed handshake (TLS 1.1, garbage) concerns that client only.
+      server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
+        this.#logger.debug({ err: err.message, client: socket.remoteAddress }, 'TLS handshake failed');
+        socket.destroy();
+      });
+      this.#server = server;
+    }
+    this.#server.maxConnections = config.max_connections;
+    this.#server.on('connection', (socket: Socket) => {
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
+    });
+  }
+
+  get config(): ListenerConfig {
+    return this.#config;
+  }
+
+  /** Open client connections. */
+  get openConnections(): number {
+    return this.#sockets.size;
+  }
+
+  listen(): Promise<AddressInfo> {
+    const { host, port } = this.#config.listen;
+    return new Promise((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException): void => {
+        reject(new ProxyError('LISTEN_FAILED', `listener ${this.name}: cannot listen on ${host}:${port}: ${err.code ?? err.message}`, { cause: err }));
+      };
+      this.#server.once('error', onError);
+      this.#server.listen({ host, port, exclusive: true }, () => {
+        this.#server.off('error', onError);
+        this.#server.on('error', (err) => this.#logger.error({ err }, 'listener error'));
+        resolve(this.#server.address() as AddressInfo);
+      });
+    });
+  }
+
+  address(): AddressInfo | null {
+    return this.#server.address() as AddressInfo | null;
+  }
+
+  /**
+   * Reload: the pool, `max_connections` and the TLS certificate apply to new connections; open
+   * tunnels keep theirs. Turning TLS on or off, or another address, needs a new listener.
+   */
+  reconfigure(config: ListenerConfig, pools: ReadonlyMap<string, PoolRuntime>): void {
+    this.#pool = poolOf(config, pools);
+    this.#config = config;
+    this.#server.maxConnections = config.max_connections;
+    if (config.tls !== undefined && this.#server instanceof tls.Server) {
+      this.#server.setSecureContext(secureContextOptions(config.tls));
+    }
+  }
+
+  /** Stops accepting; resolves when every connection (and its tunnel) has closed. */
+  stopAccepting(): Promise<void> {
+    return new Promise((resolve) => {
+      if (!this.#server.listening) {
+        resolve();
+        return;
+      }
+      this.#server.close(() => resolve());
+    });
+  }
+
+  /** Closes every client connection still open (tunnels close with them). */
+  closeAllConnections(): void {
+    for (const socket of this.#accepted) socket.destroy();
+    for (const socket of this.#sockets) socket.destroy();
+  }
+
+  #accept(socket: Socket): void {
+    this.#accepted.add(socket);
+    socket.once('close', () => this.#accepted.delete(socket));
+    new TcpSession(socket, { listener: this.name, pool: this.#pool, onTunnel: this.#deps.onTunnel }).start();
+  }
+}

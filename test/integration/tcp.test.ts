@@ -1,0 +1,365 @@
+/**
+ * TCP listeners over real sockets (SPEC §3, §5): echo, balancing by least connections with
+ * tunnels counted, retries when a backend cannot be connected to, half-close, idle timeout,
+ * backend crashes and backends going down, limits — handles back to baseline after each test.
+ */
+import t from 'tap';
+import net, { type Socket } from 'node:net';
+import { leakCheck } from '../helpers/handles.js';
+import { sleep, startProxy, waitFor } from '../helpers/harness.js';
+import { TCP_CHECKS, TcpBackend, TcpClient, startTcpBackends, tcpConfig } from '../helpers/tunnels.js';
+
+t.test('TCP echo through the proxy; one access-log line per tunnel', async (t) => {
+  const leaks = leakCheck();
+  const [echo] = (await startTcpBackends(['echo-1'])) as [TcpBackend];
+  const h = await startProxy(tcpConfig([{ name: 'echo-1', address: echo.address }]));
+  const client = TcpClient.connect(h.port());
+  client.socket.write('hello ');
+  await client.waitFor('hello ');
+  client.socket.write('world');
+  await client.waitFor('hello world');
+  const backend = h.proxy.pools.get('db')?.backends[0];
+  t.equal(backend?.inFlight, 1, 'the open tunnel counts as in flight');
+  t.equal(backend?.tunnels.size, 1, 'and is registered on its backend');
+  client.socket.end();
+  await client.closed;
+  await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
+  t.equal(backend?.inFlight, 0, 'released when it closed');
+  t.equal(backend?.tunnels.size, 0);
+  t.match(h.log.access[0], {
+    listener: 'db', pool: 'db', backend: 'echo-1', tunnel: 'tcp', client: '127.0.0.1',
+    bytes_in: 11, bytes_out: 11, bytes: 22, retries: 0, reason: 'closed',
+  });
+  t.notOk('error' in (h.log.access[0] ?? {}), 'a clean close carries no error');
+  t.type(h.log.access[0]?.duration_ms, 'number');
+  await h.stop();
+  await echo.close();
+  await leaks.assertClean(t);
+});
+
+t.test('20 connections with one backend stopped all succeed (retried elsewhere)', async (t) => {
+  const leaks = leakCheck();
+  const backends = await startTcpBackends(['a', 'b', 'c'], { greet: true });
+  // Checks far apart: only live traffic can notice the stopped backend.
+  const h = await startProxy(tcpConfig(backends.map((b) => ({ name: b.name, address: b.address })), {
+    health_check: { ...TCP_CHECKS, interval: '10s' },
+  }));
+  await (backends[1] as TcpBackend).kill();
+  const clients = Array.from({ length: 20 }, () => TcpClient.connect(h.port()));
+  await Promise.all(clients.map((c) => c.waitFor('\n')));
+  const greeted = clients.map((c) => c.received.trim());
+  t.equal(greeted.filter((g) => g === 'a' || g === 'c').length, 20, 'every connection reached a live backend');
+  const retries = h.log.lines.filter((l) => l.msg === 'retry');
+  t.ok(retries.length >= 1, `connect failures were retried (${retries.length})`);
+  t.ok(retries.every((l) => l.backend === 'b' && l.error === 'UPSTREAM_CONNECT_FAILED'));
+  t.equal(h.log.events('backend_down').length, 1, 'passive detection marked b down');
+  for (const c of clients) c.socket.end();
+  await Promise.all(clients.map((c) => c.closed));
+  await waitFor(() => h.log.access.length === 20, 5_000, '20 access lines');
+  t.ok(h.log.access.some((l) => (l.retries as number) > 0), 'retries are in the access log');
+  await h.stop();
+  await Promise.all(backends.map((b) => b.close()));
+  await leaks.assertClean(t);
+});
+
+t.test('half-close: the client ends its side and still receives the reply, then both close', async (t) => {
+  const leaks = leakCheck();
+  // Reads until the client's end, then answers and ends (like `nc -q` or a request/response protocol).
+  const server = await new TcpBackend('upper', {
+    handler: (socket) => {
+      let text = '';
+      socket.on('data', (d: Buffer) => (text += d.toString()));
+      socket.on('end', () => setTimeout(() => socket.end(`got ${text.toUpperCase()}`), 50));
+    },
+  }).start();
+  const h = await startProxy(tcpConfig([{ name: 'upper', address: server.address }]));
+  const client = TcpClient.connect(h.port());
+  client.socket.end('quiet please');
+  await client.waitFor('got QUIET PLEASE');
+  await client.closed;
+  t.ok(client.ended, 'the backend end arrived as an end');
+  t.equal(client.error, null);
+  await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
+  t.match(h.log.access[0], { reason: 'closed', bytes_in: 12, bytes_out: 16 });
+  await h.stop();
+  await server.close();
+  await leaks.assertClean(t);
+});
+
+/** Writes `total` bytes to `socket` respecting backpressure; `written()` tells how far it got. */
+function pump(socket: Socket, total: number): { written: () => number; done: Promise<void> } {
+  const chunk = Buffer.alloc(64 * 1024, 7);
+  let written = 0;
+  const done = new Promise<void>((resolve) => {
+    const more = (): void => {
+      while (written < total) {
+        written += chunk.length;
+        if (!socket.write(chunk)) {
+          socket.once('drain', more);
+          return;
+        }
+      }
+      resolve();
+    };
+    more();
+  });
+  return { written: () => written, done };
+}
+
+t.test('backpressure both ways: a side that does not read holds the other back', async (t) => {
+  const leaks = leakCheck();
+  // Well above what the kernel buffers on loopback (~7 MiB each way were seen in flight).
+  const TOTAL = 24 * 1024 * 1024;
+  let backendSocket: Socket | null = null;
+  // The connection that says hello is the tunnel's (health checks connect too).
+  const server = await new TcpBackend('bulk', { handler: (socket) => socket.once('data', () => (backendSocket = socket)) }).start();
+  const h = await startProxy(tcpConfig([{ name: 'bulk', address: server.address }]));
+  const client = net.connect(h.port(), '127.0.0.1');
+  await new Promise((resolve) => client.once('connect', resolve));
+  client.write('!');
+  await waitFor(() => backendSocket !== null, 5_000, 'backend connection');
+  const backend = backendSocket as unknown as Socket;
+
+  // Backend → client, while the client does not read.
+  client.pause();
+  const down = pump(backend, TOTAL);
+  await sleep(300);
+  const heldDown = down.written();
+  t.ok(heldDown < (TOTAL * 2) / 3, `the backend was held back at ${(heldDown / 2 ** 20).toFixed(1)} MiB of 24`);
+  let received = 0;
+  client.on('data', (d: Buffer) => (received += d.length));
+  client.resume();
+  await down.done;
+  await waitFor(() => received === TOTAL, 10_000, 'all bytes at the client');
+
+  // Client → backend, while the backend does not read.
+  backend.pause();
+  const up = pump(client, TOTAL);
+  await sleep(300);
+  const heldUp = up.written();
+  t.ok(heldUp < (TOTAL * 2) / 3, `the client was held back at ${(heldUp / 2 ** 20).toFixed(1)} MiB of 24`);
+  let arrived = 0;
+  backend.on('data', (d: Buffer) => (arrived += d.length));
+  backend.resume();
+  await up.done;
+  await waitFor(() => arrived === TOTAL, 10_000, 'all bytes at the backend');
+
+  client.end();
+  backend.end();
+  await new Promise((resolve) => client.once('close', resolve));
+  await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
+  t.match(h.log.access[0], { reason: 'closed', bytes_in: TOTAL + 1, bytes_out: TOTAL });
+  await h.stop();
+  await server.close();
+  await leaks.assertClean(t);
+});
+
+t.test('tunnel_idle_timeout closes a quiet tunnel; traffic either way keeps it open', async (t) => {
+  const leaks = leakCheck();
+  const [echo] = (await startTcpBackends(['echo'])) as [TcpBackend];
+  const h = await startProxy(tcpConfig([{ name: 'echo', address: echo.address }], { tunnel_idle_timeout: '200ms' }));
+  const client = TcpClient.connect(h.port());
+  let quietSince = Date.now();
+  for (let i = 0; i < 5; i++) {
+    if (i > 0) await sleep(80);
+    client.socket.write(`${i}`);
+    quietSince = Date.now();
+  }
+  await client.waitFor('01234');
+  await sleep(80);
+  t.notOk(client.isClosed, 'open after 400ms with bytes every 80ms');
+  await client.closed;
+  const quiet = Date.now() - quietSince;
+  t.ok(quiet >= 150 && quiet < 3_000, `closed after ${quiet}ms of silence`);
+  await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
+  t.match(h.log.access[0], { reason: 'idle_timeout', error: 'TUNNEL_IDLE_TIMEOUT', bytes_in: 5, bytes_out: 5 });
+  await h.stop();
+  await echo.close();
+  await leaks.assertClean(t);
+});
+
+t.test('tunnel_idle_timeout: 0s means no limit', async (t) => {
+  const leaks = leakCheck();
+  const [echo] = (await startTcpBackends(['echo'])) as [TcpBackend];
+  const h = await startProxy(tcpConfig([{ name: 'echo', address: echo.address }], { tunnel_idle_timeout: '0s' }));
+  const timersBefore = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+  const client = TcpClient.connect(h.port());
+  client.socket.write('x');
+  await client.waitFor('x');
+  await sleep(300);
+  t.notOk(client.isClosed, 'still open');
+  const timersAfter = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+  t.ok(timersAfter <= timersBefore, 'no idle timer was started for the tunnel');
+  client.socket.end();
+  await client.closed;
+  await h.stop();
+  await echo.close();
+  await leaks.assertClean(t);
+});
+
+t.test('a backend crash closes its tunnels and the clients see the close', async (t) => {
+  const leaks = leakCheck();
+  const [echo] = (await startTcpBackends(['echo'])) as [TcpBackend];
+  const h = await startProxy(tcpConfig([{ name: 'echo', address: echo.address }]));
+  const clients = [0, 1, 2].map(() => TcpClient.connect(h.port()));
+  for (const c of clients) c.socket.write('ping');
+  await Promise.all(clients.map((c) => c.waitFor('ping')));
+  const backend = h.proxy.pools.get('db')?.backends[0];
+  t.equal(backend?.inFlight, 3);
+  await echo.kill();
+  await Promise.all(clients.map((c) => c.closed));
+  t.ok(clients.every((c) => c.error === 'ECONNRESET'), 'the reset crossed the proxy as a reset');
+  await waitFor(() => h.log.access.length === 3, 5_000, 'access lines');
+  t.ok(h.log.access.every((l) => l.reason === 'backend_reset' && l.error === 'TUNNEL_UPSTREAM_RESET'));
+  t.equal(backend?.inFlight, 0);
+  t.equal(backend?.tunnels.size, 0);
+  await h.stop();
+  await leaks.assertClean(t);
+});
+
+t.test('a backend marked down by its checks has its open tunnels closed', async (t) => {
+  const leaks = leakCheck();
+  const [echo] = (await startTcpBackends(['echo'])) as [TcpBackend];
+  const h = await startProxy(tcpConfig([{ name: 'echo', address: echo.address }]));
+  const client = TcpClient.connect(h.port());
+  client.socket.write('ping');
+  await client.waitFor('ping');
+  // The process still holds the connection, but new connections are refused: checks fail.
+  await echo.stopListening();
+  await client.closed;
+  t.equal(h.log.events('backend_down').length, 1);
+  await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
+  t.match(h.log.access[0], { reason: 'backend down', error: 'TUNNEL_CLOSED' });
+  await h.stop();
+  await echo.close();
+  await leaks.assertClean(t);
+});
+
+t.test('a released warm keeps its tunnels until drain_timeout, then they are closed', async (t) => {
+  const leaks = leakCheck();
+  const hot = await new TcpBackend('hot', { greet: true }).start();
+  const warm = await new TcpBackend('warm', { greet: true }).start();
+  const h = await startProxy(tcpConfig(
+    [{ name: 'hot', address: hot.address }, { name: 'warm', address: warm.address, role: 'warm' }],
+    { drain_timeout: '300ms', failover: { failback_hold: '0s', slow_start: '0s' } },
+  ));
+  const hotPort = hot.port;
+  await hot.close();
+  await waitFor(() => h.log.events('promoted').length === 1, 5_000, 'warm promoted');
+  const client = TcpClient.connect(h.port());
+  await client.waitFor('warm\n');
+  await hot.start(hotPort);
+  await waitFor(() => h.log.events('released').length === 1, 5_000, 'warm released');
+  const releasedAt = Date.now();
+  client.socket.write('still served');
+  await client.waitFor('still served');
+  t.notOk(client.isClosed, 'the tunnel outlives the release');
+  await client.closed;
+  const after = Date.now() - releasedAt;
+  t.ok(after >= 250 && after < 5_000, `closed ${after}ms after the release`);
+  await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
+  t.match(h.log.access[0], { backend: 'warm', reason: 'drain timeout', error: 'TUNNEL_CLOSED' });
+  await h.stop();
+  await Promise.all([hot.close(), warm.close()]);
+  await leaks.assertClean(t);
+});
+
+t.test('tunnels count in least connections: new connections avoid the backend holding many', async (t) => {
+  const leaks = leakCheck();
+  const a = await new TcpBackend('a', { greet: true }).start();
+  const b = new TcpBackend('b', { greet: true });
+  await b.start();
+  const bPort = b.port;
+  await b.close(); // down at startup: a takes the first tunnels alone
+  const h = await startProxy(tcpConfig(
+    [{ name: 'a', address: a.address }, { name: 'b', address: `127.0.0.1:${bPort}` }],
+    { failover: { slow_start: '0s' } },
+  ));
+  const first = [0, 1, 2, 3].map(() => TcpClient.connect(h.port()));
+  await Promise.all(first.map((c) => c.waitFor('\n')));
+  t.strictSame(first.map((c) => c.received.trim()), ['a', 'a', 'a', 'a']);
+  await b.start(bPort);
+  await waitFor(() => h.log.events('backend_up').some((e) => e.backend === 'b'), 5_000, 'b up');
+  const next = [0, 1, 2, 3].map(() => TcpClient.connect(h.port()));
+  await Promise.all(next.map((c) => c.waitFor('\n')));
+  t.strictSame(next.map((c) => c.received.trim()), ['b', 'b', 'b', 'b'], 'a holds 4 tunnels: the next 4 go to b');
+  const [ba, bb] = h.proxy.pools.get('db')?.backends ?? [];
+  t.equal(ba?.inFlight, 4);
+  t.equal(bb?.inFlight, 4);
+  for (const c of [...first, ...next]) c.socket.end();
+  await Promise.all([...first, ...next].map((c) => c.closed));
+  await h.stop();
+  await Promise.all([a.close(), b.close()]);
+  await leaks.assertClean(t);
+});
+
+t.test('nothing serving: the client is closed at once', async (t) => {
+  const leaks = leakCheck();
+  const gone = new TcpBackend('gone');
+  await gone.start();
+  const address = gone.address;
+  await gone.close();
+  const h = await startProxy(tcpConfig([{ name: 'gone', address }]));
+  const started = Date.now();
+  const client = TcpClient.connect(h.port());
+  await client.closed;
+  t.ok(Date.now() - started < 1_000, 'closed without waiting');
+  t.notOk(h.log.lines.some((l) => l.msg === 'retry'), 'no backend was tried');
+  t.equal(client.received, '');
+  await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
+  t.match(h.log.access[0], { tunnel: 'tcp', backend: null, reason: 'not_connected', error: 'NO_SERVING_BACKEND', bytes: 0 });
+  await h.stop();
+  await leaks.assertClean(t);
+});
+
+t.test('every backend refuses: retries run out and the client is closed', async (t) => {
+  const leaks = leakCheck();
+  const backends = await startTcpBackends(['a', 'b']);
+  const h = await startProxy(tcpConfig(backends.map((b) => ({ name: b.name, address: b.address })), {
+    retries: 1,
+    health_check: { ...TCP_CHECKS, interval: '10s', fall: 3 },
+  }));
+  await Promise.all(backends.map((b) => b.close()));
+  const client = TcpClient.connect(h.port());
+  await client.closed;
+  await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
+  t.match(h.log.access[0], { reason: 'not_connected', error: 'UPSTREAM_CONNECT_FAILED', retries: 1 });
+  t.equal(h.proxy.pools.get('db')?.backends.reduce((n, b) => n + b.inFlight, 0), 0, 'nothing left in flight');
+  await h.stop();
+  await leaks.assertClean(t);
+});
+
+t.test('max_connections: connections beyond the limit are closed', async (t) => {
+  const leaks = leakCheck();
+  const [echo] = (await startTcpBackends(['echo'])) as [TcpBackend];
+  const h = await startProxy(tcpConfig([{ name: 'echo', address: echo.address }], {}, { max_connections: 2 }));
+  const open = [0, 1].map(() => TcpClient.connect(h.port()));
+  for (const c of open) c.socket.write('in');
+  await Promise.all(open.map((c) => c.waitFor('in')));
+  const third = TcpClient.connect(h.port());
+  await third.closed;
+  t.equal(third.received, '', 'the third connection was dropped');
+  t.notOk(open.some((c) => c.isClosed), 'the first two stay open');
+  for (const c of open) c.socket.end();
+  await Promise.all(open.map((c) => c.closed));
+  await h.stop();
+  await echo.close();
+  await leaks.assertClean(t);
+});
+
+t.test('shutdown closes open tunnels at shutdown_timeout', async (t) => {
+  const leaks = leakCheck();
+  const [echo] = (await startTcpBackends(['echo'])) as [TcpBackend];
+  const h = await startProxy(tcpConfig([{ name: 'echo', address: echo.address }], { tunnel_idle_timeout: '0s' }));
+  const client = TcpClient.connect(h.port());
+  client.socket.write('x');
+  await client.waitFor('x');
+  const started = Date.now();
+  await h.stop();
+  await client.closed;
+  const took = Date.now() - started;
+  t.ok(took >= 400 && took < 5_000, `closed at shutdown_timeout (${took}ms)`);
+  t.match(h.log.access[0], { reason: 'shutdown', error: 'TUNNEL_CLOSED' });
+  await echo.close();
+  await leaks.assertClean(t);
+});
