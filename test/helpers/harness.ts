@@ -15,6 +15,8 @@ export interface Harness {
   readonly config: Config;
   /** Bound port of a listener (default: the first). */
   port(listener?: string): number;
+  /** Bound port of the admin listener (the config needs an `admin` block). */
+  adminPort(): number;
   stop(): Promise<void>;
 }
 
@@ -44,10 +46,20 @@ export function simpleConfig(backends: readonly BackendSpec[], pool: Record<stri
   };
 }
 
-export async function startProxy(config: Record<string, unknown>, options: { now?: () => number; file?: string } = {}): Promise<Harness> {
-  const loaded = await parseConfig(stringify(config), options.file ?? 'test.yaml', { env: {} });
+export interface StartOptions {
+  readonly now?: () => number;
+  readonly file?: string;
+  /** The environment the loader sees; `admin.token_env` is looked up here and passed on as main.ts does. */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+export async function startProxy(config: Record<string, unknown>, options: StartOptions = {}): Promise<Harness> {
+  const env = options.env ?? {};
+  const loaded = await parseConfig(stringify(config), options.file ?? 'test.yaml', { env });
   const log = new LogSink();
-  const proxy = new Proxy(loaded, { logger: log.logger('debug'), ...(options.now ? { now: options.now } : {}) });
+  const tokenEnv = loaded.admin?.token_env;
+  const adminToken = tokenEnv === undefined ? null : (env[tokenEnv] ?? null);
+  const proxy = new Proxy(loaded, { logger: log.logger('debug'), adminToken, ...(options.now ? { now: options.now } : {}) });
   await proxy.start();
   return {
     proxy,
@@ -55,6 +67,9 @@ export async function startProxy(config: Record<string, unknown>, options: { now
     config: loaded,
     port(listener = loaded.listeners[0]?.name ?? 'web') {
       return proxy.address(listener).port;
+    },
+    adminPort() {
+      return proxy.adminAddress().port;
     },
     stop: () => proxy.shutdown(),
   };
