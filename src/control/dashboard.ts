@@ -129,7 +129,8 @@ const SCRIPT = `
     bar.appendChild(fill);
     load.appendChild(bar);
     card.appendChild(load);
-    card.appendChild(el('div', 'num', 'weight ' + b.weight + ' \\u00b7 effective ' + b.effective_weight));
+    var ramping = b.serving && b.effective_weight < b.weight ? ' (slow start)' : '';
+    card.appendChild(el('div', 'num', 'weight ' + b.weight + ' \\u00b7 effective ' + b.effective_weight + ramping));
     var c = b.last_check;
     card.appendChild(el('div', 'num check' + (c && !c.ok ? ' bad' : ''),
       c ? (c.ok ? '\\u2713 ' : '\\u2717 ') + c.detail + ' \\u00b7 ' + ago(c.at) : 'not checked yet'));
