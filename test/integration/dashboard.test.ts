@@ -60,7 +60,8 @@ t.test('dashboard: backends, live promotion after a crash, no CSP errors, narrow
     await page.waitForSelector('[data-backend="app-1"][data-state="serving"]', { timeout: 5_000 });
     await page.waitForSelector('#conn.live', { timeout: 5_000 });
     t.notMatch(page.url(), 'token', 'the token is taken out of the address bar');
-    const cards = await page.$$eval('[data-backend]', (els) => els.map((e) => [(e as HTMLElement).dataset.backend, (e as HTMLElement).dataset.state]));
+    // Page-side code as strings: the test project has no DOM types.
+    const cards = await page.evaluate<string[][]>("[...document.querySelectorAll('[data-backend]')].map((e) => [e.dataset.backend, e.dataset.state])");
     t.strictSame(cards, [['app-1', 'serving'], ['app-2', 'serving'], ['app-3', 'serving'], ['spare-1', 'standby'], ['spare-2', 'standby']]);
     await page.waitForSelector('li[data-type="listening"]', { timeout: 3_000 });
 
@@ -81,13 +82,13 @@ t.test('dashboard: backends, live promotion after a crash, no CSP errors, narrow
 
     await page.setViewportSize({ width: 420, height: 900 });
     await sleep(200);
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth');
     t.ok(overflow <= 0, `no horizontal scrolling in a narrow window (${overflow}px over)`);
     await page.screenshot({ path: `${ARTIFACTS}dashboard-narrow.png`, fullPage: true });
 
     const denied = await browser.newPage();
     await denied.goto(`${base}/`);
-    t.equal((await denied.evaluate(() => document.body.textContent ?? '')).includes('bearer token is required'), true, 'no token, no page');
+    t.match(await denied.textContent('body'), 'bearer token is required', 'no token, no page');
     t.strictSame(problems, [], 'no console errors (a CSP violation would be one)');
   } finally {
     await browser?.close();
