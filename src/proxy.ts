@@ -102,11 +102,6 @@ export class Proxy {
     return address;
   }
 
-  /** Metrics registry and hooks (the admin API serves them). */
-  get metrics(): Metrics {
-    return this.#metrics;
-  }
-
   /** After the traffic listeners: a bind failure fails startup like theirs (LISTEN_FAILED). */
   async #startAdmin(): Promise<void> {
     const admin = this.#config.admin;
