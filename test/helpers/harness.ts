@@ -33,8 +33,13 @@ export function backendSpecs(backends: readonly TestBackend[], extra: (b: TestBa
   return backends.map((b, i) => ({ name: b.name, address: b.address, ...extra(b, i) }));
 }
 
-/** Fast health checks for tests: http /healthz every 100 ms, rise 1, fall 1. */
-export const FAST_CHECKS = { protocol: 'http', path: '/healthz', interval: '100ms', timeout: '100ms', rise: 1, fall: 1 } as const;
+/**
+ * Fast health checks for tests: http /healthz every 100 ms, rise 1, fall 1. The timeout is long
+ * on purpose: a crashed test backend refuses at once, so detection stays fast, while a 100 ms
+ * timeout fails healthy backends whenever the event loop is busy (a load test, or a neighbour
+ * test file hogging the two cores) and turns their requests into 503s.
+ */
+export const FAST_CHECKS = { protocol: 'http', path: '/healthz', interval: '100ms', timeout: '1s', rise: 1, fall: 1 } as const;
 
 /** One http listener on an ephemeral loopback port with one pool `app`. */
 export function simpleConfig(backends: readonly BackendSpec[], pool: Record<string, unknown> = {}, listener: Record<string, unknown> = {}): Record<string, unknown> {
