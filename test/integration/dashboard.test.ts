@@ -4,7 +4,9 @@
  * within seconds of a crash, runs without a CSP violation, and fits a narrow window.
  * Screenshots go to test-artifacts/ for a person to look at.
  */
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
 import t from 'tap';
@@ -14,6 +16,18 @@ import { leakCheck } from '../helpers/handles.js';
 import { FAST_CHECKS, sleep, startProxy } from '../helpers/harness.js';
 
 const CHROMIUM = '/usr/bin/chromium';
+
+/**
+ * Chromium at the lowest CPU priority: its start-up saturates both cores for a second or two,
+ * and the test file running beside this one (tap runs two) has timing of its own to keep.
+ * `exec` keeps the pid playwright watches.
+ */
+function niceChromium(): string {
+  const wrapper = join(tmpdir(), 'hotwarm-test-chromium.sh');
+  writeFileSync(wrapper, `#!/bin/sh\nexec nice -n 19 ${CHROMIUM} "$@"\n`);
+  chmodSync(wrapper, 0o755);
+  return wrapper;
+}
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
 const TOKEN = 'dash-board-token';
 
@@ -30,8 +44,7 @@ t.test('dashboard: backends, live promotion after a crash, no CSP errors, narrow
       listeners: [{ name: 'web', listen: '127.0.0.1:0', pool: 'app' }],
       pools: {
         app: {
-          // Checks patient enough that a browser starting on two cores does not fail one.
-          health_check: { ...FAST_CHECKS, timeout: '500ms', fall: 2 },
+          health_check: { ...FAST_CHECKS, fall: 2 },
           connect_timeout: '200ms',
           response_timeout: '2s',
           failover: { failback: 'manual', slow_start: '5s' },
@@ -46,7 +59,7 @@ t.test('dashboard: backends, live promotion after a crash, no CSP errors, narrow
   let browser: Browser | null = null;
   try {
     browser = await chromium.launch({
-      executablePath: CHROMIUM,
+      executablePath: niceChromium(),
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     });
     const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
