@@ -2,7 +2,8 @@
  * `npm run demo`: hotwarm over five local demo backends (3 hot, 2 warm) under light load.
  * A hot backend crashes, a warm one is warmed up and takes over, the hot one comes back, and
  * after the failback hold the warm is released. Prints a timeline and exits 0 when no request
- * failed. `--keep` leaves everything running afterwards to explore.
+ * failed. `--keep` also starts the admin API (loopback, no token) and leaves everything running
+ * afterwards to explore, with the dashboard URL printed.
  */
 import http from 'node:http';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -64,7 +65,7 @@ async function main(): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'hotwarm-demo-'));
   const file = join(dir, 'proxy.yaml');
   const yaml = `# written by scripts/demo.ts
-log: { level: info, access: false }
+${KEEP ? 'admin: { listen: 127.0.0.1:0 }\n' : ''}log: { level: info, access: false }
 shutdown_timeout: 2s
 listeners:
   - { name: web, listen: 127.0.0.1:0, pool: app }
@@ -95,6 +96,7 @@ ${backends.map((b) => `      - { name: ${b.name}, address: 127.0.0.1:${b.port}, 
   process.stdout.write(`hotwarm demo — config ${file}, log ${logFile}\n\n`);
   await proxy.start();
   const port = proxy.address('web').port;
+  if (KEEP) process.stdout.write(`\ndashboard: http://127.0.0.1:${proxy.adminAddress().port}/ (watch the swap live)\n\n`);
 
   let failed = 0;
   let sent = 0;
@@ -150,7 +152,8 @@ ${backends.map((b) => `      - { name: ${b.name}, address: 127.0.0.1:${b.port}, 
   process.stdout.write(`requests: ${sent} sent, ${failed} failed\n`);
 
   if (KEEP) {
-    process.stdout.write(`\n--keep: proxy on http://127.0.0.1:${port}/ — Ctrl-C to stop\n`);
+    const admin = proxy.adminAddress().port;
+    process.stdout.write(`\n--keep: proxy on http://127.0.0.1:${port}/, dashboard on http://127.0.0.1:${admin}/ — Ctrl-C to stop\n`);
     await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
   }
   await proxy.shutdown();
@@ -170,7 +173,7 @@ function describe(e: ProxyEvent): string {
     case 'released':
       return `released      ${String(e.backend)} (${String(e.reason)}, ${String(e.covered)} is back)`;
     case 'listening':
-      return `listening     ${String(e.listener)} on ${String(e.address)}`;
+      return `listening     ${e.admin === true ? 'admin API' : String(e.listener)} on ${String(e.address)}`;
     default:
       return `${e.type.padEnd(13)} ${JSON.stringify({ ...e, seq: undefined, time: undefined, type: undefined })}`;
   }

@@ -4,7 +4,11 @@
  */
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config/schema.js';
+import { AdminServer } from './control/admin.js';
+import type { ReloadResult } from './control/admin-types.js';
 import { EventLog } from './control/events.js';
+import { ProxyAdminHost } from './control/host.js';
+import { Metrics } from './control/metrics.js';
 import { HttpForwarder, type ExchangeRecord } from './forward/http.js';
 import type { TunnelRecord } from './forward/tunnel.js';
 import { WebSocketForwarder } from './forward/websocket.js';
@@ -17,6 +21,8 @@ export interface ProxyOptions {
   readonly logger: Logger;
   /** Monotonic clock in ms for failover timing; injectable for tests. */
   readonly now?: () => number;
+  /** The admin API's bearer token (the value of `admin.token_env`, read by main.ts), or null. */
+  readonly adminToken?: string | null;
 }
 
 export type Listener = HttpListener | TcpListener;
@@ -31,6 +37,9 @@ export class Proxy {
   readonly #websockets: WebSocketForwarder;
   readonly #pools = new Map<string, PoolRuntime>();
   readonly #listeners = new Map<string, Listener>();
+  readonly #metrics: Metrics;
+  readonly #adminToken: string | null;
+  #admin: AdminServer | null = null;
   #state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
 
   constructor(config: Config, options: ProxyOptions) {
@@ -44,6 +53,8 @@ export class Proxy {
       onDone: (record) => this.#onDone(record),
       onTunnel: (record) => this.#onTunnel(record),
     });
+    this.#adminToken = options.adminToken ?? null;
+    this.#metrics = new Metrics(this.events, { pools: () => this.#pools.values(), listeners: () => this.#listeners.values() });
   }
 
   get config(): Config {
@@ -62,7 +73,7 @@ export class Proxy {
   async start(): Promise<void> {
     if (this.#state !== 'new') throw new Error('proxy already started');
     this.#state = 'running';
-    const deps = { events: this.events, logger: this.#logger, now: this.#now };
+    const deps = { events: this.events, logger: this.#logger, now: this.#now, onCheck: this.#metrics.check.bind(this.#metrics) };
     for (const [name, config] of Object.entries(this.#config.pools)) this.#pools.set(name, new PoolRuntime(name, config, deps));
     await Promise.all([...this.#pools.values()].map((p) => p.start()));
     try {
@@ -80,6 +91,7 @@ export class Proxy {
         const address = await listener.listen();
         this.events.emit('listening', { listener: config.name, protocol: config.protocol, tls: config.tls !== undefined, address: `${address.address}:${address.port}` });
       }
+      await this.#startAdmin();
     } catch (err) {
       await this.#closeEverything();
       this.#state = 'stopped';
@@ -93,6 +105,48 @@ export class Proxy {
     if (address === null || address === undefined) throw new Error(`listener ${listener} is not listening`);
     return address;
   }
+
+  /** The bound address of the admin listener (useful with port 0). */
+  adminAddress(): AddressInfo {
+    const address = this.#admin?.address();
+    if (address === null || address === undefined) throw new Error('the admin listener is not listening');
+    return address;
+  }
+
+  /** After the traffic listeners: a bind failure fails startup like theirs (LISTEN_FAILED). */
+  async #startAdmin(): Promise<void> {
+    const admin = this.#config.admin;
+    if (admin === undefined) return;
+    this.#admin = new AdminServer({
+      listen: admin.listen,
+      token: this.#adminToken,
+      host: new ProxyAdminHost(this, this.#now),
+      events: this.events,
+      metrics: this.#metrics,
+      logger: this.#logger,
+    });
+    const address = await this.#admin.listen();
+    this.events.emit('listening', { admin: true, protocol: 'http', tls: false, address: `${address.address}:${address.port}` });
+  }
+
+  // ---- MERGE: placeholders until the reload branch lands; replace this block with the real
+  // `reload()`, `version` and `lastReload` (same signatures). The admin API (control/host.ts)
+  // reads exactly these three. ----
+  /** The running config version. */
+  get version(): number {
+    return 1;
+  }
+
+  /** The result of the last reload, or null before the first. */
+  get lastReload(): ReloadResult | null {
+    return null;
+  }
+
+  /** Same as SIGHUP: re-read the config file and apply it, all or nothing. */
+  reload(): Promise<ReloadResult> {
+    return Promise.resolve({ ok: false, version: 1, at: new Date().toISOString(), changes: [], errors: ['reload is not available in this build'] });
+  }
+  // ---- end MERGE ----
 
   /**
    * Graceful shutdown (SPEC §6): stop accepting, let in-flight requests finish with
@@ -124,9 +178,11 @@ export class Proxy {
     this.#websockets.closeAll();
     for (const listener of this.#listeners.values()) listener.closeAllConnections();
     await Promise.all([...this.#listeners.values()].map((l) => l.stopAccepting()));
+    await this.#admin?.close();
   }
 
   #onDone(r: ExchangeRecord): void {
+    this.#metrics.request(r);
     this.#access.info({
       listener: r.listener,
       pool: r.pool,

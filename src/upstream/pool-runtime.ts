@@ -20,6 +20,8 @@ export interface PoolRuntimeDeps {
   readonly logger: Logger;
   /** Monotonic milliseconds (the failover clock). */
   readonly now: () => number;
+  /** Every active check result (metrics). */
+  readonly onCheck?: (backend: UpstreamBackend, ok: boolean) => void;
 }
 
 /** At most one `spill` event per pool per this many ms: spill is a state, not a per-request log. */
@@ -154,6 +156,7 @@ export class PoolRuntime implements ForwardPool {
 
   #onCheck(backend: UpstreamBackend, result: ProbeResult): void {
     backend.recordEvidence({ at: Date.now(), source: 'check', ok: result.ok, detail: result.detail });
+    this.#deps.onCheck?.(backend, result.ok);
     if (backend.health.observe(result.ok) === 'changed') {
       this.#healthChanged(backend, backend.health.health === 'up' ? 'up' : 'down', 'check');
     }

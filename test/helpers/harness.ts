@@ -15,6 +15,8 @@ export interface Harness {
   readonly config: Config;
   /** Bound port of a listener (default: the first). */
   port(listener?: string): number;
+  /** Bound port of the admin listener (the config needs an `admin` block). */
+  adminPort(): number;
   stop(): Promise<void>;
 }
 
@@ -31,7 +33,12 @@ export function backendSpecs(backends: readonly TestBackend[], extra: (b: TestBa
   return backends.map((b, i) => ({ name: b.name, address: b.address, ...extra(b, i) }));
 }
 
-/** Fast health checks for tests: http /healthz every 100 ms, rise 1, fall 2; the timeout is generous because a killed backend refuses at once, while a loaded CI machine may answer slowly. */
+/**
+ * Fast health checks for tests: http /healthz every 100 ms, rise 1, fall 2. The timeout is long
+ * on purpose: a crashed test backend refuses at once, so detection stays fast, while a 100 ms
+ * timeout fails healthy backends whenever the event loop is busy (a load test, or a neighbour
+ * test file hogging the two cores) and turns their requests into 503s.
+ */
 export const FAST_CHECKS = { protocol: 'http', path: '/healthz', interval: '100ms', timeout: '1s', rise: 1, fall: 2 } as const;
 
 /** One http listener on an ephemeral loopback port with one pool `app`. */
@@ -44,10 +51,20 @@ export function simpleConfig(backends: readonly BackendSpec[], pool: Record<stri
   };
 }
 
-export async function startProxy(config: Record<string, unknown>, options: { now?: () => number; file?: string } = {}): Promise<Harness> {
-  const loaded = await parseConfig(stringify(config), options.file ?? 'test.yaml', { env: {} });
+export interface StartOptions {
+  readonly now?: () => number;
+  readonly file?: string;
+  /** The environment the loader sees; `admin.token_env` is looked up here and passed on as main.ts does. */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+export async function startProxy(config: Record<string, unknown>, options: StartOptions = {}): Promise<Harness> {
+  const env = options.env ?? {};
+  const loaded = await parseConfig(stringify(config), options.file ?? 'test.yaml', { env });
   const log = new LogSink();
-  const proxy = new Proxy(loaded, { logger: log.logger('debug'), ...(options.now ? { now: options.now } : {}) });
+  const tokenEnv = loaded.admin?.token_env;
+  const adminToken = tokenEnv === undefined ? null : (env[tokenEnv] ?? null);
+  const proxy = new Proxy(loaded, { logger: log.logger('debug'), adminToken, ...(options.now ? { now: options.now } : {}) });
   await proxy.start();
   return {
     proxy,
@@ -55,6 +72,9 @@ export async function startProxy(config: Record<string, unknown>, options: { now
     config: loaded,
     port(listener = loaded.listeners[0]?.name ?? 'web') {
       return proxy.address(listener).port;
+    },
+    adminPort() {
+      return proxy.adminAddress().port;
     },
     stop: () => proxy.shutdown(),
   };

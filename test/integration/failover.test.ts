@@ -8,6 +8,7 @@ import { request, steadyLoad } from '../helpers/client.js';
 import { leakCheck } from '../helpers/handles.js';
 import { sleep, startProxy, waitFor, type Harness } from '../helpers/harness.js';
 
+// A long timeout: crashed backends refuse at once; a 100 ms one fails healthy backends on a busy machine.
 const CHECKS = { protocol: 'http', path: '/healthz', interval: '100ms', timeout: '1s', rise: 2, fall: 2 };
 
 function config(backends: readonly TestBackend[], failover: Record<string, unknown> = {}, pool: Record<string, unknown> = {}) {

@@ -34,7 +34,8 @@ t.test('weights 5:4:3 at equal latency share requests 5/12, 4/12, 3/12', async (
 t.test('a slower backend gets fewer requests (least connections)', async (t) => {
   const leaks = leakCheck();
   const backends = await startBackends(['fast-1', 'fast-2', 'slow'], { latencyMs: 5 });
-  (backends[2] as TestBackend).latencyMs = 60;
+  // Far slower than the fast ones even when a busy machine stretches their 5 ms to 15-20 ms.
+  (backends[2] as TestBackend).latencyMs = 150;
   const h = await startProxy(simpleConfig(backendSpecs(backends)));
   const agent = new http.Agent({ keepAlive: true, maxSockets: 12 });
   await load(12, 600, () => request(h.port(), { agent }));

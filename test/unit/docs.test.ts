@@ -2,6 +2,8 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { DEFAULTS } from '../../src/config/schema.js';
+import { CONTROL_ACTIONS } from '../../src/control/admin-types.js';
+import { METRICS } from '../../src/control/metrics.js';
 import { ERROR_CODES } from '../../src/errors.js';
 
 const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
@@ -35,4 +37,18 @@ t.test('every default appears in the configuration reference with its key', asyn
     t.ok(row, `${key}: ${value}`);
   }
   t.match(readme, 'protocol: tcp, interval: 2s');
+});
+
+t.test('every metric is in the README with its type and labels', async (t) => {
+  for (const m of METRICS) {
+    const row = lines.find((l) => l.startsWith(`| \`${m.name}\` |`));
+    t.ok(row, m.name);
+    t.match(row, `| ${m.type} | ${m.labels.join(', ')} |`, `${m.name}: type and labels`);
+  }
+  const documented = lines.filter((l) => /^\| `hotwarm_/.test(l)).length;
+  t.equal(documented, METRICS.length, 'and no metric the code does not export');
+});
+
+t.test('every control action is in the README', async (t) => {
+  for (const action of CONTROL_ACTIONS) t.match(readme, `| \`${action}\` |`, action);
 });

@@ -1,0 +1,108 @@
+/**
+ * What the admin API shows and asks of the proxy. The API depends on {@link AdminHost} only, so
+ * it can be tested and changed without knowing how the proxy is put together.
+ */
+import type { AdminState, Health, Role, WarmPhase } from '../core/failover-types.js';
+
+/**
+ * The outcome of a reload (SPEC §6), as `Proxy.reload()` resolves it and `/status` shows the
+ * last one. Structurally the same as the reload module's own type, so either can stand for the
+ * other.
+ */
+export interface ReloadResult {
+  readonly ok: boolean;
+  /** The config version running after the attempt. */
+  readonly version: number;
+  /** ISO time of the attempt. */
+  readonly at: string;
+  readonly changes: readonly string[];
+  readonly errors: readonly string[];
+}
+
+/** Runtime control actions: `POST /pools/{pool}/backends/{name}/{action}`. */
+export const CONTROL_ACTIONS = ['drain', 'enable', 'disable', 'promote', 'demote'] as const;
+export type ControlAction = (typeof CONTROL_ACTIONS)[number];
+
+/** One health-check result or passive error, as kept by the backend. */
+export interface EvidenceStatus {
+  /** ISO time. */
+  readonly at: string;
+  readonly source: 'check' | 'passive' | 'warmup';
+  readonly ok: boolean;
+  readonly detail: string;
+}
+
+/**
+ * One word for a person: what the backend is doing now. An admin state other than `enabled`
+ * wins over health, then health, then serving / warming / standby.
+ */
+export type BackendState = 'serving' | 'warming' | 'standby' | 'down' | 'unknown' | 'draining' | 'disabled';
+
+export interface BackendStatus {
+  readonly name: string;
+  /** `host:port`: the admin API is for operators, so it shows addresses (client errors never do). */
+  readonly address: string;
+  readonly role: Role;
+  readonly state: BackendState;
+  readonly health: Health;
+  readonly admin: AdminState;
+  readonly serving: boolean;
+  /** HTTP requests in progress plus open tunnels. */
+  readonly in_flight: number;
+  /** 0 = unlimited. */
+  readonly max_conns: number;
+  readonly weight: number;
+  /** The weight scaled by slow start, rounded to 2 decimals. */
+  readonly effective_weight: number;
+  /** Warm: the hot backend it stands in for. */
+  readonly covers: string | null;
+  /** Hot: the warm backend standing in for it. */
+  readonly covered_by: string | null;
+  /** Warm: why it is promoted (`covers` a hot, or an `operator` promoted it), else null. */
+  readonly promotion: 'covers' | 'operator' | null;
+  readonly phase: WarmPhase;
+  /** How long it has served continuously, or null when it does not serve. */
+  readonly serving_for_ms: number | null;
+  readonly last_check: EvidenceStatus | null;
+  /** The latest check results and passive errors, oldest first. */
+  readonly evidence: readonly EvidenceStatus[];
+}
+
+export interface PoolStatus {
+  readonly name: string;
+  /** In config order. */
+  readonly backends: readonly BackendStatus[];
+  /** Hot backends that are not serving and that no warm covers (degraded). */
+  readonly uncovered: readonly string[];
+}
+
+export interface ListenerStatus {
+  readonly name: string;
+  readonly protocol: string;
+  /** `host:port`, or null when not listening. */
+  readonly address: string | null;
+  readonly open_connections: number;
+}
+
+/** `GET /status` without the version fields, which the host reports on their own. */
+export interface StatusSnapshot {
+  readonly pools: readonly PoolStatus[];
+  readonly listeners: readonly ListenerStatus[];
+}
+
+export type ControlOutcome =
+  | { readonly ok: true; readonly backend: BackendStatus }
+  /** 404: no such pool or backend; 409: the action makes no sense in the backend's state. */
+  | { readonly ok: false; readonly status: 404 | 409; readonly error: string };
+
+/** Everything the admin API needs of the proxy. */
+export interface AdminHost {
+  snapshot(): StatusSnapshot;
+  /** Carries out an operator action; `client` is who asked (recorded in the `admin` event). */
+  control(pool: string, backend: string, action: ControlAction, client: string): ControlOutcome;
+  /** Same as SIGHUP: re-reads the config file. */
+  reload(): Promise<ReloadResult>;
+  /** The running config version (1 at startup, +1 per applied reload). */
+  readonly version: number;
+  readonly lastReload: ReloadResult | null;
+}

@@ -1,0 +1,215 @@
+/**
+ * Prometheus metrics (SPEC §8), every one declared in {@link METRICS} (envoy's
+ * ALL_HEALTH_CHECKER_STATS idea): name, type, help and labels in one table that the registry is
+ * built from and the README is checked against.
+ *
+ * Three ways values arrive:
+ * - per request, through the forwarder's `onDone` hook ({@link Metrics.request}): the hot path,
+ *   so label children are bound once per label combination and kept in nested maps — no label
+ *   objects or key strings are built per request;
+ * - per event, from the EventLog (promotions, releases, reloads) and per health check, from the
+ *   pool runtime's `onCheck` hook;
+ * - at scrape time, read from the pools and listeners (in-flight, up, serving, connections), so
+ *   the request path never touches a gauge.
+ *
+ * Labels are limited to listener, pool, backend, role and the status class, plus `result` on
+ * checks and reloads: all bounded by the config, never a path, host or client.
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ExchangeRecord } from '../forward/http.js';
+import type { UpstreamBackend } from '../upstream/backend.js';
+import type { PoolRuntime } from '../upstream/pool-runtime.js';
+import type { EventLog, ProxyEvent } from './events.js';
+
+/** Every metric hotwarm exports. */
+export const METRICS = [
+  { name: 'hotwarm_requests_total', type: 'counter', labels: ['listener', 'pool', 'backend', 'code'], help: 'HTTP requests answered, by status class (code: 1xx-5xx; a connection closed instead of answered counts as 5xx; backend is empty when none was chosen).' },
+  { name: 'hotwarm_request_duration_seconds', type: 'histogram', labels: ['listener', 'pool', 'code'], help: 'Time from the request head to the end of the exchange, in seconds.' },
+  { name: 'hotwarm_retries_total', type: 'counter', labels: ['listener', 'pool'], help: 'Retries of requests on another backend.' },
+  { name: 'hotwarm_no_backend_total', type: 'counter', labels: ['listener', 'pool'], help: 'Requests answered 503 because no backend could take them (none serving, or all full).' },
+  { name: 'hotwarm_backend_in_flight', type: 'gauge', labels: ['pool', 'backend', 'role'], help: 'HTTP requests in progress plus open tunnels on the backend.' },
+  { name: 'hotwarm_backend_up', type: 'gauge', labels: ['pool', 'backend', 'role'], help: '1 when the backend is up by its health checks, else 0.' },
+  { name: 'hotwarm_backend_serving', type: 'gauge', labels: ['pool', 'backend', 'role'], help: '1 when the backend takes live traffic (a hot backend, or a promoted warm), else 0.' },
+  { name: 'hotwarm_promotions_total', type: 'counter', labels: ['pool', 'backend'], help: 'Warm backends promoted (backend: the warm).' },
+  { name: 'hotwarm_releases_total', type: 'counter', labels: ['pool', 'backend'], help: 'Promoted warm backends released back to standby (backend: the warm).' },
+  { name: 'hotwarm_health_checks_total', type: 'counter', labels: ['pool', 'backend', 'result'], help: 'Active health checks, by result (ok, fail).' },
+  { name: 'hotwarm_reloads_total', type: 'counter', labels: ['result'], help: 'Configuration reloads, by result (ok, failed).' },
+  { name: 'hotwarm_client_connections', type: 'gauge', labels: ['listener'], help: 'Open client connections per listener.' },
+] as const;
+
+type Spec = (typeof METRICS)[number];
+type NameOf<T extends Spec['type']> = Extract<Spec, { type: T }>['name'];
+
+/** Seconds: from a fast local hit to the default 30 s response timeout. */
+const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/** Status classes by `floor(status / 100)`; status 0 (closed instead of answered) is 5xx. */
+const CODE_CLASSES = ['5xx', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+
+function classIndex(status: number): number {
+  const c = Math.floor(status / 100);
+  return c >= 1 && c <= 5 ? c : 0;
+}
+
+/** A counter or histogram bound to fixed labels: what prom-client's `labels()` returns. */
+interface CounterChild {
+  inc(value?: number): void;
+}
+interface HistogramChild {
+  observe(value: number): void;
+}
+
+/** Label children of one listener × pool. */
+interface PoolSeries {
+  readonly durations: readonly HistogramChild[];
+  readonly retries: CounterChild;
+  readonly noBackend: CounterChild;
+  /** backend name ('' = none) → one child per status class. */
+  readonly requests: Map<string, readonly CounterChild[]>;
+}
+
+/** Where scrape-time values are read. */
+export interface MetricsSource {
+  pools(): Iterable<PoolRuntime>;
+  listeners(): Iterable<{ readonly name: string; readonly openConnections: number }>;
+}
+
+export class Metrics {
+  readonly #registry = new Registry();
+  readonly #metrics = new Map<string, Counter | Gauge | Histogram>();
+  readonly #source: MetricsSource;
+  readonly #series = new Map<string, Map<string, PoolSeries>>();
+  readonly #checks = new WeakMap<UpstreamBackend, { readonly ok: CounterChild; readonly fail: CounterChild }>();
+  readonly #unsubscribe: () => void;
+
+  constructor(events: EventLog, source: MetricsSource) {
+    this.#source = source;
+    for (const spec of METRICS) {
+      const config = { name: spec.name, help: spec.help, labelNames: [...spec.labels], registers: [this.#registry] };
+      const metric =
+        spec.type === 'counter' ? new Counter(config)
+        : spec.type === 'gauge' ? new Gauge(config)
+        : new Histogram({ ...config, buckets: DURATION_BUCKETS });
+      this.#metrics.set(spec.name, metric);
+    }
+    this.#unsubscribe = events.subscribe((event) => this.#event(event));
+  }
+
+  get contentType(): string {
+    return this.#registry.contentType;
+  }
+
+  /** One finished request (the `onDone` hook): cheap, no allocation once its labels were seen. */
+  request(r: ExchangeRecord): void {
+    const series = this.#poolSeries(r.listener, r.pool);
+    const cls = classIndex(r.status);
+    const backend = r.backend ?? '';
+    let requests = series.requests.get(backend);
+    if (requests === undefined) {
+      const counter = this.#counter('hotwarm_requests_total');
+      requests = CODE_CLASSES.map((code) => counter.labels(r.listener, r.pool, backend, code));
+      series.requests.set(backend, requests);
+    }
+    (requests[cls] as CounterChild).inc();
+    (series.durations[cls] as HistogramChild).observe(r.durationMs / 1000);
+    if (r.retries > 0) series.retries.inc(r.retries);
+    if (r.error === 'NO_SERVING_BACKEND' || r.error === 'ALL_BACKENDS_FULL') series.noBackend.inc();
+  }
+
+  /** One active health check result (the pool runtime's `onCheck` hook). */
+  check(backend: UpstreamBackend, ok: boolean): void {
+    let children = this.#checks.get(backend);
+    if (children === undefined) {
+      const counter = this.#counter('hotwarm_health_checks_total');
+      children = { ok: counter.labels(backend.pool, backend.name, 'ok'), fail: counter.labels(backend.pool, backend.name, 'fail') };
+      this.#checks.set(backend, children);
+    }
+    (ok ? children.ok : children.fail).inc();
+  }
+
+  /** The Prometheus text exposition, with the scrape-time gauges read now. */
+  async render(): Promise<string> {
+    this.#collect();
+    return this.#registry.metrics();
+  }
+
+  /** Stops listening to events. */
+  close(): void {
+    this.#unsubscribe();
+  }
+
+  #poolSeries(listener: string, pool: string): PoolSeries {
+    let byPool = this.#series.get(listener);
+    if (byPool === undefined) {
+      byPool = new Map();
+      this.#series.set(listener, byPool);
+    }
+    let series = byPool.get(pool);
+    if (series === undefined) {
+      const durations = this.#histogram('hotwarm_request_duration_seconds');
+      series = {
+        durations: CODE_CLASSES.map((code) => durations.labels(listener, pool, code)),
+        retries: this.#counter('hotwarm_retries_total').labels(listener, pool),
+        noBackend: this.#counter('hotwarm_no_backend_total').labels(listener, pool),
+        requests: new Map(),
+      };
+      byPool.set(pool, series);
+    }
+    return series;
+  }
+
+  #event(event: ProxyEvent): void {
+    switch (event.type) {
+      case 'promoted':
+        this.#counter('hotwarm_promotions_total').inc({ pool: String(event.pool), backend: String(event.backend) });
+        break;
+      case 'released':
+        this.#counter('hotwarm_releases_total').inc({ pool: String(event.pool), backend: String(event.backend) });
+        break;
+      case 'reload':
+        this.#counter('hotwarm_reloads_total').inc({ result: reloadSucceeded(event) ? 'ok' : 'failed' });
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** Gauges are reset first, so backends and listeners removed by a reload disappear. */
+  #collect(): void {
+    const inFlight = this.#gauge('hotwarm_backend_in_flight');
+    const up = this.#gauge('hotwarm_backend_up');
+    const serving = this.#gauge('hotwarm_backend_serving');
+    const connections = this.#gauge('hotwarm_client_connections');
+    for (const gauge of [inFlight, up, serving, connections]) gauge.reset();
+    for (const pool of this.#source.pools()) {
+      for (const b of pool.backends) {
+        const labels = { pool: pool.name, backend: b.name, role: b.role };
+        inFlight.set(labels, b.inFlight);
+        up.set(labels, pool.core.memberState(b.name)?.health === 'up' ? 1 : 0);
+        serving.set(labels, b.servingSince !== null ? 1 : 0);
+      }
+    }
+    for (const l of this.#source.listeners()) connections.set({ listener: l.name }, l.openConnections);
+  }
+
+  #counter(name: NameOf<'counter'>): Counter {
+    return this.#metrics.get(name) as Counter;
+  }
+
+  #gauge(name: NameOf<'gauge'>): Gauge {
+    return this.#metrics.get(name) as Gauge;
+  }
+
+  #histogram(name: NameOf<'histogram'>): Histogram {
+    return this.#metrics.get(name) as Histogram;
+  }
+}
+
+/**
+ * A `reload` event reports success as `ok: true` (SPEC §8: "ok with the changes, or the
+ * errors"); without an `ok` flag, a non-empty `errors` list means it failed.
+ */
+function reloadSucceeded(event: ProxyEvent): boolean {
+  if (typeof event.ok === 'boolean') return event.ok;
+  return !(Array.isArray(event.errors) && event.errors.length > 0);
+}
