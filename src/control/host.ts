@@ -134,7 +134,8 @@ export function backendStatus(pool: PoolRuntime, b: UpstreamBackend, now: number
     in_flight: b.inFlight,
     max_conns: b.maxConns,
     weight: b.weight,
-    effective_weight: Math.round(core.effectiveWeight(b, now) * 100) / 100,
+    // What the balancer would use now: 0 for a backend that can take nothing (down, draining, disabled).
+    effective_weight: m.health === 'up' && m.admin === 'enabled' ? Math.round(core.effectiveWeight(b, now) * 100) / 100 : 0,
     covers: promotion?.kind === 'covers' ? promotion.hot : null,
     covered_by: coveredBy?.name ?? null,
     promotion: promotion?.kind ?? null,
