@@ -54,12 +54,16 @@ export class HttpListener implements ForwardListener {
   readonly name: string;
   readonly proto: 'http' | 'https';
   isTrusted: ((address: string) => boolean) | null;
+  /** Draining (reload) or shutting down: every response closes its connection. */
+  closing = false;
   #config: ListenerConfig;
   #routes: RouteTable<PoolRuntime>;
   readonly #deps: HttpListenerDeps;
   readonly #server: http.Server;
   readonly #logger: Logger;
   #open = 0;
+  /** While held (bound by a reload not applied yet), requests wait here; null = serving. */
+  #held: { readonly run: () => void; readonly socket: Duplex }[] | null = null;
 
   constructor(config: ListenerConfig, pools: ReadonlyMap<string, PoolRuntime>, deps: HttpListenerDeps) {
     this.name = config.name;
@@ -125,7 +129,11 @@ export class HttpListener implements ForwardListener {
     return this.#server.address() as AddressInfo | null;
   }
 
-  /** Reload: new routes, trust and limits for new connections; open connections keep theirs. */
+  /**
+   * Reload: new routes and trust for the next request; new limits and timeouts for new
+   * connections (open ones keep theirs). Node checks header_timeout on an interval fixed when
+   * the server was created, so a new header_timeout is enforced at the old cadence (≤ 1 s).
+   */
   reconfigure(config: ListenerConfig, pools: ReadonlyMap<string, PoolRuntime>): void {
     this.#routes = buildRoutes(config, pools);
     this.isTrusted = buildTrust(config);
@@ -134,6 +142,8 @@ export class HttpListener implements ForwardListener {
     server.headersTimeout = config.header_timeout;
     server.keepAliveTimeout = config.idle_timeout;
     server.maxConnections = config.max_connections;
+    // Read by Node for each new connection's parser (http.Server stores the constructor option here).
+    (server as http.Server & { maxHeaderSize?: number }).maxHeaderSize = config.max_header_size;
     if (config.tls !== undefined && server instanceof https.Server) {
       server.setSecureContext({ cert: config.tls.cert, key: config.tls.key, minVersion: 'TLSv1.2' });
     }
@@ -155,11 +165,52 @@ export class HttpListener implements ForwardListener {
     this.#server.closeIdleConnections();
   }
 
+  /**
+   * Reload: a listener is bound before the reload is applied, so that a bind failure can still
+   * undo everything. Until `open()`, requests it accepts wait (they would otherwise meet pools
+   * that are not applied yet); `abandon()` closes them.
+   */
+  hold(): void {
+    this.#held ??= [];
+  }
+
+  /** Serves the requests that waited, and everything after them. */
+  open(): void {
+    const held = this.#held ?? [];
+    this.#held = null;
+    for (const { run } of held) run();
+  }
+
+  /** The reload that bound this listener was rolled back: close it and whatever it accepted. */
+  async abandon(): Promise<void> {
+    const held = this.#held ?? [];
+    this.#held = null;
+    for (const { socket } of held) socket.destroy();
+    this.closeAllConnections();
+    await this.stopAccepting();
+  }
+
+  /**
+   * Reload removed or rebound this listener: it stops accepting; requests in progress finish
+   * and their responses close the connection; idle keep-alive connections close now; whatever
+   * is still open after `graceMs` is closed. Resolves once its connections are gone.
+   */
+  async drain(graceMs: number): Promise<void> {
+    this.closing = true;
+    const timer = setTimeout(() => this.closeAllConnections(), graceMs);
+    await this.stopAccepting();
+    clearTimeout(timer);
+  }
+
   closeAllConnections(): void {
     this.#server.closeAllConnections();
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    if (this.#held !== null) {
+      this.#held.push({ run: () => this.#onRequest(req, res), socket: req.socket });
+      return;
+    }
     const refusal = checkRequest(req);
     if (refusal !== null) {
       this.#logger.debug({ reason: refusal.reason, client: clientAddress(req.socket) }, 'request refused');
@@ -177,6 +228,10 @@ export class HttpListener implements ForwardListener {
 
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
+    if (this.#held !== null) {
+      this.#held.push({ run: () => this.#onUpgrade(req, socket, head), socket });
+      return;
+    }
     const refusal = checkRequest(req);
     const upgrades = this.#deps.upgrades;
     if (refusal !== null || upgrades === null || (req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
@@ -194,7 +249,7 @@ export class HttpListener implements ForwardListener {
   #answer(req: IncomingMessage, res: ServerResponse, code: ErrorCode, close: boolean): void {
     const error = new ProxyError(code);
     const started = performance.now();
-    sendError(res, error.status, 0, close);
+    sendError(res, error.status, 0, close || this.closing);
     this.#deps.onDone({
       listener: this.name,
       pool: '',
