@@ -2,6 +2,8 @@
  * Runs a real Proxy in-process over loopback, built from a plain config object the way an
  * operator writes proxy.yaml (it goes through the real loader), with its log captured.
  */
+import { writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
@@ -44,10 +46,15 @@ export function simpleConfig(backends: readonly BackendSpec[], pool: Record<stri
   };
 }
 
+/**
+ * `file`: where the config is written, so that `proxy.reload()` re-reads it from there
+ * (rewrite it with {@link writeConfig}); without it the config exists only in memory.
+ */
 export async function startProxy(config: Record<string, unknown>, options: { now?: () => number; file?: string } = {}): Promise<Harness> {
+  if (options.file !== undefined) writeConfig(options.file, config);
   const loaded = await parseConfig(stringify(config), options.file ?? 'test.yaml', { env: {} });
   const log = new LogSink();
-  const proxy = new Proxy(loaded, { logger: log.logger('debug'), ...(options.now ? { now: options.now } : {}) });
+  const proxy = new Proxy(loaded, { logger: log.logger('debug'), env: {}, ...(options.now ? { now: options.now } : {}) });
   await proxy.start();
   return {
     proxy,
@@ -70,3 +77,20 @@ export async function waitFor(predicate: () => boolean, timeoutMs = 3_000, what 
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Writes `config` as proxy.yaml text to `file`. */
+export function writeConfig(file: string, config: Record<string, unknown>): void {
+  writeFileSync(file, stringify(config));
+}
+
+/**
+ * A loopback port that was free a moment ago (bound on port 0, then released): for configs
+ * that must keep one listen address across reloads, where port 0 would mean a new port.
+ */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
