@@ -61,7 +61,8 @@ export class HttpListener implements ForwardListener {
   readonly #deps: HttpListenerDeps;
   readonly #server: http.Server;
   readonly #logger: Logger;
-  #open = 0;
+  /** Open client connections (raw sockets, before TLS). */
+  readonly #sockets = new Set<Socket>();
   /** While held (bound by a reload not applied yet), requests wait here; null = serving. */
   #held: { readonly run: () => void; readonly socket: Duplex }[] | null = null;
 
@@ -95,8 +96,8 @@ export class HttpListener implements ForwardListener {
     server.on('connect', (_req: IncomingMessage, socket: Duplex) => this.#refuseRaw(socket, 405));
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head));
     server.on('connection', (socket: Socket) => {
-      this.#open++;
-      socket.once('close', () => this.#open--);
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
     });
     if (config.tls !== undefined) server.on('tlsClientError', (_err: Error, socket: Duplex) => socket.destroy());
   }
@@ -107,7 +108,7 @@ export class HttpListener implements ForwardListener {
 
   /** Open client connections. */
   get openConnections(): number {
-    return this.#open;
+    return this.#sockets.size;
   }
 
   listen(): Promise<AddressInfo> {
@@ -149,7 +150,10 @@ export class HttpListener implements ForwardListener {
     }
   }
 
-  /** Stops accepting; idle keep-alive connections are closed, busy ones close after their response. */
+  /**
+   * Stops accepting; idle connections are closed, busy ones close after their response.
+   * Resolves once every connection is gone.
+   */
   stopAccepting(): Promise<void> {
     return new Promise((resolve) => {
       if (!this.#server.listening) {
@@ -157,12 +161,18 @@ export class HttpListener implements ForwardListener {
         return;
       }
       this.#server.close(() => resolve());
-      this.#server.closeIdleConnections();
+      this.closeIdleConnections();
     });
   }
 
+  /**
+   * Keep-alive connections between requests, and connections that never sent a byte (browsers
+   * open spare ones ahead of need): Node counts the latter as busy until header_timeout, which
+   * would hold a shutdown that long. One that has started sending a request is left to finish.
+   */
   closeIdleConnections(): void {
     this.#server.closeIdleConnections();
+    for (const socket of this.#sockets) if (socket.bytesRead === 0) socket.destroy();
   }
 
   /**
