@@ -68,10 +68,20 @@ async function run(file: string): Promise<void> {
     }
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    void proxy.shutdown().then(async () => {
-      await flushLogger(logger);
-      process.exit(0);
-    });
+    void proxy
+      .shutdown()
+      .then(
+        () => 0,
+        (err: unknown) => {
+          logger.error({ err }, 'shutdown failed');
+          return 1;
+        },
+      )
+      .then(async (code) => {
+        // pino writes asynchronously: without this, the last lines (the shutdown event) are lost.
+        await flushLogger(logger);
+        process.exit(code);
+      });
   };
   const reload = (): void => {
     if (stopping) {

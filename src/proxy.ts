@@ -82,7 +82,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     return this.#state === 'running';
   }
 
-  /** Config version: 1 at start, +1 per reload that changed something. */
+  /** Config version: 1 at start, +1 per applied reload. */
   get version(): number {
     return this.#reloader.version;
   }

@@ -75,7 +75,7 @@ export class Reloader<P> {
     this.#env = env;
   }
 
-  /** 1 at start, +1 for each reload that applied at least one change. */
+  /** 1 at start, +1 for each reload applied (one that changed nothing included: `changes` says so). */
   get version(): number {
     return this.#version;
   }
@@ -121,7 +121,7 @@ export class Reloader<P> {
         throw new ReloadError('RELOAD_FAILED', ['the proxy began shutting down']);
       }
       target.commit(prepared);
-      if (plan.changed) this.#version++;
+      this.#version++;
       return this.#finish({ ok: true, version: this.#version, at: now(), changes: plan.summary, errors: [] }, null);
     } catch (err) {
       const failure = asReloadError(err);

@@ -70,7 +70,7 @@ t.test('weights apply at once; kept backends are the same objects with their sta
   agent.destroy();
 
   const same = await h.proxy.reload();
-  t.match(same, { ok: true, version: 2, changes: [] }, 'nothing changed: the version stays');
+  t.match(same, { ok: true, version: 3, changes: [] }, 'applied, with nothing changed');
   t.strictSame(h.proxy.reloads, { ok: 2, failed: 0 });
   await h.stop();
   await Promise.all(backends.map((x) => x.close()));
@@ -296,7 +296,7 @@ t.test('reloads asked for while one runs are coalesced into one more', async (t)
   const third = h.proxy.reload();
   t.equal(second, third, 'one queued reload for every caller meanwhile');
   const results = await Promise.all([first, second, third]);
-  t.strictSame(results.map((r) => r.version), [2, 2, 2]);
+  t.strictSame(results.map((r) => r.version), [2, 3, 3]);
   t.strictSame(results[1]?.changes, [], 'the queued reload found nothing more to change');
   t.equal(h.log.events('reload').length, 2);
   await h.stop();
