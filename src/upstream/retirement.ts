@@ -15,10 +15,6 @@ export class Retirement {
     return this.#draining.size;
   }
 
-  has(backend: UpstreamBackend): boolean {
-    return this.#draining.has(backend);
-  }
-
   /** Starts draining `backend`; it is closed at once if it carries nothing. */
   retire(backend: UpstreamBackend, drainMs: number): void {
     if (this.#draining.has(backend)) return;

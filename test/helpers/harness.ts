@@ -46,6 +46,14 @@ export function simpleConfig(backends: readonly BackendSpec[], pool: Record<stri
   };
 }
 
+/** Frequent checks that a busy machine's event-loop lag cannot turn into a backend marked down. */
+export const STEADY_CHECKS = { protocol: 'tcp', interval: '100ms', timeout: '500ms', rise: 1, fall: 3 } as const;
+
+/** {@link simpleConfig} with {@link STEADY_CHECKS}: for tests that must not see a backend flap. */
+export function steadyConfig(backends: readonly BackendSpec[], pool: Record<string, unknown> = {}, listener: Record<string, unknown> = {}): Record<string, unknown> {
+  return simpleConfig(backends, { health_check: STEADY_CHECKS, ...pool }, listener);
+}
+
 /**
  * `file`: where the config is written, so that `proxy.reload()` re-reads it from there
  * (rewrite it with {@link writeConfig}); without it the config exists only in memory.

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { startBackends, TestBackend } from '../helpers/backend.js';
 import { load, request } from '../helpers/client.js';
 import { leakCheck } from '../helpers/handles.js';
-import { backendSpecs, freePort, simpleConfig, startProxy, waitFor, writeConfig, type BackendSpec } from '../helpers/harness.js';
+import { backendSpecs, freePort, steadyConfig, startProxy, waitFor, writeConfig, type BackendSpec } from '../helpers/harness.js';
 
 /** A handler that holds each request until `open()`; `waiting` counts those held. */
 function gate(): { handler: TestBackend['handler']; open: () => void; waiting: () => number } {
@@ -42,7 +42,7 @@ t.test('weights apply at once; kept backends are the same objects with their sta
   const leaks = leakCheck();
   const backends = await startBackends(['a', 'b'], { latencyMs: 10 });
   const file = join(t.testdir(), 'proxy.yaml');
-  const config = (weights: [number, number]): Record<string, unknown> => simpleConfig(backendSpecs(backends, (_, i) => ({ weight: weights[i] })));
+  const config = (weights: [number, number]): Record<string, unknown> => steadyConfig(backendSpecs(backends, (_, i) => ({ weight: weights[i] })));
   const h = await startProxy(config([1, 1]), { file });
   const pool = h.proxy.pools.get('app');
   const [a, b] = pool?.backends ?? [];
@@ -81,7 +81,7 @@ t.test('an invalid file changes nothing and reports FILE:LINE:COL lines', async 
   const leaks = leakCheck();
   const [a] = (await startBackends(['a'])) as [TestBackend];
   const file = join(t.testdir(), 'proxy.yaml');
-  const h = await startProxy(simpleConfig(backendSpecs([a])), { file });
+  const h = await startProxy(steadyConfig(backendSpecs([a])), { file });
   const { writeFileSync } = await import('node:fs');
   writeFileSync(file, 'listeners:\n  - name: web\n    listen: 127.0.0.1:0\n    pool: nope\npools:\n  app:\n    backends: [{ name: a, address: "x", weight: 0 }]\n');
   const result = await h.proxy.reload();
@@ -102,8 +102,8 @@ t.test('an added backend serves as soon as the reload returns (checked while pre
   const leaks = leakCheck();
   const [a, c] = (await startBackends(['a', 'c'])) as [TestBackend, TestBackend];
   const file = join(t.testdir(), 'proxy.yaml');
-  const h = await startProxy(simpleConfig(backendSpecs([a]), { health_check: { protocol: 'tcp', interval: '1h', timeout: '200ms' } }), { file });
-  writeConfig(file, simpleConfig([...backendSpecs([a]), { name: 'c', address: c.address, weight: 100 }], { health_check: { protocol: 'tcp', interval: '1h', timeout: '200ms' } }));
+  const h = await startProxy(steadyConfig(backendSpecs([a]), { health_check: { protocol: 'tcp', interval: '1h', timeout: '200ms' } }), { file });
+  writeConfig(file, steadyConfig([...backendSpecs([a]), { name: 'c', address: c.address, weight: 100 }], { health_check: { protocol: 'tcp', interval: '1h', timeout: '200ms' } }));
   const result = await h.proxy.reload();
   t.match(result.changes, ['pool app: backend c added (127.0.0.1:' + c.port + ', hot, weight 100)']);
   t.match(h.proxy.pools.get('app')?.core.memberState('c'), { health: 'up' }, 'up without waiting for an interval');
@@ -119,11 +119,11 @@ t.test('a removed backend takes no new request; its in-flight request completes,
   const g = gate();
   b.handler = g.handler;
   const file = join(t.testdir(), 'proxy.yaml');
-  const h = await startProxy(simpleConfig(backendSpecs([b]), { response_timeout: '5s' }), { file });
+  const h = await startProxy(steadyConfig(backendSpecs([b]), { response_timeout: '5s' }), { file });
   const slow = request(h.port());
   await waitFor(() => g.waiting() === 1);
   const retired = h.proxy.pools.get('app')?.backends[0];
-  writeConfig(file, simpleConfig(backendSpecs([a]), { response_timeout: '5s' }));
+  writeConfig(file, steadyConfig(backendSpecs([a]), { response_timeout: '5s' }));
   const result = await h.proxy.reload();
   t.strictSame(result.changes, [`pool app: backend a added (${a.address}, hot, weight 1)`, 'pool app: backend b removed']);
   t.equal(h.proxy.pools.get('app')?.draining, 1, 'b drains');
@@ -139,6 +139,24 @@ t.test('a removed backend takes no new request; its in-flight request completes,
   await leaks.assertClean(t);
 });
 
+t.test('an idle removed backend is closed at once: its pooled connections too', async (t) => {
+  const leaks = leakCheck();
+  const [a, b] = (await startBackends(['a', 'b'])) as [TestBackend, TestBackend];
+  const file = join(t.testdir(), 'proxy.yaml');
+  const h = await startProxy(steadyConfig(backendSpecs([a, b])), { file });
+  for (let i = 0; i < 4; i++) await request(h.port());
+  const removed = h.proxy.pools.get('app')?.backends[1];
+  const pooled = Object.values(removed?.agent.freeSockets ?? {}).flat();
+  t.equal(pooled.length, 1, 'b has a pooled connection');
+  writeConfig(file, steadyConfig(backendSpecs([a])));
+  t.equal((await h.proxy.reload()).ok, true);
+  t.equal(h.proxy.pools.get('app')?.draining, 0, 'nothing to wait for');
+  t.equal(pooled[0]?.destroyed, true, 'its pooled connection closed');
+  await h.stop();
+  await Promise.all([a.close(), b.close()]);
+  await leaks.assertClean(t);
+});
+
 t.test('drain_timeout bounds a removed backend: what it still carries is closed', async (t) => {
   const leaks = leakCheck();
   const [a, b] = (await startBackends(['a', 'b'])) as [TestBackend, TestBackend];
@@ -146,10 +164,10 @@ t.test('drain_timeout bounds a removed backend: what it still carries is closed'
   b.handler = g.handler;
   const file = join(t.testdir(), 'proxy.yaml');
   const pool = { response_timeout: '5s', drain_timeout: '150ms', retries: 0 };
-  const h = await startProxy(simpleConfig(backendSpecs([a, b], (x) => ({ weight: x === b ? 100 : 1 })), pool), { file });
+  const h = await startProxy(steadyConfig(backendSpecs([a, b], (x) => ({ weight: x === b ? 100 : 1 })), pool), { file });
   const slow = request(h.port(), { method: 'POST', body: 'x' });
   await waitFor(() => g.waiting() === 1);
-  writeConfig(file, simpleConfig(backendSpecs([a]), pool));
+  writeConfig(file, steadyConfig(backendSpecs([a]), pool));
   t.equal((await h.proxy.reload()).ok, true);
   const started = Date.now();
   const reply = await slow;
@@ -169,11 +187,11 @@ t.test('a backend whose address changes is a new backend; the old one finishes i
   old.handler = g.handler;
   const file = join(t.testdir(), 'proxy.yaml');
   const spec = (b: TestBackend): BackendSpec[] => [{ name: 'app-1', address: b.address }];
-  const h = await startProxy(simpleConfig(spec(old), { response_timeout: '5s' }), { file });
+  const h = await startProxy(steadyConfig(spec(old), { response_timeout: '5s' }), { file });
   const before = h.proxy.pools.get('app')?.backends[0];
   const slow = request(h.port());
   await waitFor(() => g.waiting() === 1);
-  writeConfig(file, simpleConfig(spec(moved), { response_timeout: '5s' }));
+  writeConfig(file, steadyConfig(spec(moved), { response_timeout: '5s' }));
   t.match((await h.proxy.reload()).changes, [`pool app: backend app-1 replaced (address ${old.address} → ${moved.address})`]);
   const after = h.proxy.pools.get('app')?.backends[0];
   t.not(after, before, 'a new object');
@@ -263,10 +281,10 @@ t.test('a bind failure rolls the whole reload back', async (t) => {
   await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve()));
   const busy = (blocker.address() as net.AddressInfo).port;
   const free = await freePort();
-  const h = await startProxy(simpleConfig(backendSpecs([a])), { file });
+  const h = await startProxy(steadyConfig(backendSpecs([a])), { file });
   const port = h.port();
   writeConfig(file, {
-    ...simpleConfig(backendSpecs([a, b], () => ({ weight: 7 })), { response_timeout: '3s' }),
+    ...steadyConfig(backendSpecs([a, b], () => ({ weight: 7 })), { response_timeout: '3s' }),
     listeners: [{ name: 'web', listen: '127.0.0.1:0', pool: 'app' }, { name: 'extra', listen: `127.0.0.1:${free}`, pool: 'app' }, { name: 'blocked', listen: `127.0.0.1:${busy}`, pool: 'app' }],
   });
   const result = await h.proxy.reload();
@@ -289,8 +307,8 @@ t.test('reloads asked for while one runs are coalesced into one more', async (t)
   const leaks = leakCheck();
   const [a] = (await startBackends(['a'])) as [TestBackend];
   const file = join(t.testdir(), 'proxy.yaml');
-  const h = await startProxy(simpleConfig(backendSpecs([a])), { file });
-  writeConfig(file, simpleConfig(backendSpecs([a], () => ({ weight: 2 }))));
+  const h = await startProxy(steadyConfig(backendSpecs([a])), { file });
+  writeConfig(file, steadyConfig(backendSpecs([a], () => ({ weight: 2 }))));
   const first = h.proxy.reload();
   const second = h.proxy.reload();
   const third = h.proxy.reload();
@@ -309,10 +327,10 @@ t.test('log settings apply at once', async (t) => {
   const leaks = leakCheck();
   const [a] = (await startBackends(['a'])) as [TestBackend];
   const file = join(t.testdir(), 'proxy.yaml');
-  const h = await startProxy(simpleConfig(backendSpecs([a])), { file });
+  const h = await startProxy(steadyConfig(backendSpecs([a])), { file });
   await request(h.port());
   await waitFor(() => h.log.access.length === 1);
-  writeConfig(file, { ...simpleConfig(backendSpecs([a])), log: { level: 'warn', access: false } });
+  writeConfig(file, { ...steadyConfig(backendSpecs([a])), log: { level: 'warn', access: false } });
   t.strictSame((await h.proxy.reload()).changes, ['log.level debug → warn', 'log.access true → false']);
   const mark = h.log.lines.length;
   await request(h.port());

@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startBackends, TestBackend } from '../helpers/backend.js';
 import { request, type Reply } from '../helpers/client.js';
-import { freePort, writeConfig } from '../helpers/harness.js';
+import { freePort, STEADY_CHECKS, writeConfig } from '../helpers/harness.js';
 import { ProxyProcess, type LogLine } from '../helpers/process.js';
 
 interface Backend {
@@ -20,7 +20,7 @@ interface Backend {
   readonly role?: 'hot' | 'warm';
 }
 
-const CHECKS = { protocol: 'tcp', interval: '100ms', timeout: '100ms', rise: 1, fall: 1 } as const;
+const CHECKS = STEADY_CHECKS;
 
 function config(port: number, backends: readonly Backend[], pool: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {

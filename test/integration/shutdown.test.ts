@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { startBackends, TestBackend } from '../helpers/backend.js';
 import { request } from '../helpers/client.js';
 import { leakCheck } from '../helpers/handles.js';
-import { backendSpecs, simpleConfig, startProxy, waitFor, writeConfig } from '../helpers/harness.js';
+import { backendSpecs, steadyConfig, startProxy, waitFor, writeConfig } from '../helpers/harness.js';
 import { ProxyProcess } from '../helpers/process.js';
 
 /** A backend that holds requests for /slow until `release()` and answers others at once. */
@@ -131,7 +131,7 @@ t.test('SIGINT: shutdown_timeout cuts what is still in flight, then exit 0', asy
 t.test('in process: idle keep-alive closed at once, busy ones after their response, the rest at shutdown_timeout', async (t) => {
   const leaks = leakCheck();
   const { backend, release } = await heldBackend();
-  const h = await startProxy({ ...simpleConfig(backendSpecs([backend]), { response_timeout: '5s' }), shutdown_timeout: '300ms' });
+  const h = await startProxy({ ...steadyConfig(backendSpecs([backend]), { response_timeout: '5s' }), shutdown_timeout: '300ms' });
   const agent = new http.Agent({ keepAlive: true });
   const slow = request(h.port(), { agent, path: '/slow' });
   await waitFor(() => backend.traffic.length === 1);
@@ -156,12 +156,12 @@ t.test('in process: a reload prepared while shutdown begins is abandoned, nothin
   const silent = net.createServer((socket) => socket.resume());
   await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', () => resolve()));
   const file = join(t.testdir(), 'proxy.yaml');
-  const h = await startProxy(simpleConfig(backendSpecs([a])), { file });
+  const h = await startProxy(steadyConfig(backendSpecs([a])), { file });
   writeConfig(file, {
-    ...simpleConfig(backendSpecs([a])),
+    ...steadyConfig(backendSpecs([a])),
     listeners: [{ name: 'web', listen: '127.0.0.1:0', pool: 'app' }, { name: 'extra', listen: '127.0.0.1:0', pool: 'slow' }],
     pools: {
-      ...(simpleConfig(backendSpecs([a])).pools as object),
+      ...(steadyConfig(backendSpecs([a])).pools as object),
       slow: { health_check: { protocol: 'http', path: '/', interval: '1h', timeout: '200ms' }, backends: [{ name: 's', address: `127.0.0.1:${(silent.address() as net.AddressInfo).port}` }] },
     },
   });
