@@ -135,24 +135,18 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     return this.#reloader.reload();
   }
 
+  /**
+   * Binds first — a bind failure is the likeliest reason to roll back, and it is known at once —
+   * then checks the new pools and backends. Listeners bound here hold their requests until the
+   * swap, so a request on a new address waits for these checks rather than meet half a reload.
+   */
   async prepare(next: Config, plan: ReloadPlan): Promise<PreparedReload> {
     const added = plan.pools.added.map((name) => this.#newPool(name, next.pools[name] as Config['pools'][string]));
     const updated = plan.pools.updated.map(({ name }) => this.#pools.get(name) as PoolRuntime);
-    const [rounds, reloads] = await Promise.all([
-      Promise.all(added.map((pool) => pool.firstRound())),
-      Promise.all(updated.map((pool) => pool.prepareReload(next.pools[pool.name] as Config['pools'][string]))),
-    ]);
     const pools = new Map([...this.#pools].filter(([name]) => Object.hasOwn(next.pools, name)));
     for (const pool of added) pools.set(pool.name, pool);
-    const prepared: PreparedReload = {
-      config: next,
-      plan,
-      added: added.map((pool, i) => ({ pool, results: rounds[i] as ProbeResult[] })),
-      updated: updated.map((pool, i) => ({ pool, reload: reloads[i] as PoolReload })),
-      pools,
-      bound: new Map(),
-    };
-    const bound = prepared.bound as Map<string, Listener>;
+    const bound = new Map<string, Listener>();
+    const undo = (): void => this.abort({ config: next, plan, added: added.map((pool) => ({ pool, results: [] })), updated: [], pools, bound });
     try {
       // Every listener is built before any binds: a constructor that throws leaves nothing bound.
       const binding = new Set([...plan.listeners.added, ...plan.listeners.rebound.map((l) => l.name)]);
@@ -168,10 +162,21 @@ export class Proxy implements ReloadTarget<PreparedReload> {
         throw new ReloadError(code, failures.map((f) => (f instanceof Error ? f.message : String(f))));
       }
     } catch (err) {
-      this.abort(prepared);
+      undo();
       throw err;
     }
-    return prepared;
+    const [rounds, reloads] = await Promise.all([
+      Promise.all(added.map((pool) => pool.firstRound())),
+      Promise.all(updated.map((pool) => pool.prepareReload(next.pools[pool.name] as Config['pools'][string]))),
+    ]);
+    return {
+      config: next,
+      plan,
+      added: added.map((pool, i) => ({ pool, results: rounds[i] as ProbeResult[] })),
+      updated: updated.map((pool, i) => ({ pool, reload: reloads[i] as PoolReload })),
+      pools,
+      bound,
+    };
   }
 
   abort(prepared: PreparedReload): void {

@@ -273,6 +273,54 @@ t.test('listeners: added, rebound (new address first, old one drains), removed',
   await leaks.assertClean(t);
 });
 
+/** Resolves once `port` accepts a connection. */
+async function accepting(port: number): Promise<void> {
+  for (;;) {
+    if (!(await refused(port))) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** A pool whose only backend never answers its http check: preparing it takes the check timeout. */
+async function slowPool(): Promise<{ pool: Record<string, unknown>; close: () => Promise<void> }> {
+  const silent = net.createServer((socket) => socket.resume());
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', () => resolve()));
+  const port = (silent.address() as net.AddressInfo).port;
+  return {
+    pool: { health_check: { protocol: 'http', path: '/', interval: '1h', timeout: '300ms' }, backends: [{ name: 's', address: `127.0.0.1:${port}` }] },
+    close: () => new Promise<void>((resolve) => silent.close(() => resolve())),
+  };
+}
+
+t.test('a request on a listener bound by a reload waits for the swap, then is served', async (t) => {
+  const leaks = leakCheck();
+  const [a] = (await startBackends(['a'])) as [TestBackend];
+  const file = join(t.testdir(), 'proxy.yaml');
+  const extra = await freePort();
+  const base = steadyConfig(backendSpecs([a]));
+  const h = await startProxy(base, { file });
+  const slow = await slowPool();
+  writeConfig(file, {
+    ...base,
+    listeners: [...(base.listeners as unknown[]), { name: 'extra', listen: `127.0.0.1:${extra}`, pool: 'app' }],
+    pools: { ...(base.pools as object), slow: slow.pool },
+  });
+  let swapped = false;
+  const reloading = h.proxy.reload().then((r) => {
+    swapped = true;
+    return r;
+  });
+  await accepting(extra);
+  t.equal(swapped, false, 'the new address is bound while the reload is being prepared');
+  const reply = await request(extra);
+  t.equal(swapped, true, 'answered only after the swap');
+  t.match(reply, { status: 200, body: 'a', error: null });
+  t.equal((await reloading).ok, true);
+  await h.stop();
+  await Promise.all([a.close(), slow.close()]);
+  await leaks.assertClean(t);
+});
+
 t.test('a bind failure rolls the whole reload back', async (t) => {
   const leaks = leakCheck();
   const [a, b] = (await startBackends(['a', 'b'])) as [TestBackend, TestBackend];

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { startBackends, TestBackend } from '../helpers/backend.js';
 import { request } from '../helpers/client.js';
 import { leakCheck } from '../helpers/handles.js';
-import { backendSpecs, steadyConfig, startProxy, waitFor, writeConfig } from '../helpers/harness.js';
+import { backendSpecs, freePort, steadyConfig, startProxy, waitFor, writeConfig } from '../helpers/harness.js';
 import { ProxyProcess } from '../helpers/process.js';
 
 /** A backend that holds requests for /slow until `release()` and answers others at once. */
@@ -156,20 +156,28 @@ t.test('in process: a reload prepared while shutdown begins is abandoned, nothin
   const silent = net.createServer((socket) => socket.resume());
   await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', () => resolve()));
   const file = join(t.testdir(), 'proxy.yaml');
+  const extra = await freePort();
   const h = await startProxy(steadyConfig(backendSpecs([a])), { file });
   writeConfig(file, {
     ...steadyConfig(backendSpecs([a])),
-    listeners: [{ name: 'web', listen: '127.0.0.1:0', pool: 'app' }, { name: 'extra', listen: '127.0.0.1:0', pool: 'slow' }],
+    listeners: [{ name: 'web', listen: '127.0.0.1:0', pool: 'app' }, { name: 'extra', listen: `127.0.0.1:${extra}`, pool: 'app' }],
     pools: {
       ...(steadyConfig(backendSpecs([a])).pools as object),
       slow: { health_check: { protocol: 'http', path: '/', interval: '1h', timeout: '200ms' }, backends: [{ name: 's', address: `127.0.0.1:${(silent.address() as net.AddressInfo).port}` }] },
     },
   });
   const reloading = h.proxy.reload();
-  await new Promise((r) => setTimeout(r, 50));
+  let held = request(extra);
+  for (let i = 0; i < 100; i++) {
+    const probe = await Promise.race([held, new Promise<null>((r) => setTimeout(() => r(null), 20))]);
+    if (probe === null) break; // connected and waiting: held by the listener the reload bound
+    held = request(extra); // refused: not bound yet
+  }
   await h.stop();
   const result = await reloading;
   t.match(result, { ok: false, errors: ['the proxy began shutting down'] });
+  t.match(await held, { status: 0 }, 'the request held by the abandoned listener was closed, not served');
+  t.match(await request(extra), { error: 'ECONNREFUSED' });
   t.strictSame([...h.proxy.listeners.keys()], ['web']);
   await new Promise<void>((resolve) => silent.close(() => resolve()));
   await a.close();
