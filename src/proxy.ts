@@ -52,7 +52,8 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   readonly #listeners = new Map<string, Listener>();
   /** Removed by a reload and still finishing their work; closed at shutdown if still there. */
   readonly #retiredPools = new Set<PoolRuntime>();
-  readonly #drainingListeners = new Set<Listener>();
+  /** Listeners a reload removed or rebound, each with the end of its drain. */
+  readonly #drainingListeners = new Map<Listener, Promise<void>>();
   #state: State = 'new';
   #starting: Promise<void> | null = null;
 
@@ -231,9 +232,10 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     this.#forwarder.closing = true;
     const timeoutMs = this.#config.shutdown_timeout;
     this.events.emit('shutdown', { phase: 'draining', timeout_ms: timeoutMs });
-    const listeners = [...this.#listeners.values(), ...this.#drainingListeners];
+    const listeners = [...this.#listeners.values(), ...this.#drainingListeners.keys()];
     for (const listener of listeners) listener.closing = true;
-    const drained = Promise.all(listeners.map((l) => l.stopAccepting()));
+    // A listener still draining from a reload has stopped accepting already: wait for its drain.
+    const drained = Promise.all([...this.#listeners.values()].map((l) => l.stopAccepting()).concat([...this.#drainingListeners.values()]));
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), timeoutMs);
@@ -247,7 +249,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
 
   async #closeEverything(): Promise<void> {
     const pools = [...this.#pools.values(), ...this.#retiredPools];
-    const listeners = [...this.#listeners.values(), ...this.#drainingListeners];
+    const listeners = [...this.#listeners.values(), ...this.#drainingListeners.keys()];
     for (const pool of pools) pool.stop();
     for (const pool of pools) pool.closeConnections('shutdown');
     for (const listener of listeners) listener.closeAllConnections();
@@ -274,8 +276,10 @@ export class Proxy implements ReloadTarget<PreparedReload> {
 
   /** A listener a reload removed or rebound: it finishes its requests, then is forgotten. */
   #drain(listener: Listener, graceMs: number): void {
-    this.#drainingListeners.add(listener);
-    void listener.drain(graceMs).then(() => this.#drainingListeners.delete(listener));
+    const drained = listener.drain(graceMs).then(() => {
+      this.#drainingListeners.delete(listener);
+    });
+    this.#drainingListeners.set(listener, drained);
   }
 
   #onDone(r: ExchangeRecord): void {

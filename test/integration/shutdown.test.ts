@@ -183,3 +183,23 @@ t.test('in process: a reload prepared while shutdown begins is abandoned, nothin
   await a.close();
   await leaks.assertClean(t);
 });
+
+t.test('in process: shutdown waits for a listener a reload left draining', async (t) => {
+  const leaks = leakCheck();
+  const { backend, release } = await heldBackend();
+  const file = join(t.testdir(), 'proxy.yaml');
+  const [p1, p2] = [await freePort(), await freePort()];
+  const config = (port: number) => ({ ...steadyConfig(backendSpecs([backend]), { response_timeout: '5s' }, { listen: `127.0.0.1:${port}` }), shutdown_timeout: '3s' });
+  const h = await startProxy(config(p1), { file });
+  const slow = request(p1, { path: '/slow' });
+  await waitFor(() => backend.traffic.length === 1);
+  writeConfig(file, config(p2));
+  t.match(await h.proxy.reload(), { ok: true, changes: [`listener web rebound: listen 127.0.0.1:${p1} → 127.0.0.1:${p2}`] });
+  const stopping = h.stop();
+  setTimeout(release, 100);
+  t.match(await slow, { status: 200, body: 'finished', error: null }, 'the old socket finished its request');
+  await stopping;
+  t.match(h.log.events('shutdown').at(-1), { phase: 'stopped', outcome: 'drained' });
+  await backend.close();
+  await leaks.assertClean(t);
+});
