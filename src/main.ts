@@ -55,7 +55,13 @@ async function run(file: string): Promise<void> {
   process.on('uncaughtException', (err) => logger.error({ err }, 'uncaught exception'));
   process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'));
 
+  // Signals (SPEC §6). SIGTERM/SIGINT: graceful shutdown; a second one exits at once.
+  // SIGHUP: reload; the Proxy coalesces signals that arrive while a reload runs. A SIGHUP during
+  // startup reloads once the proxy runs (the file may have changed after it was read); one
+  // during shutdown is ignored.
   let stopping = false;
+  let running = false;
+  let reloadAfterStart = false;
   const stop = (signal: string): void => {
     if (stopping) {
       logger.warn({ signal }, 'second signal: exiting now');
@@ -64,14 +70,33 @@ async function run(file: string): Promise<void> {
     }
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    void proxy.shutdown().then(async () => {
-      await flushLogger(logger);
-      process.exit(0);
-    });
+    void proxy
+      .shutdown()
+      .then(
+        () => 0,
+        (err: unknown) => {
+          logger.error({ err }, 'shutdown failed');
+          return 1;
+        },
+      )
+      .then(async (code) => {
+        // pino writes asynchronously: without this, the last lines (the shutdown event) are lost.
+        await flushLogger(logger);
+        process.exit(code);
+      });
+  };
+  const reload = (): void => {
+    if (stopping) {
+      logger.info({ signal: 'SIGHUP' }, 'SIGHUP ignored: shutting down');
+      return;
+    }
+    logger.info({ signal: 'SIGHUP', file: config.file }, 'reloading');
+    if (running) void proxy.reload();
+    else reloadAfterStart = true;
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', () => logger.warn('SIGHUP: reload is not available yet'));
+  process.on('SIGHUP', reload);
 
   try {
     await proxy.start();
@@ -81,6 +106,8 @@ async function run(file: string): Promise<void> {
     await flushLogger(logger);
     process.exit(1);
   }
+  running = proxy.running;
+  if (running && reloadAfterStart) void proxy.reload();
 }
 
 async function main(): Promise<void> {

@@ -1,33 +1,54 @@
 /**
  * Composition root: builds pools, listeners and the forwarder from a frozen Config, starts
- * them in order (health round first, then listeners), and shuts them down gracefully.
+ * them in order (health round first, then listeners), reloads them (control/reload.ts drives,
+ * this file prepares and swaps), and shuts them down gracefully.
  */
 import type { AddressInfo } from 'node:net';
-import type { Config } from './config/schema.js';
+import type { ReloadPlan } from './config/diff.js';
+import type { Config, ListenerConfig } from './config/schema.js';
 import { AdminServer } from './control/admin.js';
-import type { ReloadResult } from './control/admin-types.js';
 import { EventLog } from './control/events.js';
 import { ProxyAdminHost } from './control/host.js';
 import { Metrics } from './control/metrics.js';
+import { ReloadError, Reloader, type ReloadCounts, type ReloadResult, type ReloadTarget } from './control/reload.js';
+import { ProxyError } from './errors.js';
 import { HttpForwarder, type ExchangeRecord } from './forward/http.js';
 import type { TunnelRecord } from './forward/tunnel.js';
 import { WebSocketForwarder } from './forward/websocket.js';
 import { HttpListener } from './listeners/http.js';
 import { TcpListener } from './listeners/tcp.js';
 import { createAccessLogger, type Logger } from './log.js';
-import { PoolRuntime } from './upstream/pool-runtime.js';
+import { PoolRuntime, type PoolReload } from './upstream/pool-runtime.js';
+import type { ProbeResult } from './upstream/probes.js';
 
 export interface ProxyOptions {
   readonly logger: Logger;
   /** Monotonic clock in ms for failover timing; injectable for tests. */
   readonly now?: () => number;
+  /** Where a reload looks up `admin.token_env`; default `process.env`. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
   /** The admin API's bearer token (the value of `admin.token_env`, read by main.ts), or null. */
   readonly adminToken?: string | null;
 }
 
 export type Listener = HttpListener | TcpListener;
 
-export class Proxy {
+/** A reload, prepared: new pools checked, new addresses bound (held), nothing swapped yet. */
+interface PreparedReload {
+  readonly config: Config;
+  readonly plan: ReloadPlan;
+  /** Pools the reload adds, with their first round of checks. */
+  readonly added: readonly { readonly pool: PoolRuntime; readonly results: readonly ProbeResult[] }[];
+  readonly updated: readonly { readonly pool: PoolRuntime; readonly reload: PoolReload }[];
+  /** Every pool after the swap, by name. */
+  readonly pools: ReadonlyMap<string, PoolRuntime>;
+  /** Listeners bound for added and rebound names, held until the swap. */
+  readonly bound: ReadonlyMap<string, Listener>;
+}
+
+type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+export class Proxy implements ReloadTarget<PreparedReload> {
   #config: Config;
   readonly #logger: Logger;
   readonly #access: Logger;
@@ -35,12 +56,18 @@ export class Proxy {
   readonly events: EventLog;
   readonly #forwarder: HttpForwarder;
   readonly #websockets: WebSocketForwarder;
-  readonly #pools = new Map<string, PoolRuntime>();
-  readonly #listeners = new Map<string, Listener>();
+  readonly #reloader: Reloader<PreparedReload>;
   readonly #metrics: Metrics;
   readonly #adminToken: string | null;
   #admin: AdminServer | null = null;
-  #state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
+  #pools = new Map<string, PoolRuntime>();
+  readonly #listeners = new Map<string, Listener>();
+  /** Removed by a reload and still finishing their work; closed at shutdown if still there. */
+  readonly #retiredPools = new Set<PoolRuntime>();
+  /** Listeners a reload removed or rebound, each with the end of its drain. */
+  readonly #drainingListeners = new Map<Listener, Promise<void>>();
+  #state: State = 'new';
+  #starting: Promise<void> | null = null;
 
   constructor(config: Config, options: ProxyOptions) {
     this.#config = config;
@@ -53,7 +80,9 @@ export class Proxy {
       onDone: (record) => this.#onDone(record),
       onTunnel: (record) => this.#onTunnel(record),
     });
+    this.#reloader = new Reloader(this, this.events, options.env);
     this.#adminToken = options.adminToken ?? null;
+    // Read at scrape time through the fields: a reload replaces the pools map.
     this.#metrics = new Metrics(this.events, { pools: () => this.#pools.values(), listeners: () => this.#listeners.values() });
   }
 
@@ -69,34 +98,50 @@ export class Proxy {
     return this.#listeners;
   }
 
+  get running(): boolean {
+    return this.#state === 'running';
+  }
+
+  /** Config version: 1 at start, +1 per applied reload. */
+  get version(): number {
+    return this.#reloader.version;
+  }
+
+  /** The last reload's result (null before the first), for `/status`. */
+  get lastReload(): ReloadResult | null {
+    return this.#reloader.last;
+  }
+
+  get reloads(): ReloadCounts {
+    return this.#reloader.counts;
+  }
+
   /** Health round, then every listener bound; on a bind failure everything started is stopped and the error thrown. */
-  async start(): Promise<void> {
+  start(): Promise<void> {
     if (this.#state !== 'new') throw new Error('proxy already started');
-    this.#state = 'running';
-    const deps = { events: this.events, logger: this.#logger, now: this.#now, onCheck: this.#metrics.check.bind(this.#metrics) };
-    for (const [name, config] of Object.entries(this.#config.pools)) this.#pools.set(name, new PoolRuntime(name, config, deps));
+    this.#state = 'starting';
+    this.#starting = this.#start();
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
+    for (const [name, config] of Object.entries(this.#config.pools)) this.#pools.set(name, this.#newPool(name, config));
     await Promise.all([...this.#pools.values()].map((p) => p.start()));
     try {
       for (const config of this.#config.listeners) {
-        const listener: Listener =
-          config.protocol === 'tcp'
-            ? new TcpListener(config, this.#pools, { logger: this.#logger, onTunnel: (record) => this.#onTunnel(record) })
-            : new HttpListener(config, this.#pools, {
-                forwarder: this.#forwarder,
-                upgrades: this.#websockets,
-                logger: this.#logger,
-                onDone: (record) => this.#onDone(record),
-              });
+        // A shutdown that began during startup closes what exists; bind nothing more.
+        if (this.#state !== 'starting') return;
+        const listener = this.#newListener(config, this.#pools);
         this.#listeners.set(config.name, listener);
-        const address = await listener.listen();
-        this.events.emit('listening', { listener: config.name, protocol: config.protocol, tls: config.tls !== undefined, address: `${address.address}:${address.port}` });
+        this.#announce(listener, await listener.listen());
       }
-      await this.#startAdmin();
+      if (this.#state === 'starting') await this.#startAdmin();
     } catch (err) {
       await this.#closeEverything();
       this.#state = 'stopped';
       throw err;
     }
+    if (this.#state === 'starting') this.#state = 'running';
   }
 
   /** The bound address of a listener (useful with port 0). */
@@ -113,7 +158,11 @@ export class Proxy {
     return address;
   }
 
-  /** After the traffic listeners: a bind failure fails startup like theirs (LISTEN_FAILED). */
+  /**
+   * After the traffic listeners: a bind failure fails startup like theirs (LISTEN_FAILED).
+   * The admin listener and its token are read at startup only; a reload reports admin
+   * changes as needing a restart.
+   */
   async #startAdmin(): Promise<void> {
     const admin = this.#config.admin;
     if (admin === undefined) return;
@@ -129,38 +178,112 @@ export class Proxy {
     this.events.emit('listening', { admin: true, protocol: 'http', tls: false, address: `${address.address}:${address.port}` });
   }
 
-  // ---- MERGE: placeholders until the reload branch lands; replace this block with the real
-  // `reload()`, `version` and `lastReload` (same signatures). The admin API (control/host.ts)
-  // reads exactly these three. ----
-  /** The running config version. */
-  get version(): number {
-    return 1;
-  }
-
-  /** The result of the last reload, or null before the first. */
-  get lastReload(): ReloadResult | null {
-    return null;
-  }
-
-  /** Same as SIGHUP: re-read the config file and apply it, all or nothing. */
+  /** Re-reads `config.file` and applies it all at once or not at all (SPEC §6); never rejects. */
   reload(): Promise<ReloadResult> {
-    return Promise.resolve({ ok: false, version: 1, at: new Date().toISOString(), changes: [], errors: ['reload is not available in this build'] });
+    return this.#reloader.reload();
   }
-  // ---- end MERGE ----
+
+  /**
+   * Binds first — a bind failure is the likeliest reason to roll back, and it is known at once —
+   * then checks the new pools and backends. Listeners bound here hold their requests until the
+   * swap, so a request on a new address waits for these checks rather than meet half a reload.
+   */
+  async prepare(next: Config, plan: ReloadPlan): Promise<PreparedReload> {
+    const added = plan.pools.added.map((name) => this.#newPool(name, next.pools[name] as Config['pools'][string]));
+    const updated = plan.pools.updated.map(({ name }) => this.#pools.get(name) as PoolRuntime);
+    const pools = new Map([...this.#pools].filter(([name]) => Object.hasOwn(next.pools, name)));
+    for (const pool of added) pools.set(pool.name, pool);
+    const bound = new Map<string, Listener>();
+    const undo = (): void => this.abort({ config: next, plan, added: added.map((pool) => ({ pool, results: [] })), updated: [], pools, bound });
+    try {
+      // Every listener is built before any binds: a constructor that throws leaves nothing bound.
+      const binding = new Set([...plan.listeners.added, ...plan.listeners.rebound.map((l) => l.name)]);
+      for (const config of next.listeners.filter((l) => binding.has(l.name))) {
+        const listener = this.#newListener(config, pools);
+        listener.hold();
+        bound.set(config.name, listener);
+      }
+      const results = await Promise.allSettled([...bound.values()].map((l) => l.listen()));
+      const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
+      if (failures.length > 0) {
+        const code = failures[0] instanceof ProxyError ? failures[0].code : 'RELOAD_FAILED';
+        throw new ReloadError(code, failures.map((f) => (f instanceof Error ? f.message : String(f))));
+      }
+    } catch (err) {
+      undo();
+      throw err;
+    }
+    const [rounds, reloads] = await Promise.all([
+      Promise.all(added.map((pool) => pool.firstRound())),
+      Promise.all(updated.map((pool) => pool.prepareReload(next.pools[pool.name] as Config['pools'][string]))),
+    ]);
+    return {
+      config: next,
+      plan,
+      added: added.map((pool, i) => ({ pool, results: rounds[i] as ProbeResult[] })),
+      updated: updated.map((pool, i) => ({ pool, reload: reloads[i] as PoolReload })),
+      pools,
+      bound,
+    };
+  }
+
+  abort(prepared: PreparedReload): void {
+    for (const listener of prepared.bound.values()) void listener.abandon();
+    for (const { pool, reload } of prepared.updated) pool.discard(reload);
+    for (const { pool } of prepared.added) {
+      pool.stop();
+      pool.closeConnections('reload rolled back');
+    }
+  }
+
+  /** The swap: pools first (listeners route to them), then listeners, then top-level settings. */
+  commit(prepared: PreparedReload): void {
+    const { config, plan } = prepared;
+    const old = this.#config;
+    for (const { pool, results } of prepared.added) pool.begin(results);
+    for (const { pool, reload } of prepared.updated) pool.reconfigure(reload);
+    for (const name of plan.pools.removed) {
+      const pool = this.#pools.get(name) as PoolRuntime;
+      this.#retiredPools.add(pool);
+      void pool.retire().then(() => this.#retiredPools.delete(pool));
+    }
+    this.#pools = new Map(prepared.pools);
+    for (const { name } of plan.listeners.updated) {
+      this.#listeners.get(name)?.reconfigure(config.listeners.find((l) => l.name === name) as ListenerConfig, this.#pools);
+    }
+    for (const name of [...plan.listeners.removed, ...plan.listeners.rebound.map((l) => l.name)]) {
+      const listener = this.#listeners.get(name) as Listener;
+      this.#listeners.delete(name);
+      this.#drain(listener, drainGrace(listener.config, old));
+    }
+    for (const [name, listener] of prepared.bound) {
+      this.#listeners.set(name, listener);
+      listener.open();
+      this.#announce(listener, listener.address() as AddressInfo);
+    }
+    this.#config = config;
+    if (old.log.level !== config.log.level) this.#logger.level = config.log.level;
+    this.#access.level = config.log.access ? 'info' : 'silent';
+  }
 
   /**
    * Graceful shutdown (SPEC §6): stop accepting, let in-flight requests finish with
    * `Connection: close`, close idle keep-alive connections at once, and everything still open
-   * when `shutdown_timeout` passes.
+   * (tunnels included) when `shutdown_timeout` passes.
    */
   async shutdown(): Promise<void> {
-    if (this.#state !== 'running') return;
+    if (this.#state === 'new') this.#state = 'stopped';
+    if (this.#state !== 'running' && this.#state !== 'starting') return;
     this.#state = 'stopping';
+    await this.#starting?.catch(() => undefined);
     this.#forwarder.closing = true;
     this.#websockets.closing = true;
     const timeoutMs = this.#config.shutdown_timeout;
     this.events.emit('shutdown', { phase: 'draining', timeout_ms: timeoutMs });
-    const drained = Promise.all([...this.#listeners.values()].map((l) => l.stopAccepting()));
+    const listeners = [...this.#listeners.values(), ...this.#drainingListeners.keys()];
+    for (const listener of listeners) listener.closing = true;
+    // A listener still draining from a reload has stopped accepting already: wait for its drain.
+    const drained = Promise.all([...this.#listeners.values()].map((l) => l.stopAccepting()).concat([...this.#drainingListeners.values()]));
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), timeoutMs);
@@ -173,12 +296,41 @@ export class Proxy {
   }
 
   async #closeEverything(): Promise<void> {
-    for (const pool of this.#pools.values()) pool.stop();
-    for (const pool of this.#pools.values()) pool.closeConnections('shutdown');
+    const pools = [...this.#pools.values(), ...this.#retiredPools];
+    const listeners = [...this.#listeners.values(), ...this.#drainingListeners.keys()];
+    for (const pool of pools) pool.stop();
+    for (const pool of pools) pool.closeConnections('shutdown');
     this.#websockets.closeAll();
-    for (const listener of this.#listeners.values()) listener.closeAllConnections();
-    await Promise.all([...this.#listeners.values()].map((l) => l.stopAccepting()));
+    for (const listener of listeners) listener.closeAllConnections();
+    await Promise.all(listeners.map((l) => l.stopAccepting()));
     await this.#admin?.close();
+  }
+
+  #newPool(name: string, config: Config['pools'][string]): PoolRuntime {
+    return new PoolRuntime(name, config, { events: this.events, logger: this.#logger, now: this.#now, onCheck: (b, r) => this.#metrics.check(b, r) });
+  }
+
+  #newListener(config: ListenerConfig, pools: ReadonlyMap<string, PoolRuntime>): Listener {
+    if (config.protocol === 'tcp') return new TcpListener(config, pools, { logger: this.#logger, onTunnel: (record) => this.#onTunnel(record) });
+    return new HttpListener(config, pools, {
+      forwarder: this.#forwarder,
+      upgrades: this.#websockets,
+      logger: this.#logger,
+      onDone: (record) => this.#onDone(record),
+    });
+  }
+
+  #announce(listener: Listener, address: AddressInfo): void {
+    const config = listener.config;
+    this.events.emit('listening', { listener: config.name, protocol: config.protocol, tls: config.tls !== undefined, address: `${address.address}:${address.port}` });
+  }
+
+  /** A listener a reload removed or rebound: it finishes its requests, then is forgotten. */
+  #drain(listener: Listener, graceMs: number): void {
+    const drained = listener.drain(graceMs).then(() => {
+      this.#drainingListeners.delete(listener);
+    });
+    this.#drainingListeners.set(listener, drained);
   }
 
   #onDone(r: ExchangeRecord): void {
@@ -220,4 +372,13 @@ export class Proxy {
       via: r.via === 'serving' ? undefined : r.via ?? undefined,
     });
   }
+}
+
+/**
+ * How long a removed or rebound listener's connections may take to finish: the longest
+ * drain_timeout of the pools it routed to (the same bound a removed backend's work gets).
+ */
+function drainGrace(listener: ListenerConfig, config: Config): number {
+  const names = listener.routes === undefined ? [listener.pool] : listener.routes.map((r) => r.pool);
+  return Math.max(0, ...names.map((name) => (name === undefined ? 0 : config.pools[name]?.drain_timeout ?? 0)));
 }

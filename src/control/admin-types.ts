@@ -3,21 +3,10 @@
  * it can be tested and changed without knowing how the proxy is put together.
  */
 import type { AdminState, Health, Role, WarmPhase } from '../core/failover-types.js';
+import type { ReloadResult } from './reload.js';
 
-/**
- * The outcome of a reload (SPEC §6), as `Proxy.reload()` resolves it and `/status` shows the
- * last one. Structurally the same as the reload module's own type, so either can stand for the
- * other.
- */
-export interface ReloadResult {
-  readonly ok: boolean;
-  /** The config version running after the attempt. */
-  readonly version: number;
-  /** ISO time of the attempt. */
-  readonly at: string;
-  readonly changes: readonly string[];
-  readonly errors: readonly string[];
-}
+/** The result of a reload, as control/reload.ts defines it. */
+export type { ReloadResult };
 
 /** Runtime control actions: `POST /pools/{pool}/backends/{name}/{action}`. */
 export const CONTROL_ACTIONS = ['drain', 'enable', 'disable', 'promote', 'demote'] as const;

@@ -87,17 +87,24 @@ export function reduce(state: PoolState, event: FailoverEvent, now: number, poli
  * members start unknown and enabled. Removed members vanish: the shell drains them, so no
  * command is emitted for them, but a warm that covered a removed hot is released (`orphaned`)
  * and a hot whose removed warm covered it is covered again by settle.
+ *
+ * `renewed` names members that are new backends under an old name (the shell replaced the
+ * backend because its address or role changed): they start fresh, like new members, and the
+ * old one is drained like a removed one. A warm that covered a renewed hot keeps covering the
+ * name: the pool keeps its capacity until the new backend has proved itself up and served for
+ * the failback hold, exactly as after a recovery.
  */
 export function reconfigure(
   state: PoolState,
   members: readonly MemberSpec[],
   now: number,
   policy: FailoverPolicy,
+  renewed: ReadonlySet<string> = new Set(),
 ): Transition {
   assertUniqueNames(members);
   const old = new Map(state.members.map((m) => [m.name, m]));
   const draft = members.map(({ name, role }): Draft => {
-    const kept = old.get(name);
+    const kept = renewed.has(name) ? undefined : old.get(name);
     if (kept === undefined) return fresh(name, role);
     if (kept.role === role) return { ...kept };
     return { ...kept, role, promotion: null, phase: 'standby' };

@@ -139,15 +139,22 @@ export class Pool<B extends PoolMember> {
   }
 
   /**
-   * Reload: the new member list (config order). Members kept by name must be the same objects
-   * (the shell keeps a backend whose name and address are unchanged); their load and state stay.
+   * Reload: the new member list (config order). A member that is the same object as before
+   * keeps its load and state (the shell keeps a backend whose name, address and role are
+   * unchanged). A different object under an old name is a new backend replacing the old one:
+   * it starts fresh (see `reconfigure` in failover.ts).
    */
   reconfigure(members: readonly B[], settings: PoolSettings, now: number): Transition {
+    const renewed = new Set<string>();
+    for (const m of members) {
+      const old = this.#byName.get(m.name);
+      if (old !== undefined && old !== m) renewed.add(m.name);
+    }
     this.#settings = settings;
     this.#members = members;
     this.#byName = new Map(members.map((m) => [m.name, m]));
     return this.#apply(
-      reconfigure(this.#state, members.map((m) => ({ name: m.name, role: m.role })), now, settings.policy),
+      reconfigure(this.#state, members.map((m) => ({ name: m.name, role: m.role })), now, settings.policy, renewed),
     );
   }
 

@@ -56,6 +56,8 @@ export interface ForwardListener {
   readonly proto: 'http' | 'https';
   /** Whether a peer address is in trusted_proxies (null = none trusted). */
   readonly isTrusted: ((address: string) => boolean) | null;
+  /** Set while the listener drains (reload removed or rebound it): responses carry `Connection: close`. */
+  readonly closing?: boolean;
 }
 
 /** Everything the access log and metrics need of a finished request. */
@@ -307,7 +309,7 @@ class HttpExchange {
     if (this.#held !== null) this.#pool.upstreamSucceeded(this.#held);
     const res = this.#res;
     const status = upstreamRes.statusCode ?? 502;
-    if (this.#forwarder.closing) res.shouldKeepAlive = false;
+    if (this.#closing()) res.shouldKeepAlive = false;
     try {
       res.writeHead(status, upstreamRes.statusMessage, responseHeaders(upstreamRes.rawHeaders));
     } catch (err) {
@@ -353,7 +355,12 @@ class HttpExchange {
       return;
     }
     const retryAfter = error.code === 'NO_SERVING_BACKEND' || error.code === 'ALL_BACKENDS_FULL' ? this.#pool.retryAfterSeconds : 0;
-    sendError(this.#res, error.status, retryAfter, this.#forwarder.closing);
+    sendError(this.#res, error.status, retryAfter, this.#closing());
+  }
+
+  /** Shutdown, or this request's listener draining: the client connection ends with this response. */
+  #closing(): boolean {
+    return this.#forwarder.closing || this.#listener.closing === true;
   }
 
   #onClientClose(): void {

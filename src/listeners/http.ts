@@ -55,12 +55,17 @@ export class HttpListener implements ForwardListener {
   readonly name: string;
   readonly proto: 'http' | 'https';
   isTrusted: ((address: string) => boolean) | null;
+  /** Draining (reload) or shutting down: every response closes its connection. */
+  closing = false;
   #config: ListenerConfig;
   #routes: RouteTable<PoolRuntime>;
   readonly #deps: HttpListenerDeps;
   readonly #server: http.Server;
   readonly #logger: Logger;
-  #open = 0;
+  /** Open client connections (raw sockets, before TLS). */
+  readonly #sockets = new Set<Socket>();
+  /** While held (bound by a reload not applied yet), requests wait here; null = serving. */
+  #held: { readonly run: () => void; readonly socket: Duplex }[] | null = null;
 
   constructor(config: ListenerConfig, pools: ReadonlyMap<string, PoolRuntime>, deps: HttpListenerDeps) {
     this.name = config.name;
@@ -92,8 +97,8 @@ export class HttpListener implements ForwardListener {
     server.on('connect', (_req: IncomingMessage, socket: Duplex) => this.#refuseRaw(socket, 405));
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head));
     server.on('connection', (socket: Socket) => {
-      this.#open++;
-      socket.once('close', () => this.#open--);
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
     });
     if (config.tls !== undefined) server.on('tlsClientError', (_err: Error, socket: Duplex) => socket.destroy());
   }
@@ -104,7 +109,7 @@ export class HttpListener implements ForwardListener {
 
   /** Open client connections. */
   get openConnections(): number {
-    return this.#open;
+    return this.#sockets.size;
   }
 
   listen(): Promise<AddressInfo> {
@@ -126,7 +131,11 @@ export class HttpListener implements ForwardListener {
     return this.#server.address() as AddressInfo | null;
   }
 
-  /** Reload: new routes, trust and limits for new connections; open connections keep theirs. */
+  /**
+   * Reload: new routes and trust for the next request; new limits and timeouts for new
+   * connections (open ones keep theirs). Node checks header_timeout on an interval fixed when
+   * the server was created, so a new header_timeout is enforced at the old cadence (≤ 1 s).
+   */
   reconfigure(config: ListenerConfig, pools: ReadonlyMap<string, PoolRuntime>): void {
     this.#routes = buildRoutes(config, pools);
     this.isTrusted = buildTrust(config);
@@ -135,12 +144,17 @@ export class HttpListener implements ForwardListener {
     server.headersTimeout = config.header_timeout;
     server.keepAliveTimeout = config.idle_timeout;
     server.maxConnections = config.max_connections;
+    // Read by Node for each new connection's parser (http.Server stores the constructor option here).
+    (server as http.Server & { maxHeaderSize?: number }).maxHeaderSize = config.max_header_size;
     if (config.tls !== undefined && server instanceof https.Server) {
       server.setSecureContext(secureContextOptions(config.tls));
     }
   }
 
-  /** Stops accepting; idle keep-alive connections are closed, busy ones close after their response. */
+  /**
+   * Stops accepting; idle connections are closed, busy ones close after their response.
+   * Resolves once every connection is gone.
+   */
   stopAccepting(): Promise<void> {
     return new Promise((resolve) => {
       if (!this.#server.listening) {
@@ -148,12 +162,55 @@ export class HttpListener implements ForwardListener {
         return;
       }
       this.#server.close(() => resolve());
-      this.#server.closeIdleConnections();
+      this.closeIdleConnections();
     });
   }
 
+  /**
+   * Keep-alive connections between requests, and connections that never sent a byte (browsers
+   * open spare ones ahead of need): Node counts the latter as busy until header_timeout, which
+   * would hold a shutdown that long. One that has started sending a request is left to finish.
+   */
   closeIdleConnections(): void {
     this.#server.closeIdleConnections();
+    for (const socket of this.#sockets) if (socket.bytesRead === 0) socket.destroy();
+  }
+
+  /**
+   * Reload: a listener is bound before the reload is applied, so that a bind failure can still
+   * undo everything. Until `open()`, requests it accepts wait (they would otherwise meet pools
+   * that are not applied yet); `abandon()` closes them.
+   */
+  hold(): void {
+    this.#held ??= [];
+  }
+
+  /** Serves the requests that waited, and everything after them. */
+  open(): void {
+    const held = this.#held ?? [];
+    this.#held = null;
+    for (const { run } of held) run();
+  }
+
+  /** The reload that bound this listener was rolled back: close it and whatever it accepted. */
+  async abandon(): Promise<void> {
+    const held = this.#held ?? [];
+    this.#held = null;
+    for (const { socket } of held) socket.destroy();
+    this.closeAllConnections();
+    await this.stopAccepting();
+  }
+
+  /**
+   * Reload removed or rebound this listener: it stops accepting; requests in progress finish
+   * and their responses close the connection; idle keep-alive connections close now; whatever
+   * is still open after `graceMs` is closed. Resolves once its connections are gone.
+   */
+  async drain(graceMs: number): Promise<void> {
+    this.closing = true;
+    const timer = setTimeout(() => this.closeAllConnections(), graceMs);
+    await this.stopAccepting();
+    clearTimeout(timer);
   }
 
   closeAllConnections(): void {
@@ -161,6 +218,10 @@ export class HttpListener implements ForwardListener {
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    if (this.#held !== null) {
+      this.#held.push({ run: () => this.#onRequest(req, res), socket: req.socket });
+      return;
+    }
     const refusal = checkRequest(req);
     if (refusal !== null) {
       this.#logger.debug({ reason: refusal.reason, client: clientAddress(req.socket) }, 'request refused');
@@ -178,6 +239,10 @@ export class HttpListener implements ForwardListener {
 
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
+    if (this.#held !== null) {
+      this.#held.push({ run: () => this.#onUpgrade(req, socket, head), socket });
+      return;
+    }
     const refusal = checkRequest(req);
     const upgrades = this.#deps.upgrades;
     // Only WebSocket upgrades are proxied, and a WebSocket handshake is a GET (RFC 6455 §4.1).
@@ -197,7 +262,7 @@ export class HttpListener implements ForwardListener {
   #answer(req: IncomingMessage, res: ServerResponse, code: ErrorCode, close: boolean): void {
     const error = new ProxyError(code);
     const started = performance.now();
-    sendError(res, error.status, 0, close);
+    sendError(res, error.status, 0, close || this.closing);
     this.#deps.onDone({
       listener: this.name,
       pool: '',

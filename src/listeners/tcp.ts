@@ -36,6 +36,10 @@ export class TcpListener {
   readonly #sockets = new Set<Socket>();
   /** Accepted sockets (for TLS, the TLSSocket over the raw one), to close them all at shutdown. */
   readonly #accepted = new Set<Socket>();
+  /** While held (bound by a reload not applied yet), accepted connections wait here; null = serving. */
+  #held: Socket[] | null = null;
+  /** Draining (reload) or shutting down; tunnels in progress continue. */
+  closing = false;
 
   constructor(config: ListenerConfig, pools: ReadonlyMap<string, PoolRuntime>, deps: TcpListenerDeps) {
     this.name = config.name;
@@ -123,9 +127,51 @@ export class TcpListener {
     for (const socket of this.#sockets) socket.destroy();
   }
 
+  /** Nothing is idle on a TCP listener: every connection is a tunnel (or about to be one). */
+  closeIdleConnections(): void {}
+
+  /** Reload: bound before the reload is applied; connections accepted until `open()` wait. */
+  hold(): void {
+    this.#held ??= [];
+  }
+
+  /** Starts the connections that waited, and everything after them. */
+  open(): void {
+    const held = this.#held ?? [];
+    this.#held = null;
+    for (const socket of held) if (!socket.destroyed) this.#start(socket);
+  }
+
+  /** The reload that bound this listener was rolled back: close it and whatever it accepted. */
+  async abandon(): Promise<void> {
+    this.#held = null;
+    this.closeAllConnections();
+    await this.stopAccepting();
+  }
+
+  /**
+   * Reload removed or rebound this listener: no new connections; open tunnels continue until
+   * they end or `graceMs` passes. Resolves once every connection is gone.
+   */
+  async drain(graceMs: number): Promise<void> {
+    this.closing = true;
+    const timer = setTimeout(() => this.closeAllConnections(), graceMs);
+    await this.stopAccepting();
+    clearTimeout(timer);
+  }
+
   #accept(socket: Socket): void {
     this.#accepted.add(socket);
     socket.once('close', () => this.#accepted.delete(socket));
+    if (this.#held !== null) {
+      socket.on('error', () => socket.destroy());
+      this.#held.push(socket);
+      return;
+    }
+    this.#start(socket);
+  }
+
+  #start(socket: Socket): void {
     new TcpSession(socket, { listener: this.name, pool: this.#pool, onTunnel: this.#deps.onTunnel }).start();
   }
 }

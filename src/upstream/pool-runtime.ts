@@ -2,9 +2,12 @@
  * A pool at run time: the pure core Pool plus everything with side effects — the backends'
  * agents, the health checker, the failback timer, warm-ups and events. It carries out the
  * failover reducer's commands and is what the HTTP forwarder and TCP listener talk to.
+ *
+ * A reload reconfigures it in two steps: `prepareReload` builds and checks the backends the
+ * new config adds (nothing changes yet, and it can be thrown away), `reconfigure` swaps the
+ * new member list in synchronously. Backends that leave drain (retirement.ts).
  */
-import http from 'node:http';
-import type { PoolConfig } from '../config/schema.js';
+import type { BackendConfig, PoolConfig } from '../config/schema.js';
 import type { FailoverEvent, FailoverPolicy, Transition } from '../core/failover-types.js';
 import { Pool, type PoolSettings, type Selection } from '../core/pool.js';
 import type { EventLog } from '../control/events.js';
@@ -13,7 +16,9 @@ import type { ForwardPool } from '../forward/http.js';
 import type { Logger } from '../log.js';
 import { UpstreamBackend } from './backend.js';
 import { HealthChecker } from './health-checker.js';
-import type { ProbeResult } from './probes.js';
+import { probe, type ProbeResult } from './probes.js';
+import { Retirement } from './retirement.js';
+import { warmUp } from './warmup.js';
 
 export interface PoolRuntimeDeps {
   readonly events: EventLog;
@@ -36,6 +41,12 @@ export function poolSettings(config: PoolConfig): PoolSettings {
   return { policy, slowStartMs: config.failover.slow_start, spill: config.failover.spill };
 }
 
+/** A reload of one pool, prepared: the new config and the backends it adds, each checked once. */
+export interface PoolReload {
+  readonly config: PoolConfig;
+  readonly fresh: readonly { readonly backend: UpstreamBackend; readonly result: ProbeResult }[];
+}
+
 export class PoolRuntime implements ForwardPool {
   readonly name: string;
   #config: PoolConfig;
@@ -45,27 +56,31 @@ export class PoolRuntime implements ForwardPool {
   readonly #logger: Logger;
   #wakeTimer: NodeJS.Timeout | null = null;
   readonly #drainTimers = new Set<NodeJS.Timeout>();
+  /** Backends that left the pool in a reload and still carry work. */
+  readonly #retirement = new Retirement();
   /** Per warm, a generation bumped on release: a warm-up of an earlier promotion never makes it serve. */
   readonly #warmups = new Map<string, number>();
   #lastSpillEvent = -Infinity;
   #stopped = false;
-  connectTimeoutMs: number;
-  responseTimeoutMs: number;
-  retries: number;
-  maxReplayBody: number;
-  retryAfterSeconds: number;
-  tunnelIdleTimeoutMs: number;
+  connectTimeoutMs = 0;
+  responseTimeoutMs = 0;
+  retries = 0;
+  maxReplayBody = 0;
+  retryAfterSeconds = 0;
+  tunnelIdleTimeoutMs = 0;
 
   constructor(name: string, config: PoolConfig, deps: PoolRuntimeDeps) {
     this.name = name;
     this.#config = config;
     this.#deps = deps;
     this.#logger = deps.logger.child({ component: 'pool', pool: name });
-    const backends = config.backends.map(
-      (b) => new UpstreamBackend(name, b, config.health_check, config.passive.consecutive_failures),
-    );
-    this.#pool = new Pool(name, backends, poolSettings(config));
+    this.#pool = new Pool(name, config.backends.map((b) => this.#build(b, config)), poolSettings(config));
     this.#checker = new HealthChecker(config.health_check, (b, r) => this.#onCheck(b, r));
+    this.#applySettings(config);
+  }
+
+  /** What the forwarder reads per attempt: a reload's new timeouts apply to the next attempt. */
+  #applySettings(config: PoolConfig): void {
     this.connectTimeoutMs = config.connect_timeout;
     this.responseTimeoutMs = config.response_timeout;
     this.retries = config.retries;
@@ -86,20 +101,88 @@ export class PoolRuntime implements ForwardPool {
     return this.#pool.members;
   }
 
-  /**
-   * The startup round (SPEC §4): every backend checked once, then periodic checks begin.
-   * Warms' results are applied first, so a hot found down is covered at once rather than
-   * reported degraded for the instant before the warms' results arrive.
-   */
+  /** The startup round (SPEC §4): every backend checked once, then periodic checks begin. */
   async start(): Promise<void> {
-    const members = [...this.#pool.members].sort((a, b) => (a.role === b.role ? 0 : a.role === 'warm' ? -1 : 1));
-    const results = await this.#checker.probeAll(members);
+    this.begin(await this.firstRound());
+  }
+
+  /** The startup round's checks, in member order; nothing is observed yet (a reload may still discard the pool). */
+  firstRound(): Promise<ProbeResult[]> {
+    return this.#checker.probeAll(this.#pool.members);
+  }
+
+  /** Applies the startup round's results and starts the periodic checks. */
+  begin(results: readonly ProbeResult[]): void {
     if (this.#stopped) return;
-    members.forEach((b, i) => this.#onCheck(b, results[i] as ProbeResult));
+    this.#observeFirst(this.#pool.members.map((backend, i) => ({ backend, result: results[i] as ProbeResult })));
     for (const b of this.#pool.members) this.#checker.watch(b);
   }
 
+  /**
+   * Reload, step 1: builds the backends of `config` that are not running already (new names,
+   * or a new address or role under an old name) and checks each once with the new check, so
+   * that they can serve from the moment the reload is applied. Changes nothing.
+   */
+  async prepareReload(config: PoolConfig): Promise<PoolReload> {
+    const added = config.backends.filter((b) => !(this.#pool.member(b.name)?.matches(b) ?? false)).map((b) => this.#build(b, config));
+    const results = await Promise.all(added.map((b) => probe(b, config.health_check)));
+    return { config, fresh: added.map((backend, i) => ({ backend, result: results[i] as ProbeResult })) };
+  }
+
+  /** A prepared reload that will not be applied. */
+  discard(reload: PoolReload): void {
+    for (const { backend } of reload.fresh) backend.closeAll('reload rolled back');
+  }
+
+  /**
+   * Reload, step 2, synchronous. Kept backends are the same objects: health, in-flight counts,
+   * role, promotion pairs and slow-start progress stay; weights, limits and thresholds apply
+   * at once. New backends take their step-1 check result. Backends that left stop being
+   * checked and drain.
+   */
+  reconfigure(reload: PoolReload): void {
+    const { config } = reload;
+    const fresh = new Map(reload.fresh.map((f) => [f.backend.name, f.backend]));
+    const members = config.backends.map((b) => {
+      const created = fresh.get(b.name);
+      if (created !== undefined) return created;
+      // prepareReload built every backend that does not match a running one.
+      const kept = this.#pool.member(b.name) as UpstreamBackend;
+      kept.update(b, config.health_check, config.passive.consecutive_failures);
+      return kept;
+    });
+    const staying = new Set(members);
+    const leaving = this.#pool.members.filter((b) => !staying.has(b));
+    this.#config = config;
+    this.#applySettings(config);
+    this.#checker.reconfigure(config.health_check);
+    for (const b of leaving) {
+      this.#checker.unwatch(b);
+      this.#retirement.retire(b, config.drain_timeout);
+    }
+    this.#execute(this.#pool.reconfigure(members, poolSettings(config), this.#deps.now()));
+    this.#observeFirst(reload.fresh);
+    for (const { backend } of reload.fresh) this.#checker.watch(backend);
+  }
+
+  /**
+   * Reload removed the whole pool: checks and timers stop and every backend drains like a
+   * removed one (up to the pool's drain_timeout). Resolves once all are closed.
+   */
+  retire(): Promise<void> {
+    this.stop();
+    for (const b of this.#pool.members) this.#retirement.retire(b, this.#config.drain_timeout);
+    return this.#retirement.drained();
+  }
+
+  /** Backends that left the pool and still carry work. */
+  get draining(): number {
+    return this.#retirement.size;
+  }
+
   select(exclude: readonly UpstreamBackend[], retry: boolean): Selection<UpstreamBackend> {
+    // A stopped pool (removed by a reload) takes nothing new, not even a retry of its own requests.
+    if (this.#stopped) return { backend: null, reason: 'none_serving' };
     return this.#pool.select(this.#deps.now(), exclude, retry);
   }
 
@@ -109,10 +192,12 @@ export class PoolRuntime implements ForwardPool {
 
   release(backend: UpstreamBackend): void {
     backend.inFlight--;
+    this.#retirement.released(backend);
   }
 
   upstreamFailed(backend: UpstreamBackend, error: ProxyError): void {
-    if (!error.passive) return;
+    // A backend that left the pool has no health here any more: its failures decide nothing.
+    if (!error.passive || !this.#isMember(backend)) return;
     backend.recordEvidence({ at: Date.now(), source: 'passive', ok: false, detail: `${error.code}: ${error.message}` });
     if (backend.passive.failure() && backend.health.forceDown() === 'changed') this.#healthChanged(backend, 'down', 'passive');
   }
@@ -149,12 +234,33 @@ export class PoolRuntime implements ForwardPool {
     this.#drainTimers.clear();
   }
 
-  /** Closes every pooled upstream connection and tunnel (after stop, at exit). */
+  /** Closes every pooled upstream connection and tunnel, draining backends' too (after stop, at exit). */
   closeConnections(reason: string): void {
     for (const b of this.#pool.members) b.closeAll(reason);
+    this.#retirement.closeAll(reason);
+  }
+
+  #build(config: BackendConfig, pool: PoolConfig): UpstreamBackend {
+    return new UpstreamBackend(this.name, config, pool.health_check, pool.passive.consecutive_failures);
+  }
+
+  /** Whether `backend` is (still) this running pool's own: not drained away by a reload. */
+  #isMember(backend: UpstreamBackend): boolean {
+    return !this.#stopped && this.#pool.member(backend.name) === backend;
+  }
+
+  /**
+   * First check results (startup round, or backends added by a reload). Warms' results are
+   * applied first, so a hot found down is covered at once rather than reported degraded for
+   * the instant before the warms' results arrive.
+   */
+  #observeFirst(checked: readonly { readonly backend: UpstreamBackend; readonly result: ProbeResult }[]): void {
+    const warmsFirst = [...checked].sort((a, b) => (a.backend.role === b.backend.role ? 0 : a.backend.role === 'warm' ? -1 : 1));
+    for (const { backend, result } of warmsFirst) this.#onCheck(backend, result);
   }
 
   #onCheck(backend: UpstreamBackend, result: ProbeResult): void {
+    if (!this.#isMember(backend)) return;
     backend.recordEvidence({ at: Date.now(), source: 'check', ok: result.ok, detail: result.detail });
     this.#deps.onCheck?.(backend, result.ok);
     if (backend.health.observe(result.ok) === 'changed') {
@@ -230,11 +336,7 @@ export class PoolRuntime implements ForwardPool {
     this.#drainTimers.add(timer);
   }
 
-  /**
-   * Warm-up (SPEC §3): the configured requests go to the promoted warm through its own agent —
-   * so its pooled connections are open and its caches primed — before it takes live traffic.
-   * One success is enough to serve; none means it is not fit to serve, and it is marked down.
-   */
+  /** Warm-up (SPEC §3, warmup.ts): one success and the warm serves; none and it is marked down. */
   async #warmUp(name: string): Promise<void> {
     const backend = this.#pool.member(name);
     const warmup = this.#config.failover.warmup;
@@ -245,53 +347,15 @@ export class PoolRuntime implements ForwardPool {
       this.#pool.member(name) === backend &&
       (this.#warmups.get(name) ?? 0) === generation &&
       this.#pool.memberState(name)?.phase === 'warming';
-    let ok = 0;
-    let lastDetail = '';
-    for (let i = 0; i < warmup.requests; i++) {
-      if (!current()) return;
-      const detail = await warmupRequest(backend, warmup.path, this.#config.health_check.timeout);
-      if (detail === null) ok++;
-      else lastDetail = detail;
-    }
-    if (!current()) return;
-    if (ok > 0) {
+    const outcome = await warmUp(backend, warmup, this.#config.health_check.timeout, current);
+    if (outcome === 'stale') return;
+    if (outcome === 'warmed') {
       this.dispatch({ type: 'warmed', backend: name });
       return;
     }
-    backend.recordEvidence({ at: Date.now(), source: 'warmup', ok: false, detail: lastDetail });
+    backend.recordEvidence({ at: Date.now(), source: 'warmup', ok: false, detail: outcome.failed });
     if (backend.health.forceDown() === 'changed') this.#healthChanged(backend, 'down', 'warmup');
   }
-}
-
-/** Resolves null on a non-5xx answer, else a short reason. */
-function warmupRequest(backend: UpstreamBackend, path: string, timeoutMs: number): Promise<string | null> {
-  return new Promise((resolve) => {
-    const req = http.request({
-      host: backend.host,
-      port: backend.port,
-      path,
-      agent: backend.agent,
-      headers: { host: backend.address, 'user-agent': 'hotwarm-warmup' },
-    });
-    const timer = setTimeout(() => {
-      req.destroy();
-      resolve(`timeout after ${timeoutMs}ms`);
-    }, timeoutMs);
-    req.once('response', (res) => {
-      res.on('error', () => undefined);
-      res.resume();
-      res.once('end', () => {
-        clearTimeout(timer);
-        const status = res.statusCode ?? 0;
-        resolve(status < 500 ? null : String(status));
-      });
-    });
-    req.once('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      resolve(err.code ?? err.message);
-    });
-    req.end();
-  });
 }
 
 /** Seconds until a recovering backend could serve again: `rise` checks at `interval`. */

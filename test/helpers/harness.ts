@@ -2,6 +2,8 @@
  * Runs a real Proxy in-process over loopback, built from a plain config object the way an
  * operator writes proxy.yaml (it goes through the real loader), with its log captured.
  */
+import { writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
@@ -51,8 +53,21 @@ export function simpleConfig(backends: readonly BackendSpec[], pool: Record<stri
   };
 }
 
+/** Frequent checks that a busy machine's event-loop lag cannot turn into a backend marked down. */
+export const STEADY_CHECKS = { protocol: 'tcp', interval: '100ms', timeout: '500ms', rise: 1, fall: 3 } as const;
+
+/** {@link simpleConfig} with {@link STEADY_CHECKS}: for tests that must not see a backend flap. */
+export function steadyConfig(backends: readonly BackendSpec[], pool: Record<string, unknown> = {}, listener: Record<string, unknown> = {}): Record<string, unknown> {
+  return simpleConfig(backends, { health_check: STEADY_CHECKS, ...pool }, listener);
+}
+
 export interface StartOptions {
   readonly now?: () => number;
+  /**
+   * Where the config is written, so that `proxy.reload()` re-reads it from there (rewrite it with
+   * {@link writeConfig}); relative TLS paths resolve against its folder. Without it the config
+   * exists only in memory.
+   */
   readonly file?: string;
   /** The environment the loader sees; `admin.token_env` is looked up here and passed on as main.ts does. */
   readonly env?: Readonly<Record<string, string>>;
@@ -60,11 +75,12 @@ export interface StartOptions {
 
 export async function startProxy(config: Record<string, unknown>, options: StartOptions = {}): Promise<Harness> {
   const env = options.env ?? {};
+  if (options.file !== undefined) writeConfig(options.file, config);
   const loaded = await parseConfig(stringify(config), options.file ?? 'test.yaml', { env });
   const log = new LogSink();
   const tokenEnv = loaded.admin?.token_env;
   const adminToken = tokenEnv === undefined ? null : (env[tokenEnv] ?? null);
-  const proxy = new Proxy(loaded, { logger: log.logger('debug'), adminToken, ...(options.now ? { now: options.now } : {}) });
+  const proxy = new Proxy(loaded, { logger: log.logger('debug'), env, adminToken, ...(options.now ? { now: options.now } : {}) });
   await proxy.start();
   return {
     proxy,
@@ -90,3 +106,20 @@ export async function waitFor(predicate: () => boolean, timeoutMs = 3_000, what 
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Writes `config` as proxy.yaml text to `file`. */
+export function writeConfig(file: string, config: Record<string, unknown>): void {
+  writeFileSync(file, stringify(config));
+}
+
+/**
+ * A loopback port that was free a moment ago (bound on port 0, then released): for configs
+ * that must keep one listen address across reloads, where port 0 would mean a new port.
+ */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}

@@ -95,16 +95,6 @@ export class ProxyProcess {
   }
 }
 
-/** Writes `config` (a plain object, as an operator would write the YAML) to `dir/proxy.yaml`. */
-export async function writeConfig(dir: string, config: Record<string, unknown>, name = 'proxy.yaml'): Promise<string> {
-  const { stringify } = await import('yaml');
-  const { writeFileSync } = await import('node:fs');
-  const { join } = await import('node:path');
-  const file = join(dir, name);
-  writeFileSync(file, stringify(config));
-  return file;
-}
-
 /** Resident set size of a process in KB (Linux). */
 export async function rssKb(pid: number): Promise<number> {
   const { readFileSync } = await import('node:fs');

@@ -10,8 +10,16 @@ import { spawn } from 'node:child_process';
 import { startBackends, TestBackend } from '../helpers/backend.js';
 import { request } from '../helpers/client.js';
 import { leakCheck } from '../helpers/handles.js';
-import { backendSpecs, simpleConfig, sleep, startProxy, waitFor } from '../helpers/harness.js';
-import { BIN, openFds, ProxyProcess, rssKb, writeConfig } from '../helpers/process.js';
+import { backendSpecs, simpleConfig, sleep, startProxy, waitFor, writeConfig } from '../helpers/harness.js';
+import { join } from 'node:path';
+import { BIN, openFds, ProxyProcess, rssKb } from '../helpers/process.js';
+
+/** Writes the config to `dir/proxy.yaml` for a proxy process. */
+function configFile(dir: string, config: Record<string, unknown>): string {
+  const file = join(dir, 'proxy.yaml');
+  writeConfig(file, config);
+  return file;
+}
 
 /** The test process hosts the backend and thousands of client sockets: checks must tolerate a busy loop. */
 const TOLERANT = { health_check: { protocol: 'tcp', interval: '1s', timeout: '1s', rise: 1, fall: 3 } };
@@ -119,7 +127,7 @@ t.test('a slow reader of a large body: backpressure reaches the backend, the pro
     },
   })) as [TestBackend];
   const dir = t.testdir();
-  const proxy = new ProxyProcess(['-c', await writeConfig(dir, simpleConfig(backendSpecs([b]), { ...TOLERANT, response_timeout: '5s' }))]);
+  const proxy = new ProxyProcess(['-c', configFile(dir, simpleConfig(backendSpecs([b]), { ...TOLERANT, response_timeout: '5s' }))]);
   t.teardown(() => proxy.kill());
   const port = await proxy.port('web');
   const pid = proxy.child.pid as number;
@@ -153,7 +161,7 @@ t.test('a slow reader of a large body: backpressure reaches the backend, the pro
 t.test('10k idle keep-alive connections: bounded memory per connection, no crash, recovery afterwards', async (t) => {
   const [b] = (await startBackends(['b'])) as [TestBackend];
   const dir = t.testdir();
-  const proxy = new ProxyProcess(['-c', await writeConfig(dir, simpleConfig(backendSpecs([b]), TOLERANT, { idle_timeout: '60s', max_connections: 20_000 }))]);
+  const proxy = new ProxyProcess(['-c', configFile(dir, simpleConfig(backendSpecs([b]), TOLERANT, { idle_timeout: '60s', max_connections: 20_000 }))]);
   t.teardown(() => proxy.kill());
   const port = await proxy.port('web');
   const pid = proxy.child.pid as number;
@@ -189,7 +197,7 @@ t.test('10k idle keep-alive connections: bounded memory per connection, no crash
 t.test('a tiny descriptor limit: EMFILE does not crash the proxy, and it recovers', async (t) => {
   const [b] = (await startBackends(['b'])) as [TestBackend];
   const dir = t.testdir();
-  const file = await writeConfig(dir, simpleConfig(backendSpecs([b]), { health_check: { protocol: 'tcp', interval: '200ms', timeout: '100ms' } }));
+  const file = configFile(dir, simpleConfig(backendSpecs([b]), { health_check: { protocol: 'tcp', interval: '200ms', timeout: '100ms' } }));
   const child = spawn('sh', ['-c', `ulimit -n 64 && exec "${process.execPath}" "${BIN}" -c "${file}"`], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d));

@@ -1,6 +1,6 @@
 import t from 'tap';
-import { reconfigure } from '../../../src/core/failover.js';
-import { AUTO, MANUAL, layout, pairs, pool, serving } from '../../helpers/failover-pool.js';
+import { reconfigure, reduce } from '../../../src/core/failover.js';
+import { AUTO, MANUAL, assertInvariants, layout, memberOf, pairs, pool, serving } from '../../helpers/failover-pool.js';
 
 t.test('a kept pair survives an unrelated change', async (t) => {
   const p = pool('app-1 app-2 | spare-1 spare-2');
@@ -113,4 +113,33 @@ t.test('reconfigure to manual failback keeps a pair whose hold was running', asy
   t.equal(tr.wakeAt, null);
   t.strictSame(p.send(40_000, { type: 'tick' }).commands, []);
   t.strictSame(pairs(p.state), { 'spare-1': 'app-1' });
+});
+
+t.test('renewed: a new backend under an old name starts fresh; its warm keeps covering the name', async (t) => {
+  const p = pool('app-1 app-2 | spare-1');
+  p.health(1_000, 'app-2', 'down');
+  const tr = reconfigure(p.state, layout('app-1 app-2 | spare-1'), 2_000, AUTO, new Set(['app-2']));
+  assertInvariants(tr.state);
+  t.strictSame(tr.commands, [], 'no release while the new app-2 is unknown: capacity is kept');
+  t.match(memberOf(tr.state, 'app-2'), { health: 'unknown', admin: 'enabled', servingSince: null });
+  t.strictSame(pairs(tr.state), { 'spare-1': 'app-2' });
+  const up = reduce(tr.state, { type: 'health', backend: 'app-2', health: 'up' }, 2_500, AUTO);
+  t.match(memberOf(up.state, 'app-2'), { servingSince: 2_500, ramp: false }, 'first check of the new backend: no ramp');
+  t.equal(up.wakeAt, 32_500, 'the warm is released after the failback hold, as after a recovery');
+});
+
+t.test('renewed: a covering warm replaced by a new backend; the next warm covers', async (t) => {
+  const p = pool('app-1 | spare-1 spare-2');
+  p.health(1_000, 'app-1', 'down');
+  const tr = reconfigure(p.state, layout('app-1 | spare-1 spare-2'), 2_000, AUTO, new Set(['spare-1']));
+  assertInvariants(tr.state);
+  t.strictSame(tr.commands, [{ type: 'promoted', warm: 'spare-2', covers: 'app-1' }], 'no released for the old spare-1: it drains');
+  t.match(memberOf(tr.state, 'spare-1'), { health: 'unknown', promotion: null, phase: 'standby' });
+});
+
+t.test('renewed with a role change: fresh in its new role', async (t) => {
+  const p = pool('app-1 app-2 |');
+  const tr = reconfigure(p.state, layout('app-1 | app-2'), 1_000, AUTO, new Set(['app-2']));
+  t.match(memberOf(tr.state, 'app-2'), { role: 'warm', health: 'unknown', servingSince: null });
+  t.strictSame(serving(tr.state), ['app-1']);
 });
