@@ -9,7 +9,9 @@ import { adminRequest as get, body, isOpen, openStream } from '../helpers/admin.
 import { startBackends, type TestBackend } from '../helpers/backend.js';
 import { request } from '../helpers/client.js';
 import { leakCheck } from '../helpers/handles.js';
-import { FAST_CHECKS, startProxy, waitFor, type Harness } from '../helpers/harness.js';
+import { FAST_CHECKS, startProxy, waitFor, writeConfig, type Harness } from '../helpers/harness.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 const TOKEN = 'adm-7f3c9b1e-token';
 const ENV = { HOTWARM_TEST_ADMIN_TOKEN: TOKEN };
@@ -157,9 +159,12 @@ t.test('routing: 404 for unknown paths, 405 with Allow for wrong methods, JSON e
   await leaks.assertClean(t);
 });
 
-t.test('/status: pools, backends, listeners, version and last reload; POST /reload answers 422 until reload exists', async (t) => {
+t.test('/status: pools, backends, listeners, version and last reload; POST /reload applies the file or answers 422 with its errors', async (t) => {
   const leaks = leakCheck();
-  const { h, backends, port } = await setup();
+  const backends = (await startBackends(['app-1', 'app-2', 'spare-1', 'spare-2'])) as Backends;
+  const file = join(t.testdir(), 'proxy.yaml');
+  const h = await startProxy(config(backends), { file });
+  const port = h.adminPort();
   const status = body<{ version: number; last_reload: unknown; pools: { name: string; uncovered: string[]; backends: Record<string, unknown>[] }[]; listeners: unknown[] }>(await get(port, '/status'));
   t.equal(status.version, 1);
   t.equal(status.last_reload, null);
@@ -175,9 +180,18 @@ t.test('/status: pools, backends, listeners, version and last reload; POST /relo
   });
   t.match(pool?.backends[2], { name: 'spare-1', role: 'warm', state: 'standby', serving: false, serving_for_ms: null });
 
-  const reload = await get(port, '/reload', { method: 'POST' });
-  t.equal(reload.status, 422);
-  t.match(body(reload), { ok: false, version: 1, errors: ['reload is not available in this build'], changes: [] });
+  const changed = config(backends);
+  changed.pools.app.backends[0] = { ...changed.pools.app.backends[0], weight: 3 } as (typeof changed.pools.app.backends)[number];
+  writeConfig(file, changed);
+  const applied = await get(port, '/reload', { method: 'POST' });
+  t.equal(applied.status, 200);
+  t.match(body(applied), { ok: true, version: 2, errors: [], changes: [/app-1 weight 1 → 3/] });
+  t.match(body(await get(port, '/status')), { version: 2, last_reload: { ok: true, version: 2 } });
+
+  writeFileSync(file, 'listeners: [\n');
+  const refused = await get(port, '/reload', { method: 'POST' });
+  t.equal(refused.status, 422);
+  t.match(body(refused), { ok: false, version: 2, changes: [], errors: [/proxy\.yaml:\d+:\d+: /] });
   t.equal(body(await get(port, '/healthz')).status, 'ok');
   await teardown(h, backends);
   await leaks.assertClean(t);
