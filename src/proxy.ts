@@ -17,7 +17,7 @@ import type { TunnelRecord } from './forward/tunnel.js';
 import { WebSocketForwarder } from './forward/websocket.js';
 import { HttpListener } from './listeners/http.js';
 import { TcpListener } from './listeners/tcp.js';
-import { createAccessLogger, type Logger } from './log.js';
+import { AccessLog, type Logger } from './log.js';
 import { PoolRuntime, type PoolReload } from './upstream/pool-runtime.js';
 import type { ProbeResult } from './upstream/probes.js';
 
@@ -51,7 +51,7 @@ type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
 export class Proxy implements ReloadTarget<PreparedReload> {
   #config: Config;
   readonly #logger: Logger;
-  readonly #access: Logger;
+  readonly #access: AccessLog;
   readonly #now: () => number;
   readonly events: EventLog;
   readonly #forwarder: HttpForwarder;
@@ -73,7 +73,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     this.#config = config;
     this.#logger = options.logger;
     this.#now = options.now ?? (() => performance.now());
-    this.#access = createAccessLogger(options.logger, config.log.access);
+    this.#access = new AccessLog(options.logger, config.log.access);
     this.events = new EventLog(options.logger);
     this.#forwarder = new HttpForwarder({ onDone: (record) => this.#onDone(record) });
     this.#websockets = new WebSocketForwarder({
@@ -263,7 +263,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     }
     this.#config = config;
     if (old.log.level !== config.log.level) this.#logger.level = config.log.level;
-    this.#access.level = config.log.access ? 'info' : 'silent';
+    this.#access.enabled = config.log.access;
   }
 
   /**
@@ -335,25 +335,12 @@ export class Proxy implements ReloadTarget<PreparedReload> {
 
   #onDone(r: ExchangeRecord): void {
     this.#metrics.request(r);
-    this.#access.info({
-      listener: r.listener,
-      pool: r.pool,
-      backend: r.backend,
-      method: r.method,
-      path: r.path,
-      status: r.status,
-      duration_ms: Math.round(r.durationMs * 1000) / 1000,
-      bytes: r.bytes,
-      retries: r.retries,
-      client: r.client,
-      error: r.error ?? undefined,
-      via: r.via === 'serving' ? undefined : r.via ?? undefined,
-    });
+    this.#access.request(r);
   }
 
   /** One access-log line per tunnel (TCP connection or WebSocket), written when it closes. */
   #onTunnel(r: TunnelRecord): void {
-    this.#access.info({
+    this.#access.entry({
       listener: r.listener,
       pool: r.pool,
       backend: r.backend,

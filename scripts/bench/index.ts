@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { failoverDrill, reloadDrill, type FailoverResult, type ReloadResult } from './drill.js';
 import { profile } from './profile.js';
-import { PROXIES } from './proxies.js';
+import { PROXIES, type ProxyKind } from './proxies.js';
 import { failoverTable, reloadTable, throughputTables } from './report.js';
 import { stopAll } from './shared.js';
 import { runThroughput } from './throughput.js';
@@ -27,16 +27,19 @@ interface Options {
   reps: number;
   seconds: number;
   idle: number;
+  /** Restrict to these proxies (for quick A/B runs); default all. */
+  proxies: ProxyKind[];
 }
 
 function parse(argv: readonly string[]): Options {
-  const options: Options = { mode: 'all', reps: 3, seconds: 5, idle: 10_000 };
+  const options: Options = { mode: 'all', reps: 3, seconds: 5, idle: 10_000, proxies: [...PROXIES] };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === 'throughput' || arg === 'drill' || arg === 'all' || arg === 'profile') options.mode = arg;
     else if (arg === '--reps') options.reps = Number(argv[++i]);
     else if (arg === '--seconds') options.seconds = Number(argv[++i]);
     else if (arg === '--idle') options.idle = Number(argv[++i]);
+    else if (arg === '--proxies') options.proxies = String(argv[++i]).split(',').filter((p): p is ProxyKind => (PROXIES as readonly string[]).includes(p));
     else if (arg === '--quick') Object.assign(options, { reps: 1, seconds: 2, idle: 1_000 });
     else throw new Error(`unknown argument ${arg}`);
   }
@@ -58,13 +61,13 @@ async function main(): Promise<void> {
       return;
     }
     if (options.mode !== 'drill') {
-      const run = await runThroughput(dir, options.reps, options.seconds, options.idle, log);
-      sections.push('## Throughput, latency, CPU, memory', '', throughputTables(run, options.reps, options.seconds));
+      const run = await runThroughput(dir, options.proxies, options.reps, options.seconds, options.idle, log);
+      sections.push('## Throughput, latency, CPU, memory', '', throughputTables(run, options.proxies, options.reps, options.seconds));
     }
     if (options.mode !== 'throughput') {
       const failover: FailoverResult[] = [];
       const reload: (ReloadResult | null)[] = [];
-      for (const proxy of PROXIES) {
+      for (const proxy of options.proxies) {
         log(`failover drill: ${proxy}`);
         failover.push(await failoverDrill(proxy, dir));
         log(`reload drill: ${proxy}`);

@@ -118,7 +118,8 @@ export async function startProxy(kind: ProxyKind, topo: Topology, dir: string, o
     case 'hotwarm': {
       const file = join(dir, 'hotwarm.yaml');
       writeFileSync(file, hotwarmConfig(topo, options.accessLog ?? true));
-      started = startPinned(kind, PROXY_CORE, [process.execPath, HOTWARM, '-c', file], log);
+      // Through the binary, as an operator runs it: its shebang carries hotwarm's V8 flags.
+      started = startPinned(kind, PROXY_CORE, [HOTWARM, '-c', file], log);
       break;
     }
     case 'haproxy': {

@@ -1,5 +1,5 @@
 /** Turns benchmark runs into the RESULTS.md tables: medians, and every figure as ratios. */
-import { PROXIES, type ProxyKind } from './proxies.js';
+import type { ProxyKind } from './proxies.js';
 import type { FailoverResult, ReloadResult } from './drill.js';
 import { SCENARIOS, type ThroughputRun } from './throughput.js';
 import { median } from './tools.js';
@@ -26,7 +26,7 @@ function figures(run: ThroughputRun, proxy: ProxyKind, scenario: string): Figure
   };
 }
 
-export function throughputTables(run: ThroughputRun, reps: number, seconds: number): string {
+export function throughputTables(run: ThroughputRun, proxies: readonly ProxyKind[], reps: number, seconds: number): string {
   const lines: string[] = [];
   lines.push(`Medians of ${reps} interleaved repetitions, wrk -t1 for ${seconds}s per run, each proxy pinned to core 1,`);
   lines.push('wrk and nginx backends on core 0. Ratios: ×HAProxy and ×bare (the bare http-proxy script).');
@@ -36,7 +36,7 @@ export function throughputTables(run: ThroughputRun, reps: number, seconds: numb
     lines.push('', `### ${scenario.name}`, '');
     lines.push('| proxy | req/s | ×HAProxy | ×bare | p50 ms | ×HAProxy | p99 ms | ×HAProxy | CPU µs/req | ×HAProxy | ×bare | errors |');
     lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|');
-    for (const proxy of PROXIES) {
+    for (const proxy of proxies) {
       const f = figures(run, proxy, scenario.name);
       lines.push(
         `| ${proxy} | ${fmt(f.rps)} | ${ratio(f.rps, base.rps)} | ${ratio(f.rps, bare.rps)} | ${fmt(f.p50, 2)} | ${ratio(f.p50, base.p50)} | ${fmt(f.p99, 2)} | ${ratio(f.p99, base.p99)} | ${fmt(f.cpu, 1)} | ${ratio(f.cpu, base.cpu)} | ${ratio(f.cpu, bare.cpu)} | ${f.errors} |`,
@@ -47,7 +47,7 @@ export function throughputTables(run: ThroughputRun, reps: number, seconds: numb
   lines.push('| proxy | RSS after load, MB | ×HAProxy | ×bare | per idle client connection, KB |');
   lines.push('|---|---|---|---|---|');
   const rss = (p: ProxyKind) => median(run.rss[p]);
-  for (const proxy of PROXIES) {
+  for (const proxy of proxies) {
     lines.push(`| ${proxy} | ${fmt(rss(proxy), 1)} | ${ratio(rss(proxy), rss('haproxy'))} | ${ratio(rss(proxy), rss('bare'))} | ${fmt(run.idleKb[proxy] ?? NaN, 1)} |`);
   }
   return lines.join('\n');

@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startBackendsOnce } from './shared.js';
-import { PROXIES, startProxy, type ProxyKind, type Topology } from './proxies.js';
+import { startProxy, type ProxyKind, type Topology } from './proxies.js';
 import { cpuMicros, LOAD_CORE, rssMb, startPinned, waitForPort, workerPid, wrk, type WrkResult } from './tools.js';
 
 export interface Scenario {
@@ -40,11 +40,11 @@ export interface ThroughputRun {
 
 export const TOPOLOGY: Topology = { listenPort: 19080, hot: [19081, 19082], standby: [], adminPort: 19090, checkIntervalMs: 2000 };
 
-export async function runThroughput(dir: string, reps: number, seconds: number, idleConnections: number, log: (line: string) => void): Promise<ThroughputRun> {
+export async function runThroughput(dir: string, proxies: readonly ProxyKind[], reps: number, seconds: number, idleConnections: number, log: (line: string) => void): Promise<ThroughputRun> {
   await startBackendsOnce(TOPOLOGY.hot, dir);
   const run: ThroughputRun = { samples: [], rss: { hotwarm: [], haproxy: [], nginx: [], bare: [] }, idleKb: {} };
   for (let rep = 1; rep <= reps; rep++) {
-    for (const proxy of PROXIES) {
+    for (const proxy of proxies) {
       const started = await startProxy(proxy, TOPOLOGY, dir);
       const pid = workerPid(started.child.pid as number);
       try {

@@ -47,7 +47,8 @@ function connectionTokens(value: string | string[] | undefined): string[] {
  */
 export function prepareRequestHeaders(headers: IncomingHttpHeaders, ctx: ForwardingContext): void {
   const listed = headers.connection;
-  if (listed !== undefined) {
+  // Nearly every client sends exactly one of these two, which name no other header.
+  if (listed !== undefined && listed !== 'keep-alive' && listed !== 'close') {
     for (const token of connectionTokens(listed)) delete headers[token];
   }
   for (const name of HOP_BY_HOP) {
