@@ -3,6 +3,7 @@
  * (or an injected stream, for tests); writes are asynchronous, so shutdown must `flush`.
  */
 import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
+import type { ExchangeRecord } from './forward/http.js';
 
 export type { Logger };
 
@@ -63,7 +64,7 @@ export class AccessLog {
     this.enabled = enabled;
   }
 
-  request(r: AccessRecord): void {
+  request(r: ExchangeRecord): void {
     if (!this.enabled) return;
     let line = `{"level":"info"${isoTimeCached()}${this.#prefix},"listener":"${r.listener}","pool":"${r.pool}","backend":${r.backend === null ? 'null' : `"${r.backend}"`},"method":${JSON.stringify(r.method)},"path":${JSON.stringify(r.path)},"status":${r.status},"duration_ms":${Math.round(r.durationMs * 1000) / 1000},"bytes":${r.bytes},"retries":${r.retries},"client":"${r.client}"`;
     if (r.error !== null) line += `,"error":"${r.error}"`;
@@ -79,21 +80,6 @@ export class AccessLog {
   }
 }
 
-/** What a request line carries (forward/http.ts ExchangeRecord satisfies it). */
-export interface AccessRecord {
-  readonly listener: string;
-  readonly pool: string;
-  readonly backend: string | null;
-  readonly method: string;
-  readonly path: string;
-  readonly status: number;
-  readonly durationMs: number;
-  readonly bytes: number;
-  readonly retries: number;
-  readonly client: string;
-  readonly error: string | null;
-  readonly via: string | null;
-}
 
 /** Writes buffered lines out; called before exit. */
 export function flushLogger(logger: Logger): Promise<void> {

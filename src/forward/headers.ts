@@ -28,6 +28,16 @@ export interface ForwardingContext {
   readonly upgrade: boolean;
 }
 
+/**
+ * Whether a peer's X-Forwarded-* values may be kept: it is in trusted_proxies. Asked only when it
+ * sent any, since the address lookup has a cost and almost no client sends them.
+ */
+export function keepsForwardedHeaders(headers: IncomingHttpHeaders, peer: string, isTrusted: ((address: string) => boolean) | null): boolean {
+  if (isTrusted === null) return false;
+  const sent = headers['x-forwarded-for'] !== undefined || headers['x-forwarded-proto'] !== undefined || headers['x-forwarded-host'] !== undefined;
+  return sent && isTrusted(peer);
+}
+
 /** Lower-case names listed in a Connection header value, framing headers excluded. */
 function connectionTokens(value: string | string[] | undefined): string[] {
   if (value === undefined) return [];

@@ -22,33 +22,18 @@ import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import httpProxy from 'http-proxy';
 import { ProxyError, type ErrorCode } from '../errors.js';
-import type { Selection } from '../core/pool.js';
 import type { UpstreamBackend } from '../upstream/backend.js';
-import { prepareRequestHeaders, responseHeaders } from './headers.js';
+import { Attempts, classifyUpstreamError, type AttemptOwner, type AttemptPool } from './attempt.js';
+import { keepsForwardedHeaders, prepareRequestHeaders, responseHeaders } from './headers.js';
 import { originForm } from './guard.js';
 import { ReplayableBody } from './replay.js';
 import { sendError } from './respond.js';
 
-/** What the forwarder needs of a pool (upstream/pool-runtime.ts implements it). */
-export interface ForwardPool {
-  readonly name: string;
-  readonly connectTimeoutMs: number;
-  /** 0 = no limit. */
-  readonly responseTimeoutMs: number;
-  readonly retries: number;
+/** What the HTTP forwarder needs of a pool (upstream/pool-runtime.ts implements it). */
+export interface ForwardPool extends AttemptPool {
   readonly maxReplayBody: number;
   /** Seconds a client is told to wait when nothing serves. */
   readonly retryAfterSeconds: number;
-  select(exclude: readonly UpstreamBackend[], retry: boolean): Selection<UpstreamBackend>;
-  acquire(backend: UpstreamBackend): void;
-  release(backend: UpstreamBackend): void;
-  /** Live-traffic failure: feeds passive detection when the error says so. */
-  upstreamFailed(backend: UpstreamBackend, error: ProxyError): void;
-  upstreamSucceeded(backend: UpstreamBackend): void;
-  /** A request is being retried after `error` on `failed` (counted and logged). */
-  noteRetry(failed: UpstreamBackend, error: ProxyError): void;
-  /** A request overflowed to a standby warm. */
-  noteSpill(backend: UpstreamBackend): void;
 }
 
 export interface ForwardListener {
@@ -124,31 +109,25 @@ export class HttpForwarder {
   }
 }
 
-class HttpExchange {
+class HttpExchange implements AttemptOwner {
   readonly #forwarder: HttpForwarder;
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
   readonly #listener: ForwardListener;
   readonly #pool: ForwardPool;
+  readonly #attempts: Attempts;
   readonly #startedAt = performance.now();
   readonly #method: string;
   readonly #target: string;
   readonly #client: string;
   readonly #hasBody: boolean;
   #replay: ReplayableBody | null = null;
-  readonly #tried: UpstreamBackend[] = [];
-  /** The backend of the current attempt while it counts as in flight. */
-  #held: UpstreamBackend | null = null;
-  #via: ExchangeRecord['via'] = null;
   #upstream: ClientRequest | null = null;
   #upstreamRes: IncomingMessage | null = null;
-  #connected = false;
-  #connectTimer: NodeJS.Timeout | null = null;
-  #responseTimer: NodeJS.Timeout | null = null;
   #status = 0;
   #bytes = 0;
-  #retries = 0;
   #staleRetried = false;
+  /** Why the proxy failed this request (null when it did not). */
   #error: ProxyError | null = null;
   #done = false;
 
@@ -158,6 +137,7 @@ class HttpExchange {
     this.#res = res;
     this.#listener = listener;
     this.#pool = pool;
+    this.#attempts = new Attempts(pool, this);
     this.#method = req.method ?? 'GET';
     this.#target = originForm(req.url ?? '/');
     this.#client = clientAddress(req.socket);
@@ -165,82 +145,66 @@ class HttpExchange {
     this.#hasBody = headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
   }
 
+  get settled(): boolean {
+    return this.#done;
+  }
+
   start(): void {
     const req = this.#req;
     const headers = req.headers;
-    const isTrusted = this.#listener.isTrusted;
-    const forwarded = headers['x-forwarded-for'] !== undefined || headers['x-forwarded-proto'] !== undefined || headers['x-forwarded-host'] !== undefined;
     prepareRequestHeaders(headers, {
       clientAddress: this.#client,
       proto: this.#listener.proto,
-      trusted: forwarded && isTrusted !== null && isTrusted(this.#client),
+      trusted: keepsForwardedHeaders(headers, this.#client, this.#listener.isTrusted),
       upgrade: false,
     });
     if (headers['transfer-encoding'] !== undefined) headers['transfer-encoding'] = 'chunked';
     if (this.#hasBody && this.#pool.retries > 0) this.#replay = new ReplayableBody(req, this.#pool.maxReplayBody);
     this.#res.once('close', () => this.#onClientClose());
-    this.#next(false);
+    this.#attempts.next(false);
   }
 
-  #next(retry: boolean): void {
-    const selection = this.#pool.select(this.#tried, retry);
-    if (selection.backend === null) {
-      if (retry && this.#error !== null) this.#respondError(this.#error);
-      else this.#respondError(new ProxyError(selection.reason === 'all_full' ? 'ALL_BACKENDS_FULL' : 'NO_SERVING_BACKEND'));
-      return;
-    }
-    if (selection.via === 'spill') this.#pool.noteSpill(selection.backend);
-    this.#via = selection.via;
-    this.#dispatch(selection.backend, retry);
-  }
-
-  #dispatch(backend: UpstreamBackend, retry: boolean): void {
-    this.#pool.acquire(backend);
-    this.#held = backend;
-    this.#tried.push(backend);
-    this.#connected = false;
+  /** AttemptOwner: the request through http-proxy, on `backend`'s keep-alive agent. */
+  attempt(backend: UpstreamBackend, retry: boolean): void {
     backend.agent.claimNext(this.#attach);
     this.#forwarder.engineWeb(this.#req, this.#res, backend, retry && this.#replay !== null ? this.#replay.stream() : undefined);
     if (this.#upstream === null) {
       // http-proxy always creates the request synchronously; if it ever did not, fail loudly but safely.
-      this.#attemptFailed(new ProxyError('UPSTREAM_CONNECT_FAILED', 'engine created no upstream request'));
+      this.#attempts.failed(new ProxyError('UPSTREAM_CONNECT_FAILED', 'engine created no upstream request'));
       return;
     }
-    const timeout = this.#pool.responseTimeoutMs;
-    if (timeout > 0) this.#responseTimer = setTimeout(onResponseTimeout, timeout, this);
+    this.#attempts.startResponseTimer();
   }
 
   /** Receives the upstream request from the backend's agent, synchronously inside engineWeb(). */
   readonly #attach = (upstream: ClientRequest): void => {
     this.#upstream = upstream;
     upstream.path = this.#target;
-    upstream.on('socket', (socket: Socket) => this.#onSocket(upstream, socket));
+    const isCurrent = (): boolean => upstream === this.#upstream;
+    upstream.on('socket', (socket: Socket) => {
+      if (isCurrent()) this.#attempts.watchConnect(socket, isCurrent);
+    });
     upstream.on('error', (err: NodeJS.ErrnoException) => this.#onUpstreamError(upstream, err));
     upstream.on('response', (res: IncomingMessage) => this.#onResponse(upstream, res));
   };
 
-  #onSocket(upstream: ClientRequest, socket: Socket): void {
-    if (upstream !== this.#upstream) return;
-    if (!socket.connecting) {
-      this.#connected = true;
-      return;
-    }
-    this.#connectTimer = setTimeout(onConnectTimeout, this.#pool.connectTimeoutMs, this);
-    socket.once('connect', () => {
-      if (upstream !== this.#upstream) return;
-      this.#connected = true;
-      this.#clearConnectTimer();
-    });
+  /** AttemptOwner: the current upstream request is dropped. */
+  abandon(): void {
+    const upstream = this.#upstream;
+    this.#upstream = null;
+    if (upstream !== null && !upstream.destroyed) upstream.destroy();
   }
 
-  connectTimedOut(): void {
-    this.#connectTimer = null;
-    this.#attemptFailed(new ProxyError('UPSTREAM_CONNECT_TIMEOUT', `no connection within ${this.#pool.connectTimeoutMs}ms`));
+  /** AttemptOwner: idempotent methods after a reset, any method before a connection; a body only while replayable. */
+  mayRetry(error: ProxyError): boolean {
+    if (this.#res.headersSent || this.#req.socket.destroyed) return false;
+    if (error.retry === 'idempotent' && !IDEMPOTENT.has(this.#method)) return false;
+    return !this.#hasBody || (this.#replay !== null && this.#replay.replayable);
   }
 
-  responseTimedOut(): void {
-    this.#responseTimer = null;
-    this.#attemptFailed(new ProxyError('UPSTREAM_RESPONSE_TIMEOUT', `no response head within ${this.#pool.responseTimeoutMs}ms`));
+  /** AttemptOwner: nothing left to try. */
+  giveUp(error: ProxyError): void {
+    this.#respondError(error);
   }
 
   #onUpstreamError(upstream: ClientRequest, err: NodeJS.ErrnoException): void {
@@ -249,54 +213,14 @@ class HttpExchange {
       this.#failMidBody(err);
       return;
     }
-    this.#attemptFailed(this.#classify(upstream, err));
-  }
-
-  #classify(upstream: ClientRequest, err: NodeJS.ErrnoException): ProxyError {
-    const code = err.code ?? '';
-    let kind: ErrorCode;
-    if (!this.#connected) kind = 'UPSTREAM_CONNECT_FAILED';
-    else if (code.startsWith('HPE_')) kind = 'UPSTREAM_BAD_RESPONSE';
-    else if (upstream.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE')) kind = 'UPSTREAM_STALE_CONNECTION';
-    else kind = 'UPSTREAM_RESET_BEFORE_HEAD';
-    return new ProxyError(kind, code === '' ? err.message : code, { cause: err });
-  }
-
-  /** The current attempt failed before a response head: retry elsewhere or answer. */
-  #attemptFailed(error: ProxyError): void {
-    const upstream = this.#upstream;
-    this.#upstream = null;
-    this.#clearTimers();
-    if (upstream !== null && !upstream.destroyed) upstream.destroy();
-    const backend = this.#held;
-    this.#releaseBackend();
-    if (backend !== null) this.#pool.upstreamFailed(backend, error);
-    this.#error = error;
-    if (this.#done) return;
-    if (error.code === 'UPSTREAM_STALE_CONNECTION' && backend !== null && !this.#staleRetried && this.#mayRetry(error)) {
-      // The backend did nothing wrong: our idle connection was closed under us. Once per
-      // request, the same backend is asked again on a fresh connection.
+    const error = classifyUpstreamError(err, this.#attempts.connected, upstream.reusedSocket);
+    if (error.code === 'UPSTREAM_STALE_CONNECTION' && !this.#staleRetried) {
+      // Our idle connection was closed under us: its siblings of the same age likely were too.
       this.#staleRetried = true;
-      this.#retries++;
-      this.#pool.noteRetry(backend, error);
-      backend.agent.dropIdleSockets();
-      this.#tried.pop();
-      this.#dispatch(backend, true);
-      return;
+      this.#attempts.held?.agent.dropIdleSockets();
+      if (this.#attempts.retrySame(error)) return;
     }
-    if (this.#mayRetry(error)) {
-      this.#retries++;
-      if (backend !== null) this.#pool.noteRetry(backend, error);
-      this.#next(true);
-      return;
-    }
-    this.#respondError(error);
-  }
-
-  #mayRetry(error: ProxyError): boolean {
-    if (this.#tried.length > this.#pool.retries || this.#res.headersSent || this.#req.socket.destroyed) return false;
-    if (error.retry === 'never' || (error.retry === 'idempotent' && !IDEMPOTENT.has(this.#method))) return false;
-    return !this.#hasBody || (this.#replay !== null && this.#replay.replayable);
+    this.#attempts.failed(error);
   }
 
   #onResponse(upstream: ClientRequest, upstreamRes: IncomingMessage): void {
@@ -305,8 +229,7 @@ class HttpExchange {
       return;
     }
     this.#upstreamRes = upstreamRes;
-    this.#clearTimers();
-    if (this.#held !== null) this.#pool.upstreamSucceeded(this.#held);
+    this.#attempts.succeeded();
     const res = this.#res;
     const status = upstreamRes.statusCode ?? 502;
     if (this.#closing()) res.shouldKeepAlive = false;
@@ -316,7 +239,7 @@ class HttpExchange {
       // Node refuses header values its own client parser let through: nothing was written.
       upstreamRes.destroy();
       this.#upstreamRes = null;
-      this.#attemptFailed(new ProxyError('UPSTREAM_BAD_RESPONSE', 'response head not forwardable', { cause: err }));
+      this.#attempts.failed(new ProxyError('UPSTREAM_BAD_RESPONSE', 'response head not forwardable', { cause: err }));
       return;
     }
     this.#status = status;
@@ -374,61 +297,28 @@ class HttpExchange {
       } else if (this.#error === null) {
         this.#error = new ProxyError('CLIENT_ABORTED');
       }
-      const upstream = this.#upstream;
-      this.#upstream = null;
       this.#upstreamRes?.destroy();
-      if (upstream !== null && !upstream.destroyed) upstream.destroy();
+      this.abandon();
     }
-    this.#clearTimers();
-    this.#releaseBackend();
+    const attempts = this.#attempts;
+    attempts.clearTimers();
+    attempts.release();
     this.#replay?.dispose();
-    const last = this.#tried[this.#tried.length - 1];
     this.#forwarder.hooks.onDone({
       listener: this.#listener.name,
       pool: this.#pool.name,
-      backend: last === undefined ? null : last.name,
+      backend: attempts.last?.name ?? null,
       method: this.#method,
       path: pathOf(this.#target),
       status: this.#status,
       durationMs: performance.now() - this.#startedAt,
       bytes: this.#bytes,
-      retries: this.#retries,
+      retries: attempts.retries,
       client: this.#client,
       error: this.#error === null ? null : this.#error.code,
-      via: this.#via,
+      via: attempts.via,
     });
   }
-
-  #releaseBackend(): void {
-    const backend = this.#held;
-    if (backend === null) return;
-    this.#held = null;
-    this.#pool.release(backend);
-  }
-
-  #clearConnectTimer(): void {
-    if (this.#connectTimer !== null) {
-      clearTimeout(this.#connectTimer);
-      this.#connectTimer = null;
-    }
-  }
-
-  #clearTimers(): void {
-    this.#clearConnectTimer();
-    if (this.#responseTimer !== null) {
-      clearTimeout(this.#responseTimer);
-      this.#responseTimer = null;
-    }
-  }
-}
-
-/** Timer callbacks take the exchange as an argument: no closure per request. */
-function onConnectTimeout(exchange: HttpExchange): void {
-  exchange.connectTimedOut();
-}
-
-function onResponseTimeout(exchange: HttpExchange): void {
-  exchange.responseTimedOut();
 }
 
 /** The path of a request target without its query (queries may carry secrets: not logged). */

@@ -12,6 +12,7 @@
 import net, { type Socket } from 'node:net';
 import { ProxyError } from '../errors.js';
 import type { UpstreamBackend } from '../upstream/backend.js';
+import { Attempts, type AttemptOwner } from './attempt.js';
 import { clientAddress } from './http.js';
 import { Tunnel, type TunnelPool, type TunnelRecord, type TunnelSummary } from './tunnel.js';
 
@@ -22,18 +23,13 @@ export interface TcpSessionContext {
   readonly onTunnel: (record: TunnelRecord) => void;
 }
 
-export class TcpSession {
+export class TcpSession implements AttemptOwner {
   readonly #client: Socket;
   readonly #ctx: TcpSessionContext;
+  readonly #attempts: Attempts;
   readonly #startedAt = performance.now();
   readonly #clientAddress: string;
-  readonly #tried: UpstreamBackend[] = [];
-  /** The backend of the current attempt while this session (not yet a tunnel) holds its count. */
-  #held: UpstreamBackend | null = null;
   #upstream: Socket | null = null;
-  #connectTimer: NodeJS.Timeout | null = null;
-  #via: TunnelRecord['via'] = null;
-  #retries = 0;
   #error: ProxyError | null = null;
   /** Set once the connection is settled: tunnelled, refused or abandoned. */
   #done = false;
@@ -41,59 +37,60 @@ export class TcpSession {
   constructor(client: Socket, ctx: TcpSessionContext) {
     this.#client = client;
     this.#ctx = ctx;
+    this.#attempts = new Attempts(ctx.pool, this);
     this.#clientAddress = clientAddress(client);
+  }
+
+  get settled(): boolean {
+    return this.#done;
   }
 
   start(): void {
     this.#client.on('error', this.#onClientError);
     this.#client.once('close', this.#onClientClose);
-    this.#next(false);
+    this.#attempts.next(false);
   }
 
-  #next(retry: boolean): void {
-    const selection = this.#ctx.pool.select(this.#tried, retry);
-    if (selection.backend === null) {
-      const error = retry && this.#error !== null
-        ? this.#error
-        : new ProxyError(selection.reason === 'all_full' ? 'ALL_BACKENDS_FULL' : 'NO_SERVING_BACKEND');
-      this.#refuse(error);
-      return;
-    }
-    if (selection.via === 'spill') this.#ctx.pool.noteSpill(selection.backend);
-    this.#via = selection.via;
-    this.#dispatch(selection.backend);
-  }
-
-  #dispatch(backend: UpstreamBackend): void {
-    const pool = this.#ctx.pool;
-    pool.acquire(backend);
-    this.#held = backend;
-    this.#tried.push(backend);
+  /** AttemptOwner: a fresh connection to `backend`, bounded by connect_timeout. */
+  attempt(backend: UpstreamBackend): void {
     const upstream = net.connect({ host: backend.host, port: backend.port, allowHalfOpen: true, noDelay: true });
     this.#upstream = upstream;
-    this.#connectTimer = setTimeout(onConnectTimeout, pool.connectTimeoutMs, this);
-    upstream.once('connect', () => this.#onConnect(upstream));
+    const isCurrent = (): boolean => upstream === this.#upstream;
+    this.#attempts.watchConnect(upstream, isCurrent);
+    upstream.once('connect', () => {
+      if (isCurrent() && !this.#done) this.#onConnect(upstream);
+    });
     upstream.on('error', (err: NodeJS.ErrnoException) => {
-      if (upstream !== this.#upstream) return;
-      this.#attemptFailed(new ProxyError('UPSTREAM_CONNECT_FAILED', err.code ?? err.message, { cause: err }));
+      if (isCurrent()) this.#attempts.failed(new ProxyError('UPSTREAM_CONNECT_FAILED', err.code ?? err.message, { cause: err }));
     });
   }
 
-  connectTimedOut(): void {
-    this.#connectTimer = null;
-    this.#attemptFailed(new ProxyError('UPSTREAM_CONNECT_TIMEOUT', `no connection within ${this.#ctx.pool.connectTimeoutMs}ms`));
+  /** AttemptOwner: the connection being attempted is dropped. */
+  abandon(): void {
+    const upstream = this.#upstream;
+    this.#upstream = null;
+    upstream?.destroy();
+  }
+
+  /** AttemptOwner: only connect failures reach here — nothing was sent, any connection may go elsewhere. */
+  mayRetry(error: ProxyError): boolean {
+    return error.retry === 'always';
+  }
+
+  /** AttemptOwner: nothing serves (or nothing could be connected to): the client is closed at once. */
+  giveUp(error: ProxyError): void {
+    this.#error = error;
+    this.#settle();
+    this.#client.destroy();
   }
 
   #onConnect(upstream: Socket): void {
-    if (upstream !== this.#upstream || this.#done) return;
-    this.#clearTimer();
-    const backend = this.#held as UpstreamBackend;
-    const pool = this.#ctx.pool;
-    pool.upstreamSucceeded(backend);
+    this.#attempts.succeeded();
     // From here the tunnel owns both sockets and the backend's in-flight count.
+    const backend = this.#attempts.handOver() as UpstreamBackend;
+    const pool = this.#ctx.pool;
     this.#done = true;
     this.#upstream = null;
-    this.#held = null;
     this.#client.off('error', this.#onClientError);
     this.#client.off('close', this.#onClientClose);
     Tunnel.open(this.#client, upstream, {
@@ -105,34 +102,6 @@ export class TcpSession {
     });
   }
 
-  /** The current attempt failed before a connection: try the next untried backend, or close the client. */
-  #attemptFailed(error: ProxyError): void {
-    const upstream = this.#upstream;
-    this.#upstream = null;
-    this.#clearTimer();
-    upstream?.destroy();
-    const backend = this.#held;
-    this.#releaseBackend();
-    if (backend !== null) this.#ctx.pool.upstreamFailed(backend, error);
-    this.#error = error;
-    if (this.#done) return;
-    // Only connect failures reach here: nothing was sent, any connection may go elsewhere.
-    if (this.#tried.length <= this.#ctx.pool.retries && error.retry === 'always') {
-      this.#retries++;
-      if (backend !== null) this.#ctx.pool.noteRetry(backend, error);
-      this.#next(true);
-      return;
-    }
-    this.#refuse(error);
-  }
-
-  /** Nothing serves (or nothing could be connected to): the client is closed at once. */
-  #refuse(error: ProxyError): void {
-    this.#error = error;
-    this.#settle();
-    this.#client.destroy();
-  }
-
   readonly #onClientError = (): void => {
     // A `close` follows; nothing to answer on a TCP connection.
   };
@@ -140,11 +109,9 @@ export class TcpSession {
   /** The client went away before a backend was connected: cancel the attempt. */
   readonly #onClientClose = (): void => {
     if (this.#done) return;
-    const upstream = this.#upstream;
-    this.#upstream = null;
-    this.#clearTimer();
-    upstream?.destroy();
-    this.#releaseBackend();
+    this.abandon();
+    this.#attempts.clearTimers();
+    this.#attempts.release();
     this.#error = new ProxyError('CLIENT_ABORTED');
     this.#settle();
   };
@@ -164,12 +131,12 @@ export class TcpSession {
   }
 
   #record(summary: TunnelSummary): void {
-    const last = this.#tried[this.#tried.length - 1];
+    const attempts = this.#attempts;
     this.#ctx.onTunnel({
       protocol: 'tcp',
       listener: this.#ctx.listener,
       pool: this.#ctx.pool.name,
-      backend: last === undefined ? null : last.name,
+      backend: attempts.last?.name ?? null,
       client: this.#clientAddress,
       method: null,
       path: null,
@@ -177,29 +144,10 @@ export class TcpSession {
       durationMs: summary.durationMs,
       bytesIn: summary.bytesIn,
       bytesOut: summary.bytesOut,
-      retries: this.#retries,
+      retries: attempts.retries,
       reason: summary.reason,
       error: summary.error,
-      via: this.#via,
+      via: attempts.via,
     });
   }
-
-  #releaseBackend(): void {
-    const backend = this.#held;
-    if (backend === null) return;
-    this.#held = null;
-    this.#ctx.pool.release(backend);
-  }
-
-  #clearTimer(): void {
-    if (this.#connectTimer !== null) {
-      clearTimeout(this.#connectTimer);
-      this.#connectTimer = null;
-    }
-  }
-}
-
-/** Timer callbacks take the session as an argument: no closure per connection. */
-function onConnectTimeout(session: TcpSession): void {
-  session.connectTimedOut();
 }

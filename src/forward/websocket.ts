@@ -13,11 +13,12 @@
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { ProxyError, type ErrorCode } from '../errors.js';
+import { ProxyError } from '../errors.js';
 import type { UpgradeHandler } from '../listeners/http.js';
 import type { UpstreamBackend } from '../upstream/backend.js';
+import { Attempts, classifyUpstreamError, type AttemptOwner } from './attempt.js';
 import { originForm } from './guard.js';
-import { prepareRequestHeaders, responseHeaders, switchingProtocolsHeaders } from './headers.js';
+import { keepsForwardedHeaders, prepareRequestHeaders, responseHeaders, switchingProtocolsHeaders } from './headers.js';
 import { clientAddress, pathOf, type ExchangeRecord, type ForwardListener } from './http.js';
 import { rawErrorResponse, rawHead } from './respond.js';
 import { Tunnel, type TunnelPool, type TunnelRecord, type TunnelSummary } from './tunnel.js';
@@ -52,7 +53,7 @@ export class WebSocketForwarder implements UpgradeHandler {
   }
 }
 
-class WebSocketExchange {
+class WebSocketExchange implements AttemptOwner {
   readonly #forwarder: WebSocketForwarder;
   readonly #req: IncomingMessage;
   readonly #socket: Duplex;
@@ -62,17 +63,12 @@ class WebSocketExchange {
   readonly #startedAt = performance.now();
   readonly #target: string;
   readonly #client: string;
-  readonly #tried: UpstreamBackend[] = [];
-  #held: UpstreamBackend | null = null;
-  #via: ExchangeRecord['via'] = null;
+  readonly #attempts: Attempts;
   #upstream: ClientRequest | null = null;
   #upstreamRes: IncomingMessage | null = null;
-  #connected = false;
-  #connectTimer: NodeJS.Timeout | null = null;
-  #responseTimer: NodeJS.Timeout | null = null;
   #status = 0;
   #bytes = 0;
-  #retries = 0;
+  /** Why the proxy failed this upgrade, or why it was not tunnelled (null when it was). */
   #error: ProxyError | null = null;
   /** Set once the exchange is settled: tunnelled or logged as an HTTP exchange. */
   #done = false;
@@ -86,17 +82,20 @@ class WebSocketExchange {
     this.#pool = pool;
     this.#target = originForm(req.url ?? '/');
     this.#client = clientAddress(req.socket);
+    this.#attempts = new Attempts(pool, this);
+  }
+
+  get settled(): boolean {
+    return this.#done;
   }
 
   start(): void {
     const req = this.#req;
     const headers = req.headers;
-    const isTrusted = this.#listener.isTrusted;
-    const forwarded = headers['x-forwarded-for'] !== undefined || headers['x-forwarded-proto'] !== undefined || headers['x-forwarded-host'] !== undefined;
     prepareRequestHeaders(headers, {
       clientAddress: this.#client,
       proto: this.#listener.proto,
-      trusted: forwarded && isTrusted !== null && isTrusted(this.#client),
+      trusted: keepsForwardedHeaders(headers, this.#client, this.#listener.isTrusted),
       upgrade: true,
     });
     this.#forwarder.pending.add(this);
@@ -106,7 +105,7 @@ class WebSocketExchange {
       this.#respondError(new ProxyError('SHUTTING_DOWN'));
       return;
     }
-    this.#next(false);
+    this.#attempts.next(false);
   }
 
   /** Shutdown: the client is closed, which cancels the upstream side. */
@@ -114,60 +113,40 @@ class WebSocketExchange {
     this.#socket.destroy();
   }
 
-  #next(retry: boolean): void {
-    const selection = this.#pool.select(this.#tried, retry);
-    if (selection.backend === null) {
-      if (retry && this.#error !== null) this.#respondError(this.#error);
-      else this.#respondError(new ProxyError(selection.reason === 'all_full' ? 'ALL_BACKENDS_FULL' : 'NO_SERVING_BACKEND'));
-      return;
-    }
-    if (selection.via === 'spill') this.#pool.noteSpill(selection.backend);
-    this.#via = selection.via;
-    this.#dispatch(selection.backend);
-  }
-
-  #dispatch(backend: UpstreamBackend): void {
-    this.#pool.acquire(backend);
-    this.#held = backend;
-    this.#tried.push(backend);
-    this.#connected = false;
+  /** AttemptOwner: the upgrade request through http-proxy, on a fresh connection (it becomes the tunnel). */
+  attempt(backend: UpstreamBackend): void {
     const upstream = this.#forwarder.engine.request(this.#req, this.#socket, backend, this.#target);
     this.#upstream = upstream;
     if (upstream === null) {
       // http-proxy always creates the request synchronously; if it ever did not, fail loudly but safely.
-      this.#attemptFailed(new ProxyError('UPSTREAM_CONNECT_FAILED', 'engine created no upstream request'));
+      this.#attempts.failed(new ProxyError('UPSTREAM_CONNECT_FAILED', 'engine created no upstream request'));
       return;
     }
-    upstream.on('socket', (socket: Socket) => this.#onSocket(upstream, socket));
+    const isCurrent = (): boolean => upstream === this.#upstream;
+    upstream.on('socket', (socket: Socket) => {
+      if (isCurrent()) this.#attempts.watchConnect(socket, isCurrent);
+    });
     upstream.on('error', (err: NodeJS.ErrnoException) => this.#onUpstreamError(upstream, err));
     upstream.on('response', (res: IncomingMessage) => this.#onResponse(upstream, res));
     upstream.on('upgrade', (res: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(upstream, res, socket, head));
-    const timeout = this.#pool.responseTimeoutMs;
-    if (timeout > 0) this.#responseTimer = setTimeout(onResponseTimeout, timeout, this);
+    this.#attempts.startResponseTimer();
   }
 
-  #onSocket(upstream: ClientRequest, socket: Socket): void {
-    if (upstream !== this.#upstream) return;
-    if (!socket.connecting) {
-      this.#connected = true;
-      return;
-    }
-    this.#connectTimer = setTimeout(onConnectTimeout, this.#pool.connectTimeoutMs, this);
-    socket.once('connect', () => {
-      if (upstream !== this.#upstream) return;
-      this.#connected = true;
-      this.#clearConnectTimer();
-    });
+  /** AttemptOwner: the current upstream request is dropped. */
+  abandon(): void {
+    const upstream = this.#upstream;
+    this.#upstream = null;
+    if (upstream !== null && !upstream.destroyed) upstream.destroy();
   }
 
-  connectTimedOut(): void {
-    this.#connectTimer = null;
-    this.#attemptFailed(new ProxyError('UPSTREAM_CONNECT_TIMEOUT', `no connection within ${this.#pool.connectTimeoutMs}ms`));
+  /** AttemptOwner: an upgrade is a GET without a body, so a reset before the answer may go elsewhere too (SPEC §4). */
+  mayRetry(): boolean {
+    return !this.#socket.destroyed;
   }
 
-  responseTimedOut(): void {
-    this.#responseTimer = null;
-    this.#attemptFailed(new ProxyError('UPSTREAM_RESPONSE_TIMEOUT', `no response head within ${this.#pool.responseTimeoutMs}ms`));
+  /** AttemptOwner: nothing left to try. */
+  giveUp(error: ProxyError): void {
+    this.#respondError(error);
   }
 
   #onUpstreamError(upstream: ClientRequest, err: NodeJS.ErrnoException): void {
@@ -176,33 +155,8 @@ class WebSocketExchange {
       this.#failMidBody();
       return;
     }
-    const code = err.code ?? '';
-    let kind: ErrorCode;
-    if (!this.#connected) kind = 'UPSTREAM_CONNECT_FAILED';
-    else if (code.startsWith('HPE_')) kind = 'UPSTREAM_BAD_RESPONSE';
-    else kind = 'UPSTREAM_RESET_BEFORE_HEAD';
-    this.#attemptFailed(new ProxyError(kind, code === '' ? err.message : code, { cause: err }));
-  }
-
-  /** The current attempt failed before an answer: retry elsewhere or answer. */
-  #attemptFailed(error: ProxyError): void {
-    const upstream = this.#upstream;
-    this.#upstream = null;
-    this.#clearTimers();
-    if (upstream !== null && !upstream.destroyed) upstream.destroy();
-    const backend = this.#held;
-    this.#releaseBackend();
-    if (backend !== null) this.#pool.upstreamFailed(backend, error);
-    this.#error = error;
-    if (this.#done) return;
-    // An upgrade is a GET without a body: a reset before the answer may go elsewhere too (SPEC §4).
-    if (this.#tried.length <= this.#pool.retries && error.retry !== 'never' && !this.#socket.destroyed) {
-      this.#retries++;
-      if (backend !== null) this.#pool.noteRetry(backend, error);
-      this.#next(true);
-      return;
-    }
-    this.#respondError(error);
+    // Upgrades never reuse a pooled connection: no stale-connection case here.
+    this.#attempts.failed(classifyUpstreamError(err, this.#attempts.connected, false));
   }
 
   /** Anything but 101: answered back as HTTP (status, headers, body), never tunnelled. */
@@ -212,8 +166,7 @@ class WebSocketExchange {
       return;
     }
     this.#upstreamRes = res;
-    this.#clearTimers();
-    if (this.#held !== null) this.#pool.upstreamSucceeded(this.#held);
+    this.#attempts.succeeded();
     const socket = this.#socket;
     this.#status = res.statusCode ?? 502;
     this.#error = new ProxyError('UPGRADE_REFUSED', `backend answered ${this.#status}`);
@@ -252,13 +205,11 @@ class WebSocketExchange {
       backendSocket.destroy();
       return;
     }
-    this.#clearTimers();
-    const backend = this.#held as UpstreamBackend;
-    this.#pool.upstreamSucceeded(backend);
+    this.#attempts.succeeded();
     // From here the tunnel owns both sockets and the backend's in-flight count.
+    const backend = this.#attempts.handOver() as UpstreamBackend;
     this.#done = true;
     this.#upstream = null;
-    this.#held = null;
     this.#forwarder.pending.delete(this);
     socket.off('error', this.#onClientError);
     socket.off('close', this.#onClientClose);
@@ -304,26 +255,24 @@ class WebSocketExchange {
       this.#error = new ProxyError('CLIENT_ABORTED');
       this.#status = this.#error.status;
     }
-    const upstream = this.#upstream;
-    this.#upstream = null;
     this.#upstreamRes?.destroy();
-    if (upstream !== null && !upstream.destroyed) upstream.destroy();
-    this.#clearTimers();
-    this.#releaseBackend();
-    const last = this.#tried[this.#tried.length - 1];
+    this.abandon();
+    const attempts = this.#attempts;
+    attempts.clearTimers();
+    attempts.release();
     this.#forwarder.hooks.onDone({
       listener: this.#listener.name,
       pool: this.#pool.name,
-      backend: last === undefined ? null : last.name,
+      backend: attempts.last?.name ?? null,
       method: this.#req.method ?? 'GET',
       path: pathOf(this.#target),
       status: this.#status,
       durationMs: performance.now() - this.#startedAt,
       bytes: this.#bytes,
-      retries: this.#retries,
+      retries: attempts.retries,
       client: this.#client,
       error: this.#error === null ? null : this.#error.code,
-      via: this.#via,
+      via: attempts.via,
     });
   };
 
@@ -340,41 +289,10 @@ class WebSocketExchange {
       durationMs: summary.durationMs,
       bytesIn: summary.bytesIn,
       bytesOut: summary.bytesOut,
-      retries: this.#retries,
+      retries: this.#attempts.retries,
       reason: summary.reason,
       error: summary.error,
-      via: this.#via,
+      via: this.#attempts.via,
     });
   }
-
-  #releaseBackend(): void {
-    const backend = this.#held;
-    if (backend === null) return;
-    this.#held = null;
-    this.#pool.release(backend);
-  }
-
-  #clearConnectTimer(): void {
-    if (this.#connectTimer !== null) {
-      clearTimeout(this.#connectTimer);
-      this.#connectTimer = null;
-    }
-  }
-
-  #clearTimers(): void {
-    this.#clearConnectTimer();
-    if (this.#responseTimer !== null) {
-      clearTimeout(this.#responseTimer);
-      this.#responseTimer = null;
-    }
-  }
-}
-
-/** Timer callbacks take the exchange as an argument: no closure per upgrade. */
-function onConnectTimeout(exchange: WebSocketExchange): void {
-  exchange.connectTimedOut();
-}
-
-function onResponseTimeout(exchange: WebSocketExchange): void {
-  exchange.responseTimedOut();
 }

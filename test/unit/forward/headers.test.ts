@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { IncomingHttpHeaders } from 'node:http';
-import { prepareRequestHeaders, responseHeaders, switchingProtocolsHeaders, type ForwardingContext } from '../../../src/forward/headers.js';
+import { keepsForwardedHeaders, prepareRequestHeaders, responseHeaders, switchingProtocolsHeaders, type ForwardingContext } from '../../../src/forward/headers.js';
 
 const ctx = (over: Partial<ForwardingContext> = {}): ForwardingContext => ({
   clientAddress: '203.0.113.7',
@@ -115,4 +115,18 @@ t.test('a 101 keeps Upgrade and Connection: Upgrade, loses the other hop-by-hop 
     'Upgrade', 'websocket',
   ]);
   t.strictSame(switchingProtocolsHeaders([]).slice(-2), ['Upgrade', 'websocket'], 'a missing Upgrade is websocket (what was asked for)');
+});
+
+t.test('keepsForwardedHeaders: only a trusted peer that sent any, and the lookup only then', async (t) => {
+  let lookups = 0;
+  const trust = (address: string) => {
+    lookups++;
+    return address === '10.0.0.1';
+  };
+  t.equal(keepsForwardedHeaders({ 'x-forwarded-for': '1.1.1.1' }, '10.0.0.1', trust), true);
+  t.equal(keepsForwardedHeaders({ 'x-forwarded-proto': 'https' }, '10.0.0.9', trust), false);
+  t.equal(keepsForwardedHeaders({ 'x-forwarded-host': 'h' }, '10.0.0.1', null), false);
+  const before = lookups;
+  t.equal(keepsForwardedHeaders({ host: 'a' }, '10.0.0.1', trust), false);
+  t.equal(lookups, before, 'no lookup when nothing was sent');
 });
