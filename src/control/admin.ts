@@ -9,8 +9,8 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { ProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { bind } from '../listeners/bind.js';
 import { CONTROL_ACTIONS, type AdminHost, type ControlAction } from './admin-types.js';
 import { AdminAuth, type AuthResult } from './auth.js';
 import { DASHBOARD } from './dashboard.js';
@@ -83,18 +83,7 @@ export class AdminServer {
 
   /** Binds `admin.listen`; a failure is a `LISTEN_FAILED` like any listener's. */
   listen(): Promise<AddressInfo> {
-    const { host, port } = this.#options.listen;
-    return new Promise((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException): void => {
-        reject(new ProxyError('LISTEN_FAILED', `admin: cannot listen on ${host}:${port}: ${err.code ?? err.message}`, { cause: err }));
-      };
-      this.#server.once('error', onError);
-      this.#server.listen({ host, port, exclusive: true }, () => {
-        this.#server.off('error', onError);
-        this.#server.on('error', (err) => this.#logger.error({ err }, 'admin listener error'));
-        resolve(this.#server.address() as AddressInfo);
-      });
-    });
+    return bind(this.#server, 'admin', this.#options.listen, this.#logger);
   }
 
   address(): AddressInfo | null {

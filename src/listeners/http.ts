@@ -8,6 +8,7 @@ import https from 'node:https';
 import { BlockList, isIPv6, type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ListenerConfig } from '../config/schema.js';
+import { bind } from './bind.js';
 import { RouteTable } from '../core/router.js';
 import { ProxyError, type ErrorCode } from '../errors.js';
 import { checkRequest, originForm } from '../forward/guard.js';
@@ -113,18 +114,7 @@ export class HttpListener implements ForwardListener {
   }
 
   listen(): Promise<AddressInfo> {
-    const { host, port } = this.#config.listen;
-    return new Promise((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException): void => {
-        reject(new ProxyError('LISTEN_FAILED', `listener ${this.name}: cannot listen on ${host}:${port}: ${err.code ?? err.message}`, { cause: err }));
-      };
-      this.#server.once('error', onError);
-      this.#server.listen({ host, port, exclusive: true }, () => {
-        this.#server.off('error', onError);
-        this.#server.on('error', (err) => this.#logger.error({ err }, 'listener error'));
-        resolve(this.#server.address() as AddressInfo);
-      });
-    });
+    return bind(this.#server, `listener ${this.name}`, this.#config.listen, this.#logger);
   }
 
   address(): AddressInfo | null {

@@ -5,7 +5,7 @@
 import net, { type AddressInfo, type Socket } from 'node:net';
 import tls from 'node:tls';
 import type { ListenerConfig } from '../config/schema.js';
-import { ProxyError } from '../errors.js';
+import { bind } from './bind.js';
 import { TcpSession } from '../forward/tcp.js';
 import type { TunnelRecord } from '../forward/tunnel.js';
 import type { Logger } from '../log.js';
@@ -79,18 +79,7 @@ export class TcpListener {
   }
 
   listen(): Promise<AddressInfo> {
-    const { host, port } = this.#config.listen;
-    return new Promise((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException): void => {
-        reject(new ProxyError('LISTEN_FAILED', `listener ${this.name}: cannot listen on ${host}:${port}: ${err.code ?? err.message}`, { cause: err }));
-      };
-      this.#server.once('error', onError);
-      this.#server.listen({ host, port, exclusive: true }, () => {
-        this.#server.off('error', onError);
-        this.#server.on('error', (err) => this.#logger.error({ err }, 'listener error'));
-        resolve(this.#server.address() as AddressInfo);
-      });
-    });
+    return bind(this.#server, `listener ${this.name}`, this.#config.listen, this.#logger);
   }
 
   address(): AddressInfo | null {

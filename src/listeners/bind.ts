@@ -1,0 +1,24 @@
+/**
+ * Binding a server to its configured address, for every listener (traffic and admin): a failure
+ * to bind is a `LISTEN_FAILED` with one clear line (startup prints it; a reload rolls back on
+ * it), and once bound, later server errors are logged rather than thrown.
+ */
+import type { AddressInfo, Server } from 'node:net';
+import { ProxyError } from '../errors.js';
+import type { Logger } from '../log.js';
+
+/** `who`: how the error line names the listener, e.g. `listener web` or `admin`. */
+export function bind(server: Server, who: string, address: { readonly host: string; readonly port: number }, logger: Logger): Promise<AddressInfo> {
+  const { host, port } = address;
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      reject(new ProxyError('LISTEN_FAILED', `${who}: cannot listen on ${host}:${port}: ${err.code ?? err.message}`, { cause: err }));
+    };
+    server.once('error', onError);
+    server.listen({ host, port, exclusive: true }, () => {
+      server.off('error', onError);
+      server.on('error', (err) => logger.error({ err }, `${who}: server error`));
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
