@@ -249,3 +249,11 @@ t.test('top-level settings', async (t) => {
 t.test('durations are shown in the largest exact unit', async (t) => {
   t.strictSame([0, 250, 1_000, 90_000, 60_000, 7_200_000, 1_500].map(formatDuration), ['0s', '250ms', '1s', '90s', '1m', '2h', '1500ms']);
 });
+
+t.test('an admin change is listed as applying at the next start', async (t) => {
+  const p = await plan((c) => {
+    c.admin = { listen: '127.0.0.1:9901' };
+  });
+  t.equal(p.summary.length, 1);
+  t.match(p.summary[0], /^admin\.listen none → 127\.0\.0\.1:9901 \(applies at the next start\)$/);
+});
