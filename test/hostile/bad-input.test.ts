@@ -3,12 +3,12 @@
  * 4xx/5xx and the recording backend receives nothing; the process stays up and no handle leaks.
  */
 import t from 'tap';
-import net from 'node:net';
 import http from 'node:http';
 import { startBackends, type TestBackend } from '../helpers/backend.js';
 import { rawRequest } from '../helpers/client.js';
 import { leakCheck } from '../helpers/handles.js';
 import { backendSpecs, simpleConfig, sleep, startProxy } from '../helpers/harness.js';
+import { ok, RawBackend } from '../helpers/raw-backend.js';
 
 const POST = 'POST / HTTP/1.1\r\nHost: a\r\n';
 const GET = (extra = '') => `GET / HTTP/1.1\r\nHost: a\r\n${extra}\r\n`;
@@ -107,32 +107,14 @@ t.test('pipelined requests are answered in order', async (t) => {
 
 t.test('Expect: 100-continue answered 417 by a backend does not poison the pooled connection', async (t) => {
   const leaks = leakCheck();
-  // A raw backend that answers 417 to anything carrying Expect (without reading the body) and 200 otherwise,
-  // and that treats leftover bytes on the connection as the next request line.
-  const seenLines: string[] = [];
-  const server = net.createServer((socket) => {
-    let buffered = '';
-    socket.on('data', (d: Buffer) => {
-      buffered += d.toString('latin1');
-      for (;;) {
-        const end = buffered.indexOf('\r\n\r\n');
-        if (end === -1) return;
-        const head = buffered.slice(0, end);
-        buffered = buffered.slice(end + 4);
-        seenLines.push(head.split('\r\n')[0] ?? '');
-        const length = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0);
-        if (/expect:/i.test(head)) {
-          socket.write('HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n');
-        } else {
-          buffered = buffered.slice(length);
-          socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
-        }
-      }
-    });
-    socket.on('error', () => undefined);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as net.AddressInfo).port;
+  // A raw backend that answers 417 to anything carrying Expect (without reading the body) and 200
+  // otherwise; RawBackend frames requests by Content-Length, so leftover body bytes would show up
+  // as a request line of their own.
+  const raw = await new RawBackend((socket, head) => {
+    if (/\r\nexpect:/i.test(head)) socket.write('HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n');
+    else ok(socket);
+  }).start();
+  const port = raw.port;
   const h = await startProxy(simpleConfig([{ name: 'raw', address: `127.0.0.1:${port}` }], { health_check: { protocol: 'tcp', interval: '1h', timeout: '200ms' } }));
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const first = await new Promise<number>((resolve) => {
@@ -151,9 +133,9 @@ t.test('Expect: 100-continue answered 417 by a backend does not poison the poole
     });
   });
   t.equal(second, 200);
-  t.strictSame(seenLines, ['POST /upload HTTP/1.1', 'GET /next HTTP/1.1'], 'no body bytes were read as a request');
+  t.strictSame(raw.requests.map((h) => h.split('\r\n')[0]), ['POST /upload HTTP/1.1', 'GET /next HTTP/1.1'], 'no body bytes were read as a request');
   agent.destroy();
   await h.stop();
-  await new Promise<void>((r) => server.close(() => r()));
+  await raw.close();
   await leaks.assertClean(t);
 });
