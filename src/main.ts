@@ -70,6 +70,7 @@ async function run(file: string): Promise<void> {
   const stop = (signal: string): void => {
     if (stopping) {
       logger.warn({ signal }, 'second signal: exiting now');
+      proxy.flushAccessLog();
       logger.flush();
       process.exit(1);
     }

@@ -266,6 +266,11 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     this.#access.enabled = config.log.access;
   }
 
+  /** Writes out access-log lines still batched (they are at most 50 ms old); for an immediate exit. */
+  flushAccessLog(): void {
+    this.#access.flush();
+  }
+
   /**
    * Graceful shutdown (SPEC §6): stop accepting, let in-flight requests finish with
    * `Connection: close`, close idle keep-alive connections at once, and everything still open
@@ -292,6 +297,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     clearTimeout(timer);
     await this.#closeEverything();
     this.#state = 'stopped';
+    this.#access.flush();
     this.events.emit('shutdown', { phase: 'stopped', outcome });
   }
 
