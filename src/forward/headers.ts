@@ -42,6 +42,11 @@ export function keepsForwardedHeaders(headers: IncomingHttpHeaders, peer: string
 function connectionTokens(value: string | string[] | undefined): string[] {
   if (value === undefined) return [];
   const text = Array.isArray(value) ? value.join(',') : value;
+  // Nearly every peer sends exactly one of these two, which name no other header.
+  if (text.length <= 10) {
+    const lower = text.toLowerCase();
+    if (lower === 'keep-alive' || lower === 'close') return [];
+  }
   const tokens: string[] = [];
   for (const part of text.split(',')) {
     const token = part.trim().toLowerCase();
@@ -57,8 +62,7 @@ function connectionTokens(value: string | string[] | undefined): string[] {
  */
 export function prepareRequestHeaders(headers: IncomingHttpHeaders, ctx: ForwardingContext): void {
   const listed = headers.connection;
-  // Nearly every client sends exactly one of these two, which name no other header.
-  if (listed !== undefined && listed !== 'keep-alive' && listed !== 'close') {
+  if (listed !== undefined) {
     for (const token of connectionTokens(listed)) delete headers[token];
   }
   for (const name of HOP_BY_HOP) {
