@@ -198,14 +198,25 @@ t.test('a tiny descriptor limit: EMFILE does not crash the proxy, and it recover
   const [b] = (await startBackends(['b'])) as [TestBackend];
   const dir = t.testdir();
   const file = configFile(dir, simpleConfig(backendSpecs([b]), { health_check: { protocol: 'tcp', interval: '200ms', timeout: '100ms' } }));
-  const child = spawn('sh', ['-c', `ulimit -n 64 && exec "${process.execPath}" "${BIN}" -c "${file}"`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // 128, not less: Node's ESM loader opens module files concurrently at startup and can itself hit
+  // EMFILE below about 100 descriptors, before any of our code runs.
+  const child = spawn('sh', ['-c', `ulimit -n 128 && exec "${process.execPath}" "${BIN}" -c "${file}"`], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
+  let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d));
-  t.teardown(() => void child.kill('SIGKILL'));
-  await waitFor(() => out.includes('"event":"listening"'), 5_000, 'listening');
+  child.stderr.on('data', (d: Buffer) => (err += d));
+  t.teardown(async () => {
+    child.kill('SIGKILL');
+    await b.close();
+  });
+  await waitFor(() => out.includes('"event":"listening"') || child.exitCode !== null, 15_000, 'listening').catch(() => undefined);
+  if (!out.includes('"event":"listening"')) {
+    t.fail('the proxy did not start', { stdout: out, stderr: err, exitCode: child.exitCode });
+    return;
+  }
   const port = Number(/"address":"[^"]*:(\d+)"/.exec(out)?.[1]);
   const sockets: net.Socket[] = [];
-  for (let i = 0; i < 150; i++) {
+  for (let i = 0; i < 300; i++) {
     const s = net.connect(port, '127.0.0.1');
     s.on('error', () => undefined);
     sockets.push(s);
@@ -220,5 +231,4 @@ t.test('a tiny descriptor limit: EMFILE does not crash the proxy, and it recover
   child.kill('SIGTERM');
   const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
   t.equal(code, 0);
-  await b.close();
 });
