@@ -15,11 +15,15 @@ import type { Started } from './tools.js';
 
 const TOPO: Topology = { listenPort: 19180, hot: [19181, 19182, 19183], standby: [19184, 19185], adminPort: 0, checkIntervalMs: 500 };
 const NAMES = ['hot-1', 'hot-2', 'hot-3', 'warm-1', 'warm-2'];
-const SERVICE_MS = 20;
+// 50 ms of service: the backends, not the load generator sharing their core, set the capacity.
+const SERVICE_MS = 50;
 const SLOTS = 4;
 /** 12 in flight against 3 × 4 slots: the pool is just full; losing one hot backend costs a third. */
 const CLIENTS = 12;
-const BUCKET_MS = 250;
+/** "Whole" is judged on 1 s windows stepped by 250 ms; at ~200 req/s shorter windows are mostly noise. */
+const WINDOW_MS = 1_000;
+const STEP_MS = 250;
+const WHOLE = 0.85;
 
 interface Completion {
   readonly at: number;
@@ -78,13 +82,15 @@ export interface FailoverResult {
   readonly proxy: ProxyKind;
   readonly requests: number;
   readonly failed: number;
-  /** ms from the kill until throughput stays ≥ 90% of before; null = not within the window. */
+  /** ms from the kill until throughput stays ≥ 85% of before; null = not within the window. */
   readonly recoveryMs: number | null;
   /** Throughput while the backend was down, as a share of before. */
   readonly degradedShare: number;
   /** Requests served by each standby while the hot backend was down, and after it returned. */
   readonly standbyDuring: number;
   readonly standbyAfter: number;
+  /** Successful requests per second over the whole drill, for the log: where the dips are. */
+  readonly timeline: readonly number[];
 }
 
 export async function failoverDrill(proxy: ProxyKind, dir: string): Promise<FailoverResult> {
@@ -104,9 +110,9 @@ export async function failoverDrill(proxy: ProxyKind, dir: string): Promise<Fail
     const rate = (from: number, to: number): number => c.filter((x) => x.ok && x.at >= from && x.at < to).length / ((to - from) / 1000);
     const baseline = rate(1_000, killAt);
     let recoveryMs: number | null = null;
-    for (let t = killAt; t < restartAt - BUCKET_MS; t += BUCKET_MS) {
+    for (let t = killAt; t <= restartAt - WINDOW_MS; t += STEP_MS) {
       let whole = true;
-      for (let u = t; u < restartAt - BUCKET_MS; u += BUCKET_MS) if (rate(u, u + BUCKET_MS) < 0.9 * baseline) whole = false;
+      for (let u = t; u <= restartAt - WINDOW_MS; u += STEP_MS) if (rate(u, u + WINDOW_MS) < WHOLE * baseline) whole = false;
       if (whole) {
         recoveryMs = t - killAt;
         break;
@@ -121,6 +127,7 @@ export async function failoverDrill(proxy: ProxyKind, dir: string): Promise<Fail
       degradedShare: rate(killAt + 1_500, restartAt) / baseline,
       standbyDuring: standby(killAt, restartAt),
       standbyAfter: standby(restartAt + 4_000, Infinity),
+      timeline: Array.from({ length: Math.ceil(load.now() / 1_000) }, (_, i) => Math.round(rate(i * 1_000, (i + 1) * 1_000))),
     };
   } finally {
     await load.stop();

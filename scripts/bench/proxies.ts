@@ -59,7 +59,7 @@ function haproxyConfig(topo: Topology): string {
   ].join('\n');
   return `global
   nbthread 1
-  maxconn 9000
+  maxconn 9950
 defaults
   mode http
   timeout connect 1s
@@ -89,7 +89,7 @@ function nginxConfig(topo: Topology, dir: string): string {
 daemon off;
 pid ${dir}/nginx-proxy.pid;
 error_log ${dir}/nginx-proxy-error.log;
-events { worker_connections 9000; }
+events { worker_connections 10240; }
 http {
   access_log off;
   upstream be {
