@@ -69,6 +69,18 @@ export interface ForwarderHooks {
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 
+/**
+ * What http-proxy pipes into the upstream request when the client's request has no body: it just
+ * ends it. Piping the (empty) client request instead costs a dozen listeners added and removed
+ * per request; Node discards the unread request stream itself when the response finishes.
+ */
+const NO_BODY = {
+  pipe<T extends NodeJS.WritableStream>(upstream: T): T {
+    upstream.end();
+    return upstream;
+  },
+} as unknown as Readable;
+
 /** A callback must be passed or http-proxy emits `error` (fatal without a listener); errors are taken from the request itself. */
 function ignoreEngineCallback(): void {}
 
@@ -167,7 +179,8 @@ class HttpExchange implements AttemptOwner {
   /** AttemptOwner: the request through http-proxy, on `backend`'s keep-alive agent. */
   attempt(backend: UpstreamBackend, retry: boolean): void {
     backend.agent.claimNext(this.#attach);
-    this.#forwarder.engineWeb(this.#req, this.#res, backend, retry && this.#replay !== null ? this.#replay.stream() : undefined);
+    const body = !this.#hasBody ? NO_BODY : retry && this.#replay !== null ? this.#replay.stream() : undefined;
+    this.#forwarder.engineWeb(this.#req, this.#res, backend, body);
     if (this.#upstream === null) {
       // http-proxy always creates the request synchronously; if it ever did not, fail loudly but safely.
       this.#attempts.failed(new ProxyError('UPSTREAM_CONNECT_FAILED', 'engine created no upstream request'));
