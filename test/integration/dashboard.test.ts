@@ -2,7 +2,7 @@
  * The dashboard in a real browser: Debian's Chromium driven by playwright-core (never a
  * downloaded browser). The page loads with ?token=, shows the backends, shows a promotion
  * within seconds of a crash, runs without a CSP violation, and fits a narrow window.
- * Screenshots go to test-artifacts/ for a person to look at.
+ * Screenshots go to test/artifacts/ for a person to look at.
  */
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,7 +28,7 @@ function niceChromium(): string {
   chmodSync(wrapper, 0o755);
   return wrapper;
 }
-const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
+const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url));
 const TOKEN = 'dash-board-token';
 
 t.test('dashboard: backends, live promotion after a crash, no CSP errors, narrow window', async (t) => {
