@@ -10,7 +10,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../log.js';
-import { bind } from '../listeners/bind.js';
+import { bind, closeServer } from '../listeners/bind.js';
 import { CONTROL_ACTIONS, type AdminHost, type ControlAction } from './admin-types.js';
 import { AdminAuth, type AuthResult } from './auth.js';
 import { DASHBOARD } from './dashboard.js';
@@ -98,14 +98,9 @@ export class AdminServer {
   /** Closes the event stream and every admin connection. */
   close(): Promise<void> {
     this.#stream.close();
-    return new Promise((resolve) => {
-      if (!this.#server.listening) {
-        resolve();
-        return;
-      }
-      this.#server.close(() => resolve());
-      this.#server.closeAllConnections();
-    });
+    const closed = closeServer(this.#server);
+    this.#server.closeAllConnections();
+    return closed;
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {

@@ -38,6 +38,22 @@ export function keepsForwardedHeaders(headers: IncomingHttpHeaders, peer: string
   return sent && isTrusted(peer);
 }
 
+/** What the listener a request arrived on says about forwarding: its scheme and whom it trusts. */
+export interface ForwardingSource {
+  readonly proto: 'http' | 'https';
+  readonly isTrusted: ((address: string) => boolean) | null;
+}
+
+/** {@link prepareRequestHeaders} for a request from `client` on `source`, as HTTP and WebSocket forward it. */
+export function prepareForBackend(headers: IncomingHttpHeaders, client: string, source: ForwardingSource, upgrade: boolean): void {
+  prepareRequestHeaders(headers, {
+    clientAddress: client,
+    proto: source.proto,
+    trusted: keepsForwardedHeaders(headers, client, source.isTrusted),
+    upgrade,
+  });
+}
+
 /** Lower-case names listed in a Connection header value, framing headers excluded. */
 function connectionTokens(value: string | string[] | undefined): string[] {
   if (value === undefined) return [];

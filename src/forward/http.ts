@@ -24,7 +24,7 @@ import httpProxy from 'http-proxy';
 import { ProxyError, type ErrorCode } from '../errors.js';
 import type { UpstreamBackend } from '../upstream/backend.js';
 import { Attempts, classifyUpstreamError, type AttemptOwner, type AttemptPool } from './attempt.js';
-import { keepsForwardedHeaders, prepareRequestHeaders, responseHeaders } from './headers.js';
+import { prepareForBackend, responseHeaders } from './headers.js';
 import { originForm } from './guard.js';
 import { ReplayableBody } from './replay.js';
 import { sendError } from './respond.js';
@@ -164,12 +164,7 @@ class HttpExchange implements AttemptOwner {
   start(): void {
     const req = this.#req;
     const headers = req.headers;
-    prepareRequestHeaders(headers, {
-      clientAddress: this.#client,
-      proto: this.#listener.proto,
-      trusted: keepsForwardedHeaders(headers, this.#client, this.#listener.isTrusted),
-      upgrade: false,
-    });
+    prepareForBackend(headers, this.#client, this.#listener, false);
     if (headers['transfer-encoding'] !== undefined) headers['transfer-encoding'] = 'chunked';
     if (this.#hasBody && this.#pool.retries > 0) this.#replay = new ReplayableBody(req, this.#pool.maxReplayBody);
     this.#res.once('close', () => this.#onClientClose());

@@ -18,7 +18,7 @@ import type { UpgradeHandler } from '../listeners/http.js';
 import type { UpstreamBackend } from '../upstream/backend.js';
 import { Attempts, classifyUpstreamError, type AttemptOwner } from './attempt.js';
 import { originForm } from './guard.js';
-import { keepsForwardedHeaders, prepareRequestHeaders, responseHeaders, switchingProtocolsHeaders } from './headers.js';
+import { prepareForBackend, responseHeaders, switchingProtocolsHeaders } from './headers.js';
 import { clientAddress, pathOf, type ExchangeRecord, type ForwardListener } from './http.js';
 import { rawErrorResponse, rawHead } from './respond.js';
 import { Tunnel, type TunnelPool, type TunnelRecord, type TunnelSummary } from './tunnel.js';
@@ -92,12 +92,7 @@ class WebSocketExchange implements AttemptOwner {
   start(): void {
     const req = this.#req;
     const headers = req.headers;
-    prepareRequestHeaders(headers, {
-      clientAddress: this.#client,
-      proto: this.#listener.proto,
-      trusted: keepsForwardedHeaders(headers, this.#client, this.#listener.isTrusted),
-      upgrade: true,
-    });
+    prepareForBackend(headers, this.#client, this.#listener, true);
     this.#forwarder.pending.add(this);
     this.#socket.on('error', this.#onClientError);
     this.#socket.once('close', this.#onClientClose);

@@ -1,7 +1,7 @@
 /**
- * Binding a server to its configured address, for every listener (traffic and admin): a failure
- * to bind is a `LISTEN_FAILED` with one clear line (startup prints it; a reload rolls back on
- * it), and once bound, later server errors are logged rather than thrown.
+ * Binding a server to its configured address and closing it again, for every listener (traffic
+ * and admin): a failure to bind is a `LISTEN_FAILED` with one clear line (startup prints it; a
+ * reload rolls back on it), and once bound, later server errors are logged rather than thrown.
  */
 import type { AddressInfo, Server } from 'node:net';
 import { ProxyError } from '../errors.js';
@@ -21,4 +21,22 @@ export function bind(server: Server, who: string, address: { readonly host: stri
       resolve(server.address() as AddressInfo);
     });
   });
+}
+
+/** Stops `server` accepting; resolves once its last connection is gone (at once if it is not listening). */
+export function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) {
+      resolve();
+      return;
+    }
+    server.close(() => resolve());
+  });
+}
+
+/** A listener a reload removed or rebound: it stops accepting, and what is still open after `graceMs` is closed. */
+export async function drainWithin(listener: { stopAccepting(): Promise<void>; closeAllConnections(): void }, graceMs: number): Promise<void> {
+  const timer = setTimeout(() => listener.closeAllConnections(), graceMs);
+  await listener.stopAccepting();
+  clearTimeout(timer);
 }

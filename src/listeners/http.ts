@@ -8,7 +8,7 @@ import https from 'node:https';
 import { BlockList, isIPv6, type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ListenerConfig } from '../config/schema.js';
-import { bind } from './bind.js';
+import { bind, closeServer, drainWithin } from './bind.js';
 import { RouteTable } from '../core/router.js';
 import { ProxyError, type ErrorCode } from '../errors.js';
 import { checkRequest, originForm } from '../forward/guard.js';
@@ -146,14 +146,9 @@ export class HttpListener implements ForwardListener {
    * Resolves once every connection is gone.
    */
   stopAccepting(): Promise<void> {
-    return new Promise((resolve) => {
-      if (!this.#server.listening) {
-        resolve();
-        return;
-      }
-      this.#server.close(() => resolve());
-      this.closeIdleConnections();
-    });
+    const closed = closeServer(this.#server);
+    this.closeIdleConnections();
+    return closed;
   }
 
   /**
@@ -196,11 +191,9 @@ export class HttpListener implements ForwardListener {
    * and their responses close the connection; idle keep-alive connections close now; whatever
    * is still open after `graceMs` is closed. Resolves once its connections are gone.
    */
-  async drain(graceMs: number): Promise<void> {
+  drain(graceMs: number): Promise<void> {
     this.closing = true;
-    const timer = setTimeout(() => this.closeAllConnections(), graceMs);
-    await this.stopAccepting();
-    clearTimeout(timer);
+    return drainWithin(this, graceMs);
   }
 
   closeAllConnections(): void {

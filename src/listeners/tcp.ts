@@ -5,7 +5,7 @@
 import net, { type AddressInfo, type Socket } from 'node:net';
 import tls from 'node:tls';
 import type { ListenerConfig } from '../config/schema.js';
-import { bind } from './bind.js';
+import { bind, closeServer, drainWithin } from './bind.js';
 import { TcpSession } from '../forward/tcp.js';
 import type { TunnelRecord } from '../forward/tunnel.js';
 import type { Logger } from '../log.js';
@@ -101,13 +101,7 @@ export class TcpListener {
 
   /** Stops accepting; resolves when every connection (and its tunnel) has closed. */
   stopAccepting(): Promise<void> {
-    return new Promise((resolve) => {
-      if (!this.#server.listening) {
-        resolve();
-        return;
-      }
-      this.#server.close(() => resolve());
-    });
+    return closeServer(this.#server);
   }
 
   /** Closes every client connection still open (tunnels close with them). */
@@ -142,11 +136,9 @@ export class TcpListener {
    * Reload removed or rebound this listener: no new connections; open tunnels continue until
    * they end or `graceMs` passes. Resolves once every connection is gone.
    */
-  async drain(graceMs: number): Promise<void> {
+  drain(graceMs: number): Promise<void> {
     this.closing = true;
-    const timer = setTimeout(() => this.closeAllConnections(), graceMs);
-    await this.stopAccepting();
-    clearTimeout(timer);
+    return drainWithin(this, graceMs);
   }
 
   #accept(socket: Socket): void {

@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { IncomingHttpHeaders } from 'node:http';
-import { keepsForwardedHeaders, prepareRequestHeaders, responseHeaders, switchingProtocolsHeaders, type ForwardingContext } from '../../../src/forward/headers.js';
+import { keepsForwardedHeaders, prepareForBackend, prepareRequestHeaders, responseHeaders, switchingProtocolsHeaders, type ForwardingContext } from '../../../src/forward/headers.js';
 
 const ctx = (over: Partial<ForwardingContext> = {}): ForwardingContext => ({
   clientAddress: '203.0.113.7',
@@ -129,4 +129,15 @@ t.test('keepsForwardedHeaders: only a trusted peer that sent any, and the lookup
   const before = lookups;
   t.equal(keepsForwardedHeaders({ host: 'a' }, '10.0.0.1', trust), false);
   t.equal(lookups, before, 'no lookup when nothing was sent');
+});
+
+t.test('prepareForBackend: the listener decides the scheme and whom to trust', async (t) => {
+  const trusted = { proto: 'https' as const, isTrusted: (a: string) => a === '10.0.0.1' };
+  const h: Record<string, string | undefined> = { host: 'a', 'x-forwarded-for': '1.1.1.1', connection: 'keep-alive' };
+  prepareForBackend(h, '10.0.0.1', trusted, false);
+  t.match(h, { 'x-forwarded-for': '1.1.1.1, 10.0.0.1', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'a' });
+  t.notOk('connection' in h);
+  const u: Record<string, string | undefined> = { host: 'a', 'x-forwarded-for': '1.1.1.1' };
+  prepareForBackend(u, '10.0.0.9', { proto: 'http', isTrusted: null }, true);
+  t.match(u, { 'x-forwarded-for': '10.0.0.9', 'x-forwarded-proto': 'http', connection: 'upgrade', upgrade: 'websocket' });
 });
