@@ -2,7 +2,7 @@
  * Runs a real Proxy in-process over loopback, built from a plain config object the way an
  * operator writes proxy.yaml (it goes through the real loader), with its log captured.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
@@ -113,13 +113,44 @@ export function writeConfig(file: string, config: Record<string, unknown>): void
 }
 
 /**
- * A loopback port that was free a moment ago (bound on port 0, then released): for configs
- * that must keep one listen address across reloads, where port 0 would mean a new port.
+ * Loopback ports that were free a moment ago, all different: for configs that must keep one
+ * listen address across reloads, where port 0 would mean a new port. They are drawn below the
+ * kernel's ephemeral range, so no port-0 bind or outgoing connection of a test running in
+ * parallel can take one between our check and the proxy's bind, and all are held at once while
+ * choosing, so two calls cannot hand out the same port (binding port 0 twice in a row can).
  */
+export async function freePorts(count: number): Promise<number[]> {
+  const [low, high] = portRangeBelowEphemeral();
+  const held: net.Server[] = [];
+  try {
+    while (held.length < count) {
+      const port = low + Math.floor(Math.random() * (high - low));
+      const server = net.createServer();
+      const bound = await new Promise<boolean>((resolve) => {
+        server.once('error', () => resolve(false));
+        server.listen(port, '127.0.0.1', () => resolve(true));
+      });
+      if (bound) held.push(server);
+    }
+    return held.map((server) => (server.address() as net.AddressInfo).port);
+  } finally {
+    await Promise.all(held.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+  }
+}
+
 export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  const [port] = await freePorts(1);
+  return port as number;
+}
+
+/** 10,000 ports just below the ephemeral range (Linux default 32768–60999). */
+function portRangeBelowEphemeral(): [number, number] {
+  let ephemeralLow = 32768;
+  try {
+    const [first] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/);
+    if (Number(first) > 12000) ephemeralLow = Number(first);
+  } catch {
+    // Not Linux: keep the default; the port is still checked by binding it.
+  }
+  return [ephemeralLow - 10000, ephemeralLow];
 }

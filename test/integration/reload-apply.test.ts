@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { startBackends, TestBackend } from '../helpers/backend.js';
 import { load, request } from '../helpers/client.js';
 import { leakCheck } from '../helpers/handles.js';
-import { backendSpecs, freePort, steadyConfig, startProxy, waitFor, writeConfig, type BackendSpec } from '../helpers/harness.js';
+import { backendSpecs, freePort, freePorts, steadyConfig, startProxy, waitFor, writeConfig, type BackendSpec } from '../helpers/harness.js';
 
 /** A handler that holds each request until `open()`; `waiting` counts those held. */
 function gate(): { handler: TestBackend['handler']; open: () => void; waiting: () => number } {
@@ -241,7 +241,7 @@ t.test('listeners: added, rebound (new address first, old one drains), removed',
   const g = gate();
   a.handler = g.handler;
   const file = join(t.testdir(), 'proxy.yaml');
-  const [p1, p2, p3] = [await freePort(), await freePort(), await freePort()];
+  const [p1, p2, p3] = (await freePorts(3)) as [number, number, number];
   const pools = { app: { health_check: { protocol: 'tcp', interval: '100ms', timeout: '100ms' }, response_timeout: '5s', backends: backendSpecs([a]) } };
   const h = await startProxy({ listeners: [{ name: 'web', listen: `127.0.0.1:${p1}`, pool: 'app' }, { name: 'old', listen: '127.0.0.1:0', pool: 'app' }], pools }, { file });
   const oldPort = h.port('old');

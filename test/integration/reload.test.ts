@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startBackends, TestBackend } from '../helpers/backend.js';
 import { request, type Reply } from '../helpers/client.js';
-import { freePort, STEADY_CHECKS, writeConfig } from '../helpers/harness.js';
+import { freePort, freePorts, STEADY_CHECKS, writeConfig } from '../helpers/harness.js';
 import { ProxyProcess, type LogLine } from '../helpers/process.js';
 
 interface Backend {
@@ -225,7 +225,7 @@ t.test('a reload to a port in use changes nothing', async (t) => {
   const blocker = net.createServer((socket) => socket.destroy());
   await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve()));
   const busy = (blocker.address() as net.AddressInfo).port;
-  const [port, extra] = [await freePort(), await freePort()];
+  const [port, extra] = (await freePorts(2)) as [number, number];
   const file = join(t.testdir(), 'proxy.yaml');
   writeConfig(file, config(port, [spec(a)]));
   const proxy = await start(t, file);

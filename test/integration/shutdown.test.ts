@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { startBackends, TestBackend } from '../helpers/backend.js';
 import { request } from '../helpers/client.js';
 import { leakCheck } from '../helpers/handles.js';
-import { backendSpecs, freePort, steadyConfig, startProxy, waitFor, writeConfig } from '../helpers/harness.js';
+import { backendSpecs, freePort, freePorts, steadyConfig, startProxy, waitFor, writeConfig } from '../helpers/harness.js';
 import { ProxyProcess } from '../helpers/process.js';
 
 /** A backend that holds requests for /slow until `release()` and answers others at once. */
@@ -188,7 +188,7 @@ t.test('in process: shutdown waits for a listener a reload left draining', async
   const leaks = leakCheck();
   const { backend, release } = await heldBackend();
   const file = join(t.testdir(), 'proxy.yaml');
-  const [p1, p2] = [await freePort(), await freePort()];
+  const [p1, p2] = (await freePorts(2)) as [number, number];
   const config = (port: number) => ({ ...steadyConfig(backendSpecs([backend]), { response_timeout: '5s' }, { listen: `127.0.0.1:${port}` }), shutdown_timeout: '3s' });
   const h = await startProxy(config(p1), { file });
   const slow = request(p1, { path: '/slow' });
