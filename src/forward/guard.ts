@@ -64,7 +64,10 @@ export function checkRequest(head: RequestHead): Refusal | null {
       hostCount++;
       host = raw[i + 1];
     } else if (len === 17 && name.toLowerCase() === 'transfer-encoding') {
-      // llhttp already refused a second TE line and TE together with Content-Length.
+      // llhttp already refused a second TE line and TE together with Content-Length. HTTP/1.0
+      // has no chunked framing: RFC 9112 §6.1 calls TE there faulty framing, a smuggling vector
+      // through any hop that reads the body by Content-Length or to the close.
+      if (head.httpVersionMinor === 0) return refuse('BAD_REQUEST', 'Transfer-Encoding in an HTTP/1.0 request');
       if ((raw[i + 1] as string).trim().toLowerCase() !== 'chunked') {
         return refuse('BAD_REQUEST', `Transfer-Encoding "${raw[i + 1]}" is not "chunked"`);
       }
@@ -75,10 +78,17 @@ export function checkRequest(head: RequestHead): Refusal | null {
   if (hostCount > 1) return refuse('BAD_REQUEST', 'duplicate Host');
   if (host === undefined) {
     if (head.httpVersionMinor === 1) return refuse('BAD_REQUEST', 'missing Host');
-  } else if (!HOST_VALUE.test(host)) {
+  } else if (!HOST_VALUE.test(host) || !portInRange(host)) {
     return refuse('BAD_REQUEST', 'malformed Host');
   }
   return checkTarget(head.method, head.url ?? '', host);
+}
+
+/** The port of a Host value that passed HOST_VALUE, when it has one, is at most 65535. */
+function portInRange(host: string): boolean {
+  const colon = host.lastIndexOf(':');
+  if (colon === -1 || host.endsWith(']')) return true;
+  return Number(host.slice(colon + 1)) <= 65535;
 }
 
 function checkTarget(method: string | undefined, url: string, host: string | undefined): Refusal | null {

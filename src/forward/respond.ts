@@ -3,6 +3,7 @@
  * address, an internal error text or a stack. Bodies are rendered once per status.
  */
 import type { ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { STATUS_TEXT } from '../errors.js';
 
 const bodies = new Map<number, Buffer>();
@@ -41,6 +42,37 @@ export function rawErrorResponse(status: number, retryAfter = 0): string {
   const body = bodyFor(status);
   const retry = retryAfter > 0 ? `retry-after: ${retryAfter}\r\n` : '';
   return `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\ncache-control: no-store\r\n${retry}connection: close\r\n\r\n${body.toString()}`;
+}
+
+/** The response Node is writing on this client connection, if any (Node's `_httpMessage`). */
+export function pendingResponse(socket: Duplex): ServerResponse | null {
+  return (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage ?? null;
+}
+
+const refusing = new WeakSet<Duplex>();
+
+/**
+ * Answers `status` on the raw socket and closes the connection. With pipelining, responses to
+ * earlier requests on the connection are still being written when a later request turns out
+ * malformed (or is an upgrade): they go first, in order, and the refusal answers the bad request
+ * after them, as HAProxy and NGINX do; written at once it would read as the answer to the first.
+ * A response whose own request is the bad one (an error inside its body) is answered at once,
+ * or the connection is just closed when its head is already out.
+ */
+export function refuseOnSocket(socket: Duplex, status: number, retryAfter = 0): void {
+  if (socket.destroyed || refusing.has(socket)) return;
+  const earlier = pendingResponse(socket);
+  if (earlier !== null && earlier.req.complete) {
+    // `close` follows `finish` by a tick, after Node has attached the next queued response.
+    earlier.once('close', () => refuseOnSocket(socket, status, retryAfter));
+    return;
+  }
+  refusing.add(socket);
+  if (!socket.writable || (earlier !== null && earlier.headersSent)) {
+    socket.destroy();
+    return;
+  }
+  socket.end(rawErrorResponse(status, retryAfter), () => socket.destroy());
 }
 
 /**

@@ -20,7 +20,7 @@ import { Attempts, classifyUpstreamError, type AttemptOwner } from './attempt.js
 import { originForm } from './guard.js';
 import { prepareForBackend, responseHeaders, switchingProtocolsHeaders } from './headers.js';
 import { clientAddress, pathOf, type ExchangeRecord, type ForwardListener } from './http.js';
-import { rawErrorResponse, rawHead } from './respond.js';
+import { rawHead, refuseOnSocket } from './respond.js';
 import { Tunnel, type TunnelPool, type TunnelRecord, type TunnelSummary } from './tunnel.js';
 import { WsEngine } from './ws-engine.js';
 
@@ -228,12 +228,12 @@ class WebSocketExchange implements AttemptOwner {
     this.#error = error;
     this.#status = error.status;
     const socket = this.#socket;
-    if (!socket.writable || error.status === 0) {
+    if (error.status === 0) {
       socket.destroy();
       return;
     }
     const retryAfter = error.code === 'NO_SERVING_BACKEND' || error.code === 'ALL_BACKENDS_FULL' ? this.#pool.retryAfterSeconds : 0;
-    socket.end(rawErrorResponse(error.status, retryAfter), () => socket.destroy());
+    refuseOnSocket(socket, error.status, retryAfter);
   }
 
   readonly #onClientError = (): void => {

@@ -13,7 +13,7 @@ import { RouteTable } from '../core/router.js';
 import { ProxyError, type ErrorCode } from '../errors.js';
 import { checkRequest, originForm } from '../forward/guard.js';
 import { clientAddress, type ExchangeRecord, type ForwardListener, type HttpForwarder } from '../forward/http.js';
-import { rawErrorResponse, sendError } from '../forward/respond.js';
+import { pendingResponse, refuseOnSocket, sendError } from '../forward/respond.js';
 import type { Logger } from '../log.js';
 import type { PoolRuntime } from '../upstream/pool-runtime.js';
 import { secureContextOptions } from './tls.js';
@@ -95,7 +95,7 @@ export class HttpListener implements ForwardListener {
     server.timeout = 0;
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#onClientError(err, socket));
-    server.on('connect', (_req: IncomingMessage, socket: Duplex) => this.#refuseRaw(socket, 405));
+    server.on('connect', (_req: IncomingMessage, socket: Duplex) => refuseOnSocket(socket, 405));
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head));
     server.on('connection', (socket: Socket) => {
       this.#sockets.add(socket);
@@ -230,13 +230,16 @@ export class HttpListener implements ForwardListener {
     const upgrades = this.#deps.upgrades;
     // Only WebSocket upgrades are proxied, and a WebSocket handshake is a GET (RFC 6455 §4.1).
     const websocket = req.method === 'GET' && (req.headers.upgrade ?? '').toLowerCase() === 'websocket';
-    if (refusal !== null || upgrades === null || !websocket) {
-      this.#refuseRaw(socket, refusal === null ? 400 : new ProxyError(refusal.code).status);
+    // An upgrade pipelined behind a request still being answered: Node hands the socket over at
+    // once, and the tunnel's 101 would overtake that answer. Refused after it instead.
+    const overtakes = pendingResponse(socket) !== null;
+    if (refusal !== null || upgrades === null || !websocket || overtakes) {
+      refuseOnSocket(socket, refusal === null ? 400 : new ProxyError(refusal.code).status);
       return;
     }
     const pool = this.#routes.match(req.headers.host, originForm(req.url ?? '/'));
     if (pool === null) {
-      this.#refuseRaw(socket, 404);
+      refuseOnSocket(socket, 404);
       return;
     }
     upgrades.upgrade(req, socket, head, this, pool);
@@ -269,17 +272,6 @@ export class HttpListener implements ForwardListener {
       return;
     }
     this.#logger.debug({ code, client: (socket as Socket).remoteAddress }, 'malformed request');
-    this.#refuseRaw(socket, CLIENT_ERROR_STATUS[code] ?? 400);
-  }
-
-  /** Answers on the raw socket and closes it (no response object exists, or it must not be reused). */
-  #refuseRaw(socket: Duplex, status: number): void {
-    // A response already under way on this connection (pipelining) cannot be followed by ours.
-    const inProgress = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-    if (!socket.writable || (inProgress && inProgress.headersSent)) {
-      socket.destroy();
-      return;
-    }
-    socket.end(rawErrorResponse(status), () => socket.destroy());
+    refuseOnSocket(socket, CLIENT_ERROR_STATUS[code] ?? 400);
   }
 }

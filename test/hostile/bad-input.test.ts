@@ -57,6 +57,8 @@ const CASES: [string, string, number][] = [
   ['* outside OPTIONS', 'GET * HTTP/1.1\r\nHost: a\r\n\r\n', 400],
   ['fragment in the target', 'GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n', 400],
   ['HTTP/0.9', 'GET /\r\n\r\n', 400],
+  ['TE on HTTP/1.0', 'POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n', 400],
+  ['Host port beyond 65535', 'GET / HTTP/1.1\r\nHost: a:99999\r\n\r\n', 400],
   ['HTTP/1.2', 'GET / HTTP/1.2\r\nHost: a\r\n\r\n', 400],
   ['HTTP/2.0 on HTTP/1', 'GET / HTTP/2.0\r\nHost: a\r\n\r\n', 505],
   ['HTTP/3.1', 'GET / HTTP/3.1\r\nHost: a\r\n\r\n', 400],
@@ -100,6 +102,36 @@ t.test('pipelined requests are answered in order', async (t) => {
   const bodies = [...out.matchAll(/\r\n\r\n(r\d)/g)].map((m) => m[1]);
   t.strictSame(bodies, ['r1', 'r2', 'r3', 'r4']);
   t.equal(b.traffic.length, 4, 'exactly the requests sent');
+  await h.stop();
+  await b.close();
+  await leaks.assertClean(t);
+});
+
+t.test('a malformed or upgrade request pipelined behind others is refused after their answers, in order', async (t) => {
+  const leaks = leakCheck();
+  const [b] = (await startBackends(['b'], {
+    handler: (req, res) => {
+      setTimeout(() => res.end(`r${req.url?.slice(1)}`), 60);
+    },
+  })) as [TestBackend];
+  const h = await startProxy(simpleConfig(backendSpecs([b])));
+  const upgrade = 'GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
+  const tails: [string, string][] = [
+    ['a malformed request line', 'G@T /x HTTP/1.1\r\nHost: a\r\n\r\n'],
+    ['a body that runs into garbage', 'GET /3 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n'],
+    ['a WebSocket upgrade', upgrade],
+  ];
+  for (const [name, tail] of tails) {
+    b.received.length = 0;
+    const out = await rawRequest(h.port(), `GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n${tail}`, 3_000);
+    const statuses = [...out.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
+    const bodies = [...out.matchAll(/\r\n\r\n(r\d)/g)].map((m) => m[1]);
+    const forwarded = name === 'a body that runs into garbage' ? ['/1', '/2', '/3'] : ['/1', '/2'];
+    t.strictSame(statuses.slice(0, 2), ['200', '200'], `${name}: the earlier requests are answered first`);
+    t.strictSame(bodies.slice(0, 2), ['r1', 'r2'], `${name}: in order`);
+    t.equal(statuses.at(-1), '400', `${name}: then refused, and the connection closed`);
+    t.strictSame(b.traffic.map((r) => r.url), forwarded, `${name}: nothing else reached the backend`);
+  }
   await h.stop();
   await b.close();
   await leaks.assertClean(t);

@@ -20,6 +20,8 @@ const refused: [string, RequestHead, string][] = [
   ['Host a/b@c', head({ headers: ['Host', 'a/b@c'] }), 'BAD_REQUEST'],
   ['Host with space', head({ headers: ['Host', 'a b'] }), 'BAD_REQUEST'],
   ['empty Host', head({ headers: ['Host', ''] }), 'BAD_REQUEST'],
+  ['Host port beyond 65535', head({ headers: ['Host', 'a:99999'] }), 'BAD_REQUEST'],
+  ['TE on HTTP/1.0', head({ httpVersionMinor: 0, method: 'POST', headers: ['Host', 'a', 'Transfer-Encoding', 'chunked'] }), 'BAD_REQUEST'],
   ['absolute-form naming another host', head({ url: 'http://other.example/x' }), 'BAD_REQUEST'],
   ['absolute-form with userinfo', head({ url: 'http://u@app.example/x' }), 'BAD_REQUEST'],
   ['* outside OPTIONS', head({ url: '*' }), 'BAD_REQUEST'],
@@ -42,6 +44,7 @@ const accepted: [string, RequestHead][] = [
   ['absolute-form same host', head({ url: 'http://APP.example:80/x?y=1' })],
   ['OPTIONS *', head({ method: 'OPTIONS', url: '*' })],
   ['IPv6 Host', head({ headers: ['Host', '[::1]:8080'] })],
+  ['Host port 65535', head({ headers: ['Host', 'a:65535'] })],
   ['harmless underscore header', head({ headers: ['Host', 'a', 'X_Custom', '1'] })],
   ['exactly the header limit', head({ headers: Array.from({ length: MAX_HEADER_COUNT * 2 }, (_, i) => (i === 0 ? 'Host' : i % 2 === 0 ? `h${i}` : 'v')) })],
 ];
