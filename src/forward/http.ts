@@ -194,6 +194,14 @@ class HttpExchange implements AttemptOwner {
     });
     upstream.on('error', (err: NodeJS.ErrnoException) => this.#onUpstreamError(upstream, err));
     upstream.on('response', (res: IncomingMessage) => this.#onResponse(upstream, res));
+    upstream.on('close', () => {
+      // Node closes a request silently, with neither a response nor an error, when the backend
+      // answers 101 to a request that asked for no upgrade. Without this the client would wait
+      // for response_timeout.
+      if (isCurrent() && this.#upstreamRes === null && !this.#done) {
+        this.#attempts.failed(new ProxyError('UPSTREAM_BAD_RESPONSE', 'connection closed without a response (an unsolicited 101?)'));
+      }
+    });
   };
 
   /** AttemptOwner: the current upstream request is dropped. */
@@ -218,7 +226,9 @@ class HttpExchange implements AttemptOwner {
   #onUpstreamError(upstream: ClientRequest, err: NodeJS.ErrnoException): void {
     if (upstream !== this.#upstream) return;
     if (this.#upstreamRes !== null) {
-      this.#failMidBody(err);
+      // A complete response followed by bytes Node cannot parse (a body on a 204 or 304, data
+      // past Content-Length): the response stands and the connection is gone, never reused.
+      if (!this.#upstreamRes.complete) this.#failMidBody(err);
       return;
     }
     const error = classifyUpstreamError(err, this.#attempts.connected, upstream.reusedSocket);

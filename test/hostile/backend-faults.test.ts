@@ -9,7 +9,7 @@ import http from 'node:http';
 import { startBackends, TestBackend } from '../helpers/backend.js';
 import { rawRequest, request } from '../helpers/client.js';
 import { leakCheck } from '../helpers/handles.js';
-import { simpleConfig, sleep, startProxy, waitFor } from '../helpers/harness.js';
+import { simpleConfig, startProxy, waitFor } from '../helpers/harness.js';
 import { ok, RawBackend, type Script } from '../helpers/raw-backend.js';
 
 /** Checks pass at startup (tcp) and then stay quiet, so faults meet live traffic only. */
@@ -34,6 +34,8 @@ const faults: [string, Script, number | 'closed'][] = [
   ['header without a colon', (s) => s.write('HTTP/1.1 200 OK\r\nNoColonHere\r\nContent-Length: 2\r\n\r\nok'), 502],
   ['negative Content-Length', (s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\nok'), 502],
   ['CL and TE both', (s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'), 502],
+  // Node's client closes such a request with neither a response nor an error.
+  ['101 to a request that asked for no upgrade', (s) => s.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nraw'), 502],
   ['headers dribbled one byte at a time', (s) => {
     const text = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok';
     let i = 0;
@@ -92,6 +94,24 @@ t.test('extra bytes after a Content-Length body are never delivered', async (t) 
   await leaks.assertClean(t);
 });
 
+t.test('a complete response followed by bytes that do not parse is delivered whole, the bytes never', async (t) => {
+  const cases: [string, string, number, string][] = [
+    ['a body on a 204', 'HTTP/1.1 204 No Content\r\n\r\nhello', 204, ''],
+    ['a body on a 304', 'HTTP/1.1 304 Not Modified\r\nETag: "x"\r\n\r\nhello', 304, ''],
+    ['garbage past Content-Length', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokgarbage\r\n\r\n', 200, 'ok'],
+  ];
+  for (const [name, response, status, body] of cases) {
+    const leaks = leakCheck();
+    const { raw, h } = await single((s) => s.write(response));
+    const reply = await request(h.port(), { path: '/x', timeoutMs: 3_000 });
+    t.match(reply, { status, body, error: null }, `${name}: the response as sent, complete`);
+    t.notMatch(reply.body, /hello|garbage/, `${name}: the extra bytes never reach the client`);
+    await h.stop();
+    await raw.close();
+    await leaks.assertClean(t);
+  }
+});
+
 t.test('stale pooled connection (keep-alive race): a GET is retried on a fresh connection, even with one backend', async (t) => {
   const leaks = leakCheck();
   // The backend answers the first request with keep-alive, then closes that connection when the next request arrives on it.
@@ -129,10 +149,12 @@ t.test('a flapping health endpoint does not flip state (rise/fall), a streak doe
   const b = await new TestBackend({ name: 'flappy', health: () => (mode === 'down' ? 500 : n++ % 2 === 0 ? 200 : 500) }).start();
   const c = await new TestBackend({ name: 'steady' }).start();
   const h = await startProxy(simpleConfig([{ name: 'flappy', address: b.address }, { name: 'steady', address: c.address }], {
-    health_check: { protocol: 'http', path: '/healthz', interval: '50ms', timeout: '50ms', rise: 2, fall: 2 },
+    // A generous timeout: a check that times out on a busy machine would be a failure of its own
+    // and could sit next to a 500, which is a real streak.
+    health_check: { protocol: 'http', path: '/healthz', interval: '50ms', timeout: '1s', rise: 2, fall: 2 },
   }));
-  await sleep(600);
-  t.ok(n >= 8, `flappy alternated through ${n} checks`);
+  await waitFor(() => n >= 8, 5_000, 'eight alternating checks');
+  t.pass(`flappy alternated through ${n} checks`);
   t.equal(h.log.events('backend_down').filter((e) => e.backend === 'flappy').length, 0, 'alternating results never reach fall 2');
   mode = 'down';
   await waitFor(() => h.log.events('backend_down').some((e) => e.backend === 'flappy'), 2000, 'down after a streak');
