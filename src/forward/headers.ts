@@ -123,9 +123,11 @@ function isResponseHopByHop(lower: string): boolean {
 /**
  * The backend's raw response headers ([name, value, name, value, …], original case and
  * duplicates kept — Set-Cookie survives) without hop-by-hop headers and the names that its
- * Connection header lists.
+ * Connection header lists. A 1xx or 204 loses Content-Length too (RFC 9110 §8.6 forbids it
+ * there): a lenient client further on could read that many bytes of the next response as a body.
  */
-export function responseHeaders(raw: readonly string[]): string[] {
+export function responseHeaders(raw: readonly string[], status: number): string[] {
+  const noLength = status < 200 || status === 204;
   let listed: string[] | null = null;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
@@ -138,6 +140,7 @@ export function responseHeaders(raw: readonly string[]): string[] {
     const name = raw[i] as string;
     const lower = name.toLowerCase();
     if (isResponseHopByHop(lower) || (listed !== null && listed.includes(lower))) continue;
+    if (noLength && lower === 'content-length') continue;
     out.push(name, raw[i + 1] as string);
   }
   return out;
@@ -153,5 +156,5 @@ export function switchingProtocolsHeaders(raw: readonly string[]): string[] {
   for (let i = 0; i < raw.length; i += 2) {
     if ((raw[i] as string).toLowerCase() === 'upgrade') upgrade = raw[i + 1] as string;
   }
-  return [...responseHeaders(raw), 'Connection', 'Upgrade', 'Upgrade', upgrade];
+  return [...responseHeaders(raw, 101), 'Connection', 'Upgrade', 'Upgrade', upgrade];
 }

@@ -252,7 +252,7 @@ class HttpExchange implements AttemptOwner {
     const status = upstreamRes.statusCode ?? 502;
     if (this.#closing()) res.shouldKeepAlive = false;
     try {
-      res.writeHead(status, upstreamRes.statusMessage, responseHeaders(upstreamRes.rawHeaders));
+      res.writeHead(status, upstreamRes.statusMessage, responseHeaders(upstreamRes.rawHeaders, status));
     } catch (err) {
       // Node refuses header values its own client parser let through: nothing was written.
       upstreamRes.destroy();

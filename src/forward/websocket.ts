@@ -167,7 +167,7 @@ class WebSocketExchange implements AttemptOwner {
     this.#error = new ProxyError('UPGRADE_REFUSED', `backend answered ${this.#status}`);
     // Transfer-Encoding is dropped with the hop-by-hop headers and the body is sent as decoded:
     // Content-Length frames it when the backend sent one, else the close does.
-    socket.write(rawHead(this.#status, res.statusMessage ?? '', [...responseHeaders(res.rawHeaders), 'Connection', 'close']));
+    socket.write(rawHead(this.#status, res.statusMessage ?? '', [...responseHeaders(res.rawHeaders, this.#status), 'Connection', 'close']));
     res.on('data', (chunk: Buffer) => {
       this.#bytes += chunk.length;
       if (!socket.write(chunk)) res.pause();

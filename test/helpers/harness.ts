@@ -2,7 +2,7 @@
  * Runs a real Proxy in-process over loopback, built from a plain config object the way an
  * operator writes proxy.yaml (it goes through the real loader), with its log captured.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
@@ -107,9 +107,15 @@ export async function waitFor(predicate: () => boolean, timeoutMs = 3_000, what 
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Writes `config` as proxy.yaml text to `file`. */
+/**
+ * Writes `config` as proxy.yaml text to `file`, atomically (a temporary file renamed over it),
+ * as editors and deploy tools do: a reload running while a plain write truncates and refills
+ * the file would read half a config and rightly refuse it.
+ */
 export function writeConfig(file: string, config: Record<string, unknown>): void {
-  writeFileSync(file, stringify(config));
+  const temporary = `${file}.${process.pid}.tmp`;
+  writeFileSync(temporary, stringify(config));
+  renameSync(temporary, file);
 }
 
 /**

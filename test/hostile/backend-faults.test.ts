@@ -96,7 +96,7 @@ t.test('extra bytes after a Content-Length body are never delivered', async (t) 
 
 t.test('a complete response followed by bytes that do not parse is delivered whole, the bytes never', async (t) => {
   const cases: [string, string, number, string][] = [
-    ['a body on a 204', 'HTTP/1.1 204 No Content\r\n\r\nhello', 204, ''],
+    ['a body on a 204', 'HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello', 204, ''],
     ['a body on a 304', 'HTTP/1.1 304 Not Modified\r\nETag: "x"\r\n\r\nhello', 304, ''],
     ['garbage past Content-Length', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokgarbage\r\n\r\n', 200, 'ok'],
   ];
@@ -106,6 +106,7 @@ t.test('a complete response followed by bytes that do not parse is delivered who
     const reply = await request(h.port(), { path: '/x', timeoutMs: 3_000 });
     t.match(reply, { status, body, error: null }, `${name}: the response as sent, complete`);
     t.notMatch(reply.body, /hello|garbage/, `${name}: the extra bytes never reach the client`);
+    if (status === 204) t.equal(reply.headers['content-length'], undefined, 'a 204 is passed on without the Content-Length it must not have');
     await h.stop();
     await raw.close();
     await leaks.assertClean(t);
