@@ -37,8 +37,11 @@ const ALIAS_TARGETS = new Set([
   'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'forwarded',
 ]);
 
-/** reg-name / IPv4 with optional port, or a bracketed IPv6 literal with optional port. */
-const HOST_VALUE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9._~-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+/**
+ * reg-name / IPv4 (a fully qualified name may end in a dot; the router ignores it) with optional
+ * port, or a bracketed IPv6 literal with optional port.
+ */
+const HOST_VALUE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9._~-]*[A-Za-z0-9])?\.?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 
 function refuse(code: Refusal['code'], reason: string): Refusal {
   return { code, reason };

@@ -74,7 +74,8 @@ function connectionTokens(value: string | string[] | undefined): string[] {
 /**
  * Rewrites the request headers in place for the backend: hop-by-hop removed (first, so a
  * `Connection: X-Forwarded-For` cannot smuggle a value past us), `Expect` answered by us and not
- * forwarded, then X-Forwarded-For / -Proto / -Host set.
+ * forwarded, then X-Forwarded-For / -Proto / -Host set; from an untrusted peer, Forwarded and
+ * X-Real-IP removed.
  */
 export function prepareRequestHeaders(headers: IncomingHttpHeaders, ctx: ForwardingContext): void {
   const listed = headers.connection;
@@ -92,6 +93,12 @@ export function prepareRequestHeaders(headers: IncomingHttpHeaders, ctx: Forward
     headers.upgrade = 'websocket';
   }
 
+  // Client-address headers we do not set ourselves (RFC 7239 Forwarded, NGINX's X-Real-IP) are
+  // what some frameworks trust instead of X-Forwarded-For: from an untrusted peer, a spoof.
+  if (!ctx.trusted) {
+    if (headers.forwarded !== undefined) delete headers.forwarded;
+    if (headers['x-real-ip'] !== undefined) delete headers['x-real-ip'];
+  }
   const priorFor = headers['x-forwarded-for'];
   headers['x-forwarded-for'] =
     ctx.trusted && priorFor !== undefined && priorFor !== '' ? `${String(priorFor)}, ${ctx.clientAddress}` : ctx.clientAddress;

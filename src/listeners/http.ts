@@ -233,7 +233,11 @@ export class HttpListener implements ForwardListener {
     // An upgrade pipelined behind a request still being answered: Node hands the socket over at
     // once, and the tunnel's 101 would overtake that answer. Refused after it instead.
     const overtakes = pendingResponse(socket) !== null;
-    if (refusal !== null || upgrades === null || !websocket || overtakes) {
+    // A handshake has no body; one announced anyway is either dropped by the backend or read by
+    // it as the start of the next request, which is how smuggling through upgrades begins.
+    const length = req.headers['content-length'];
+    const withBody = req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+    if (refusal !== null || upgrades === null || !websocket || overtakes || withBody) {
       refuseOnSocket(socket, refusal === null ? 400 : new ProxyError(refusal.code).status);
       return;
     }

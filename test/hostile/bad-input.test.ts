@@ -12,6 +12,7 @@ import { ok, RawBackend } from '../helpers/raw-backend.js';
 
 const POST = 'POST / HTTP/1.1\r\nHost: a\r\n';
 const GET = (extra = '') => `GET / HTTP/1.1\r\nHost: a\r\n${extra}\r\n`;
+const UPGRADE = 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n';
 
 const CASES: [string, string, number][] = [
   // Content-Length / Transfer-Encoding conflicts
@@ -68,6 +69,8 @@ const CASES: [string, string, number][] = [
   ['X_Forwarded_For', GET('X_Forwarded_For: 1.2.3.4\r\n'), 400],
   // not proxied
   ['CONNECT', 'CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n', 405],
+  ['WebSocket handshake with a Content-Length body', `GET /ws HTTP/1.1\r\nHost: a\r\n${UPGRADE}Content-Length: 24\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n`, 400],
+  ['WebSocket handshake with a chunked body', `GET /ws HTTP/1.1\r\nHost: a\r\n${UPGRADE}Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n`, 400],
 ];
 
 t.test('malformed and smuggling-shaped requests', async (t) => {
@@ -115,7 +118,7 @@ t.test('a malformed or upgrade request pipelined behind others is refused after 
     },
   })) as [TestBackend];
   const h = await startProxy(simpleConfig(backendSpecs([b])));
-  const upgrade = 'GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
+  const upgrade = `GET /ws HTTP/1.1\r\nHost: a\r\n${UPGRADE}\r\n`;
   const tails: [string, string][] = [
     ['a malformed request line', 'G@T /x HTTP/1.1\r\nHost: a\r\n\r\n'],
     ['a body that runs into garbage', 'GET /3 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n'],

@@ -21,6 +21,7 @@ const refused: [string, RequestHead, string][] = [
   ['Host with space', head({ headers: ['Host', 'a b'] }), 'BAD_REQUEST'],
   ['empty Host', head({ headers: ['Host', ''] }), 'BAD_REQUEST'],
   ['Host port beyond 65535', head({ headers: ['Host', 'a:99999'] }), 'BAD_REQUEST'],
+  ['Host of dots', head({ headers: ['Host', 'a..'] }), 'BAD_REQUEST'],
   ['TE on HTTP/1.0', head({ httpVersionMinor: 0, method: 'POST', headers: ['Host', 'a', 'Transfer-Encoding', 'chunked'] }), 'BAD_REQUEST'],
   ['absolute-form naming another host', head({ url: 'http://other.example/x' }), 'BAD_REQUEST'],
   ['absolute-form with userinfo', head({ url: 'http://u@app.example/x' }), 'BAD_REQUEST'],
@@ -45,6 +46,7 @@ const accepted: [string, RequestHead][] = [
   ['OPTIONS *', head({ method: 'OPTIONS', url: '*' })],
   ['IPv6 Host', head({ headers: ['Host', '[::1]:8080'] })],
   ['Host port 65535', head({ headers: ['Host', 'a:65535'] })],
+  ['fully qualified Host with its trailing dot, any case', head({ headers: ['Host', 'App.Example.:8080'] })],
   ['harmless underscore header', head({ headers: ['Host', 'a', 'X_Custom', '1'] })],
   ['exactly the header limit', head({ headers: Array.from({ length: MAX_HEADER_COUNT * 2 }, (_, i) => (i === 0 ? 'Host' : i % 2 === 0 ? `h${i}` : 'v')) })],
 ];

@@ -39,11 +39,15 @@ t.test('untrusted peers: X-Forwarded-* replaced', async (t) => {
     'x-forwarded-for': '1.2.3.4',
     'x-forwarded-proto': 'https',
     'x-forwarded-host': 'evil.example',
+    forwarded: 'for=1.2.3.4;proto=https',
+    'x-real-ip': '1.2.3.4',
   };
   prepareRequestHeaders(h, ctx());
   t.equal(h['x-forwarded-for'], '203.0.113.7');
   t.equal(h['x-forwarded-proto'], 'http');
   t.equal(h['x-forwarded-host'], 'app.example');
+  t.equal(h.forwarded, undefined, 'Forwarded (not set by us) removed');
+  t.equal(h['x-real-ip'], undefined, 'X-Real-IP (not set by us) removed');
 });
 
 t.test('trusted peers: values kept, our hop appended to X-Forwarded-For', async (t) => {
@@ -52,11 +56,15 @@ t.test('trusted peers: values kept, our hop appended to X-Forwarded-For', async 
     'x-forwarded-for': '198.51.100.1',
     'x-forwarded-proto': 'https',
     'x-forwarded-host': 'public.example',
+    forwarded: 'for=198.51.100.1',
+    'x-real-ip': '198.51.100.1',
   };
   prepareRequestHeaders(h, ctx({ trusted: true, clientAddress: '10.0.0.2' }));
   t.equal(h['x-forwarded-for'], '198.51.100.1, 10.0.0.2');
   t.equal(h['x-forwarded-proto'], 'https');
   t.equal(h['x-forwarded-host'], 'public.example');
+  t.equal(h.forwarded, 'for=198.51.100.1');
+  t.equal(h['x-real-ip'], '198.51.100.1');
 });
 
 t.test('a trusted peer cannot smuggle X-Forwarded-For past us through Connection', async (t) => {
