@@ -169,10 +169,15 @@ export class Tunnel implements Closable {
     to.on('drain', () => {
       if (!this.#done) from.resume();
     });
-    from.once('end', () => {
-      this.#ended[side] = true;
-      if (!to.destroyed && !to.writableEnded) to.end();
-    });
+    // A side that half-closed with nothing left in its buffer before the tunnel opened (while a
+    // backend was being connected to) has emitted its `end` already: forward it now.
+    if (from.readableEnded) this.#forwardEnd(to, side);
+    else from.once('end', () => this.#forwardEnd(to, side));
+  }
+
+  #forwardEnd(to: Duplex, side: Side): void {
+    this.#ended[side] = true;
+    if (!to.destroyed && !to.writableEnded) to.end();
   }
 
   /** A side closed: cleanly (it ended and was ended) → wait for the other; otherwise close the other. */

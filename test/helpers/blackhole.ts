@@ -11,7 +11,8 @@ const CHILD = `
 const http = require('node:http');
 const server = http.createServer((req, res) => res.end('ok'));
 server.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => process.stdout.write(server.address().port + '\\n'));
-process.stdin.once('data', () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0));
+// Blocked for at most a minute, then gone: a test killed at its timeout cannot leave it behind.
+process.stdin.once('data', () => { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60000); process.exit(0); });
 `;
 
 export class Blackhole {
