@@ -120,7 +120,6 @@ export class AccessLog {
   }
 }
 
-
 /** Writes buffered lines out; called before exit. */
 export function flushLogger(logger: Logger): Promise<void> {
   return new Promise((resolve) => {

@@ -60,14 +60,20 @@ const refusing = new WeakSet<Duplex>();
  * or the connection is just closed when its head is already out.
  */
 export function refuseOnSocket(socket: Duplex, status: number, retryAfter = 0): void {
+  // Once per connection: an errored parser reports again with every chunk that still arrives.
   if (socket.destroyed || refusing.has(socket)) return;
+  refusing.add(socket);
+  answerAfterEarlier(socket, status, retryAfter);
+}
+
+function answerAfterEarlier(socket: Duplex, status: number, retryAfter: number): void {
+  if (socket.destroyed) return;
   const earlier = pendingResponse(socket);
   if (earlier !== null && earlier.req.complete) {
     // `close` follows `finish` by a tick, after Node has attached the next queued response.
-    earlier.once('close', () => refuseOnSocket(socket, status, retryAfter));
+    earlier.once('close', () => answerAfterEarlier(socket, status, retryAfter));
     return;
   }
-  refusing.add(socket);
   if (!socket.writable || (earlier !== null && earlier.headersSent)) {
     socket.destroy();
     return;
