@@ -102,6 +102,11 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     return this.#state === 'running';
   }
 
+  /** `GET /readyz`: every listener bound and the first round of checks done, and not shutting down. */
+  get ready(): boolean {
+    return this.#state === 'running';
+  }
+
   /** Config version: 1 at start, +1 per applied reload. */
   get version(): number {
     return this.#reloader.version;
@@ -116,7 +121,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     return this.#reloader.counts;
   }
 
-  /** Health round, then every listener bound; on a bind failure everything started is stopped and the error thrown. */
+  /** Admin listener, health round, then every listener bound; on a bind failure everything started is stopped and the error thrown. */
   start(): Promise<void> {
     if (this.#state !== 'new') throw new Error('proxy already started');
     this.#state = 'starting';
@@ -126,8 +131,10 @@ export class Proxy implements ReloadTarget<PreparedReload> {
 
   async #start(): Promise<void> {
     for (const [name, config] of Object.entries(this.#config.pools)) this.#pools.set(name, this.#newPool(name, config));
-    await Promise.all([...this.#pools.values()].map((p) => p.start()));
     try {
+      // The admin listener opens first, so `/readyz` answers 503 while the first round runs.
+      await this.#startAdmin();
+      await Promise.all([...this.#pools.values()].map((p) => p.start()));
       for (const config of this.#config.listeners) {
         // A shutdown that began during startup closes what exists; bind nothing more.
         if (this.#state !== 'starting') return;
@@ -135,7 +142,6 @@ export class Proxy implements ReloadTarget<PreparedReload> {
         this.#listeners.set(config.name, listener);
         this.#announce(listener, await listener.listen());
       }
-      if (this.#state === 'starting') await this.#startAdmin();
     } catch (err) {
       await this.#closeEverything();
       this.#state = 'stopped';
@@ -159,7 +165,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   }
 
   /**
-   * After the traffic listeners: a bind failure fails startup like theirs (LISTEN_FAILED).
+   * Before the first round of checks: a bind failure fails startup like a listener's (LISTEN_FAILED).
    * The admin listener and its token are read at startup only; a reload reports admin
    * changes as needing a restart.
    */
