@@ -1,7 +1,7 @@
 #!/usr/bin/env -S node --max-semi-space-size=4
 /**
  * Process entry: arguments, config, start; SIGHUP → reload, SIGTERM/SIGINT → graceful
- * shutdown. The only file that touches `process`.
+ * shutdown, SIGUSR1 → reopen the log file. The only file that touches `process`.
  *
  * Exit codes: 0 clean shutdown, 1 invalid config or a listener that cannot bind, 2 bad usage.
  *
@@ -16,6 +16,7 @@ import { parseArgs, USAGE } from './args.js';
 import { ConfigError, describeConfig, loadConfig } from './config/load.js';
 import { ProxyError } from './errors.js';
 import { createLogger, flushLogger } from './log.js';
+import { LogSink } from './log-sink.js';
 import { Proxy } from './proxy.js';
 
 function version(): string {
@@ -53,7 +54,16 @@ async function run(file: string): Promise<void> {
     }
     throw err;
   }
-  const logger = createLogger({ level: config.log.level });
+  // Logs (SPEC §12): a log file that cannot be opened is a startup error on stderr.
+  const logFile = config.log.file ?? null;
+  const unwritable = logFile === null ? null : LogSink.probe(logFile);
+  if (unwritable !== null) {
+    process.stderr.write(`hotwarm: ${unwritable}\n`);
+    process.exitCode = 1;
+    return;
+  }
+  const sink = new LogSink({ format: config.log.format, file: logFile });
+  const logger = createLogger({ level: config.log.level, destination: sink });
   // The loader has checked that the variable is set and not empty.
   const adminToken = config.admin?.token_env === undefined ? null : (process.env[config.admin.token_env] ?? null);
   const proxy = new Proxy(config, { logger, adminToken });
@@ -103,6 +113,11 @@ async function run(file: string): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', reload);
+  // SIGUSR1: reopen the log file (logrotate's postrotate); lines go to the file at that path from now on.
+  process.on('SIGUSR1', () => {
+    sink.reopen();
+    logger.info({ signal: 'SIGUSR1', file: logFile }, 'log file reopened');
+  });
 
   try {
     await proxy.start();

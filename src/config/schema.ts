@@ -19,7 +19,7 @@ import { describeValue } from './messages.js';
 /** Every default, in the units an operator writes them. */
 export const DEFAULTS = {
   shutdown_timeout: '30s',
-  log: { level: 'info', access: true },
+  log: { level: 'info', access: true, format: 'json' },
   listener: {
     protocol: 'http',
     trusted_proxies: [] as string[],
@@ -178,6 +178,9 @@ const adminSchema = z.strictObject({
 const logSchema = z.strictObject({
   level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).prefault(DEFAULTS.log.level),
   access: boolean().prefault(DEFAULTS.log.access),
+  format: z.enum(['json', 'text']).prefault(DEFAULTS.log.format),
+  /** Relative paths are relative to the config file's folder; made absolute by the loader. */
+  file: z.string().min(1, 'must be a file path').optional(),
 });
 
 export const configSchema = z.strictObject({
