@@ -15,7 +15,8 @@ import { createRequire } from 'node:module';
 import { parseArgs, USAGE } from './args.js';
 import { ConfigError, describeConfig, loadConfig } from './config/load.js';
 import { ProxyError } from './errors.js';
-import { createLogger, flushLogger } from './log.js';
+import { ConfigWatcher } from './control/watch.js';
+import { createLogger, flushLogger, type Logger } from './log.js';
 import { LogSink } from './log-sink.js';
 import { Proxy } from './proxy.js';
 
@@ -85,6 +86,7 @@ async function run(file: string): Promise<void> {
       process.exit(1);
     }
     stopping = true;
+    watcher.stop();
     logger.info({ signal }, 'shutting down');
     void proxy
       .shutdown()
@@ -101,18 +103,20 @@ async function run(file: string): Promise<void> {
         process.exit(code);
       });
   };
-  const reload = (): void => {
+  // `source`: SIGHUP, or `watch` when the file changed (exactly the same reload).
+  const reload = (source: 'SIGHUP' | 'watch' = 'SIGHUP'): void => {
     if (stopping) {
-      logger.info({ signal: 'SIGHUP' }, 'SIGHUP ignored: shutting down');
+      logger.info({ signal: source }, `${source} ignored: shutting down`);
       return;
     }
-    logger.info({ signal: 'SIGHUP', file: config.file }, 'reloading');
+    logger.info({ signal: source, file: config.file }, 'reloading');
     if (running) void proxy.reload();
     else reloadAfterStart = true;
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', reload);
+  process.on('SIGHUP', () => reload('SIGHUP'));
+  const watcher = followConfigFile(proxy, logger, () => reload('watch'));
   // SIGUSR1: reopen the log file (logrotate's postrotate); lines go to the file at that path from now on.
   process.on('SIGUSR1', () => {
     sink.reopen();
@@ -129,6 +133,36 @@ async function run(file: string): Promise<void> {
   }
   running = proxy.running;
   if (running && reloadAfterStart) void proxy.reload();
+  if (running && !stopping) watcher.sync();
+}
+
+/**
+ * `watch: true` (SPEC §12): the file's changes go through `reload`, the SIGHUP path. Whether
+ * it is on follows the running config: a reload may turn it on or off.
+ */
+function followConfigFile(proxy: Proxy, logger: Logger, reload: () => void): { sync(): void; stop(): void } {
+  const watcher = new ConfigWatcher({
+    file: proxy.config.file,
+    onChange: reload,
+    onError: (message) => logger.warn({ file: proxy.config.file }, message),
+  });
+  let stopped = false;
+  const sync = (): void => {
+    if (stopped) return;
+    if (!proxy.config.watch) watcher.stop();
+    else if (!watcher.active) void watcher.start();
+  };
+  const unsubscribe = proxy.events.subscribe((event) => {
+    if (event.type === 'reload' && event.ok === true) sync();
+  });
+  return {
+    sync,
+    stop: () => {
+      stopped = true;
+      unsubscribe();
+      watcher.stop();
+    },
+  };
 }
 
 async function main(): Promise<void> {

@@ -19,6 +19,7 @@ import { describeValue } from './messages.js';
 /** Every default, in the units an operator writes them. */
 export const DEFAULTS = {
   shutdown_timeout: '30s',
+  watch: false,
   log: { level: 'info', access: true, format: 'json' },
   listener: {
     protocol: 'http',
@@ -187,6 +188,7 @@ export const configSchema = z.strictObject({
   admin: adminSchema.optional(),
   log: logSchema.prefault({}),
   shutdown_timeout: duration().prefault(DEFAULTS.shutdown_timeout),
+  watch: boolean().prefault(DEFAULTS.watch),
   listeners: z.array(listenerSchema).min(1, 'at least one listener is required'),
   pools: z.record(name, poolSchema),
 });
