@@ -11,6 +11,7 @@
  * V8 sizes the heap before any code runs.
  * Startup errors are one line on stderr, never a stack.
  */
+import './node-compat.js';
 import { createRequire } from 'node:module';
 import { parseArgs, USAGE } from './args.js';
 import { ConfigError, describeConfig, loadConfig } from './config/load.js';
