@@ -233,7 +233,7 @@ function tlsChanges(from: TlsLike | undefined, to: TlsLike | undefined): Setting
 
 const DURATION_KEYS: ReadonlySet<string> = new Set([
   'shutdown_timeout', 'header_timeout', 'idle_timeout', 'connect_timeout', 'response_timeout',
-  'tunnel_idle_timeout', 'drain_timeout', 'interval', 'timeout', 'failback_hold', 'slow_start',
+  'tunnel_idle_timeout', 'drain_timeout', 'interval', 'timeout', 'failback_hold', 'slow_start', 'resolve_interval',
 ]);
 const SIZE_KEYS: ReadonlySet<string> = new Set(['max_header_size', 'max_replay_body']);
 

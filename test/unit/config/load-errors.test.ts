@@ -268,8 +268,8 @@ const schemaCases: Case[] = [
     issues: [
       '2:5 listeners[0].listen: missing required key',
       '7:9 pools.app.backends[0].address: missing required key',
-      '9:15 pools.empty.backends: a pool needs at least one backend',
-      '10:9 pools.none.backends: missing required key',
+      '9:15 pools.empty.backends: a pool needs at least one backend or a discover entry',
+      '10:9 pools.none.backends: a pool needs at least one backend or a discover entry',
     ],
   },
   {
