@@ -10,6 +10,7 @@ import { adminRequest, body } from '../helpers/admin.js';
 import { startBackends } from '../helpers/backend.js';
 import { request } from '../helpers/client.js';
 import { DnsServer, dnsmasqAvailable } from '../helpers/dns.js';
+import { runBin } from '../helpers/process.js';
 import { FAST_CHECKS, freePorts, startProxy, waitFor, type Harness } from '../helpers/harness.js';
 import { MAX_ADDRESSES_PER_NAME } from '../../src/upstream/discovery.js';
 
@@ -210,4 +211,25 @@ t.test(`an answer with more than ${MAX_ADDRESSES_PER_NAME} addresses is cut at t
   t.equal(names(h).length, 1 + MAX_ADDRESSES_PER_NAME, 'listed + the cap');
   t.ok(h.log.lines.some((l) => l.msg === 'DNS answer has more addresses than are used' && l.addresses === 300), 'the cut is logged');
   t.equal((await request(h.port(), { path: '/' })).status, 200);
+});
+
+t.test('hotwarm check never resolves: cluster-internal names pass anywhere', async (t) => {
+  const dir = t.testdir({
+    'proxy.yaml': [
+      'resolvers: [10.96.0.10]',
+      'listeners: [{ name: web, listen: "127.0.0.1:8080", pool: app }]',
+      'pools:',
+      '  app:',
+      '    resolve_interval: 5s',
+      '    discover:',
+      '      - { dns: app.default.svc.cluster.local, port: 8080 }',
+      '      - { dns: _http._tcp.spare.service.consul, role: warm }',
+      '    backends:',
+      '      - { name: db, address: "db.nowhere.invalid:5432" }',
+      '',
+    ].join('\n'),
+  });
+  const out = await runBin(['check', '-c', 'proxy.yaml'], { cwd: dir });
+  t.equal(out.code, 0, out.stderr);
+  t.equal(out.stdout, 'ok: 1 listeners, 1 pools, 1 backends\n', 'listed backends are counted; discovered ones exist only at run time');
 });
