@@ -167,7 +167,10 @@ t.test('an unreachable resolver at startup: static backends serve, lookups retry
     log: { level: 'debug' },
     shutdown_timeout: '1s',
     resolvers: [`127.0.0.1:${dnsPort}`],
-    listeners: [{ name: 'web', listen: '127.0.0.1:0', pool: 'app' }],
+    listeners: [
+      { name: 'web', listen: '127.0.0.1:0', pool: 'app' },
+      { name: 'only', listen: '127.0.0.1:0', pool: 'dns_only' },
+    ],
     pools: {
       app: {
         health_check: FAST_CHECKS,
@@ -175,16 +178,25 @@ t.test('an unreachable resolver at startup: static backends serve, lookups retry
         discover: [{ dns: 'late.hw.test', port }],
         backends: [{ name: 'hot-1', address: hot?.address }],
       },
+      dns_only: {
+        health_check: { protocol: 'tcp', interval: '100ms', timeout: '1s', rise: 1, fall: 2 },
+        resolve_interval: '1s',
+        discover: [{ dns: 'late.hw.test', port }],
+      },
     },
   });
   t.teardown(() => h.stop());
   t.strictSame(names(h), ['hot-1'], 'started with the listed backends');
+  t.strictSame(names(h, 'dns_only'), [], 'a pool with only discover entries starts empty');
   t.ok(failures(h).length >= 1, 'the failed lookup is an event');
   t.equal((await request(h.port(), { path: '/' })).status, 200, 'and serves');
+  t.equal((await request(h.port('only'), { path: '/' })).status, 503, 'an empty pool answers 503');
   const dns = await DnsServer.start({ 'late.hw.test': ['127.0.0.7'] }, [], dnsPort);
   t.teardown(() => dns.close());
-  await waitFor(() => names(h).length === 2, 8_000, 'the name to resolve once the server answers');
+  await waitFor(() => names(h).length === 2 && names(h, 'dns_only').length === 1, 8_000, 'the name to resolve once the server answers');
   t.strictSame(names(h), ['hot-1', `late.hw.test/127.0.0.7:${port}`]);
+  await waitFor(() => h.log.events('backend_up').some((e) => e.pool === 'dns_only'), 5_000, 'the discovered backend to be checked');
+  t.equal((await request(h.port('only'), { path: '/' })).body, '127.0.0.7', 'and the pool serves from it');
 });
 
 t.test(`an answer with more than ${MAX_ADDRESSES_PER_NAME} addresses is cut at the cap`, async (t) => {
