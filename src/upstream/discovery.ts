@@ -196,10 +196,14 @@ export class Discovery {
     });
   }
 
-  /** Answers sorted by address (DNS servers rotate their order) and cut at the cap. */
-  #capped(query: Query, targets: readonly Target[]): Target[] {
+  /**
+   * Discovered answers sorted by address (DNS servers rotate their order) and cut at the cap.
+   * A name in `address` keeps the answer's order: its first address is the one used.
+   */
+  #capped(query: Query, targets: readonly Target[]): readonly Target[] {
+    if (query.kind === 'address') return targets;
     const sorted = [...targets].sort((a, b) => compare(a.host, b.host) || (a.port ?? 0) - (b.port ?? 0));
-    if (query.kind === 'address' || sorted.length <= MAX_ADDRESSES_PER_NAME) return query.kind === 'address' ? [...targets] : sorted;
+    if (sorted.length <= MAX_ADDRESSES_PER_NAME) return sorted;
     this.#logger.warn({ dns: query.name, addresses: sorted.length, used: MAX_ADDRESSES_PER_NAME }, 'DNS answer has more addresses than are used');
     return sorted.slice(0, MAX_ADDRESSES_PER_NAME);
   }
