@@ -187,11 +187,11 @@ export class PoolRuntime implements ForwardPool {
   }
 
   acquire(backend: UpstreamBackend): void {
-    backend.inFlight++;
+    this.#pool.acquire(backend);
   }
 
   release(backend: UpstreamBackend): void {
-    backend.inFlight--;
+    this.#pool.release(backend);
     this.#retirement.released(backend);
   }
 
