@@ -165,13 +165,14 @@ t.test('/status: pools, backends, listeners, version and last reload; POST /relo
   const file = join(t.testdir(), 'proxy.yaml');
   const h = await startProxy(config(backends), { file });
   const port = h.adminPort();
-  const status = body<{ version: number; last_reload: unknown; pools: { name: string; uncovered: string[]; backends: Record<string, unknown>[] }[]; listeners: unknown[] }>(await get(port, '/status'));
+  const status = body<{ version: number; last_reload: unknown; pools: { name: string; uncovered: string[]; capacity_percent: number; backends: Record<string, unknown>[] }[]; listeners: unknown[] }>(await get(port, '/status'));
   t.equal(status.version, 1);
   t.equal(status.last_reload, null);
   t.match(status.listeners, [{ name: 'web', protocol: 'http', address: `127.0.0.1:${h.port()}`, open_connections: Number }]);
   const pool = status.pools[0];
   t.equal(pool?.name, 'app');
   t.strictSame(pool?.uncovered, []);
+  t.equal(pool?.capacity_percent, 100, 'every hot backend serving: full capacity');
   t.strictSame(pool?.backends.map((b) => b.name), ['app-1', 'app-2', 'spare-1', 'spare-2'], 'config order');
   t.match(pool?.backends[0], {
     name: 'app-1', address: backends[0].address, role: 'hot', state: 'serving', health: 'up', admin: 'enabled', serving: true,
