@@ -120,6 +120,7 @@ export class Balancer {
       totalInFlight += b.inFlight;
     }
     let best: B | null = null;
+    let bestWeight = 0;
     for (let i = 0; i < serving.length; i++) {
       const b = serving[i] as B;
       const weight = weightOf(b);
@@ -128,7 +129,10 @@ export class Balancer {
       b.credit = credit > 1 ? 1 : credit;
       if (!hasRoom(b) || (exclude.length > 0 && exclude.includes(b))) continue;
       if (b.inFlight >= inFlightCap(share, totalInFlight, weight < b.weight)) continue;
-      if (best === null || b.credit > best.credit + EPSILON || (b.credit >= best.credit - EPSILON && b.lastPick < best.lastPick)) best = b;
+      if (best === null || b.credit > best.credit + EPSILON || (b.credit >= best.credit - EPSILON && prefer(b, weight, best, bestWeight))) {
+        best = b;
+        bestWeight = weight;
+      }
     }
     if (best === null) best = leastLoaded(serving, weightOf, exclude);
     if (best === null) return null;
@@ -149,6 +153,15 @@ export class Balancer {
 }
 
 const weightOfConfigured = (b: Balanced): number => b.weight;
+
+/**
+ * Between two backends with equal credit: the one picked less recently (equal backends rotate),
+ * and between two never picked (or picked together, as after a reload), the heavier one — a
+ * backend of weight 100 added beside one of weight 1 takes the first request.
+ */
+function prefer(b: Balanced, weight: number, best: Balanced, bestWeight: number): boolean {
+  return b.lastPick < best.lastPick || (b.lastPick === best.lastPick && weight > bestWeight);
+}
 
 /**
  * Weighted least-connections: the candidate with room, not excluded, with the least

@@ -150,3 +150,10 @@ t.test('pickStandby and leastLoaded: (in_flight + 1) / weight, ties to the least
   t.equal(balancer.pickStandby([a, b], [a]), b, 'exclude');
   t.equal(balancer.pickStandby([], []), null);
 });
+
+t.test('equal credit and never picked (a reload adds one beside another): the heavier takes the first request', async (t) => {
+  const balancer = new Balancer();
+  const [a, c] = backends([1, 100]) as [B, B];
+  balancer.admit([a, c], [a, c]);
+  t.equal(balancer.pick([a, c], weightOf, []), c);
+});
