@@ -98,6 +98,8 @@ export interface FailoverResult {
   readonly promotedMs: number | null;
   /** Throughput while the backend was down, as a share of before. */
   readonly degradedShare: number;
+  /** Throughput in the 5 s after the kill and the 5 s after those, as shares of before (the slow-start ramp). */
+  readonly rampShares: readonly [number, number];
   /** Requests served by each standby while the hot backend was down, and after it returned. */
   readonly standbyDuring: number;
   readonly standbyAfter: number;
@@ -153,6 +155,7 @@ export async function failoverDrill(proxy: ProxyKind, dir: string, options: Dril
       warmFirstMs: Number.isFinite(warmFirst) ? warmFirst - killEpoch : null,
       promotedMs: proxy === 'hotwarm' ? eventAfter(readLog(logFile).slice(logStart), 'promoted', killEpoch) : null,
       degradedShare: rate(killAt + 1_500, restartAt) / baseline,
+      rampShares: [rate(killAt, killAt + 5_000) / baseline, rate(killAt + 5_000, killAt + 10_000) / baseline],
       standbyDuring: standby(killAt, restartAt),
       standbyAfter: standby(restartAt + 4_000, Infinity),
       timeline: Array.from({ length: Math.ceil(load.now() / 1_000) }, (_, i) => Math.round(rate(i * 1_000, (i + 1) * 1_000))),

@@ -109,7 +109,8 @@ async function defaultsDrill(reps: number): Promise<void> {
       const r = await failoverDrill('hotwarm', dir, { defaults: true });
       log(
         `run ${i + 1}: ${r.requests} requests, ${r.failed} failed; kill → promoted ${ms(r.promotedMs)}, → warm's first request ${ms(r.warmFirstMs)}, ` +
-          `→ 85% ${ms(r.recoveryMs)}, → 95% ${ms(r.fullMs)}; standby requests while down ${r.standbyDuring}`,
+          `→ 85% ${ms(r.recoveryMs)}, → 95% ${ms(r.fullMs)}; throughput 0–5 s / 5–10 s after the kill ${r.rampShares.map((x) => `${Math.round(x * 100)}%`).join(' / ')}; ` +
+          `standby requests while down ${r.standbyDuring}`,
       );
       log(`  req/s each second (kill at 3 s, restart at 17 s): ${r.timeline.join(' ')}`);
     }
