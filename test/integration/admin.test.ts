@@ -295,6 +295,7 @@ t.test('/metrics after traffic and after a failover', async (t) => {
   t.equal(value('hotwarm_backend_up{pool="app",backend="spare-2",role="warm"}'), 1);
   t.equal(value('hotwarm_backend_serving{pool="app",backend="spare-1",role="warm"}'), 1, 'the warm serves');
   t.equal(value('hotwarm_backend_serving{pool="app",backend="app-1",role="hot"}'), 0);
+  t.equal(value('hotwarm_pool_capacity_ratio{pool="app"}'), 1, 'a warm of the same weight covers app-1 (no slow start here)');
   t.equal(value('hotwarm_backend_in_flight{pool="app",backend="app-2",role="hot"}'), 0);
   t.ok((value('hotwarm_health_checks_total{pool="app",backend="app-1",result="fail"}') ?? 0) >= 1, 'failed checks counted');
   t.ok((value('hotwarm_health_checks_total{pool="app",backend="spare-2",result="ok"}') ?? 0) >= 1, 'ok checks counted');
