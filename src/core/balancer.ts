@@ -15,18 +15,19 @@
  *   chosen in proportion to its share whatever the concurrency — smooth weighted round-robin
  *   (NGINX's `round_robin` current/effective weights) in units of one request. The cap at 1 keeps
  *   a backend that could not be chosen for a while (full, or excluded) from storing up a burst.
- *   A backend that starts serving starts one credit above the richest of the others (capped at
- *   1), so with ties going to the backend picked least recently it
- *   takes the very next request: a promoted warm is never starved.
+ *   A backend that starts serving starts one credit above the richest of the others (capped
+ *   at 1), so with ties going to the backend picked least recently it takes the very next
+ *   request: a promoted warm is never starved.
  * - **Who may take it: an in-flight cap.** A backend is eligible only while it holds fewer than
- *   `⌊(total_in_flight + 1) × share⌋ + 1` requests — the smallest whole number above its share of
- *   the requests in flight once this one is placed. A slow backend holds its requests longer, reaches its cap and is skipped:
- *   the least-connections property. A ramping backend's cap is `max(1, ⌈total_in_flight × share⌉)
- *   + 1` (never above one over its share of what is in flight: slow start never floods it; the +1
- *   lets it take a request on an idle pool). The caps of the serving backends sum to at least
- *   total_in_flight + 1, so some backend is always under its cap unless it is excluded or at
- *   max_conns; then the pick falls back to plain weighted least-connections over those with room
- *   (a serving backend with room is always used before spill).
+ *   `⌊(total_in_flight + 1) × share⌋ + 1` requests — the smallest whole number above its share
+ *   of the requests in flight once this one is placed. A slow backend holds its requests
+ *   longer, reaches its cap and is skipped: the least-connections property. A ramping
+ *   backend's cap is `max(1, ⌈total_in_flight × share⌉) + 1` (never more than one over its
+ *   share of what is in flight: slow start never floods it; the +1 lets it take a request on an
+ *   idle pool). The caps of the serving backends sum to more than total_in_flight, so some
+ *   backend is always under its cap unless it is excluded or at max_conns; then the pick falls
+ *   back to plain weighted least-connections over those with room (a serving backend with room
+ *   is always used before spill).
  *
  * The balancer's state is plain data on each member — `credit`, `lastPick`, `inFlight` — written
  * only here and by the core pool, so a snapshot of it can be read or shipped as it is.
