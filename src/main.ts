@@ -16,7 +16,7 @@ import { createRequire } from 'node:module';
 import { parseArgs, USAGE } from './args.js';
 import { ConfigError, describeConfig, loadConfig } from './config/load.js';
 import { ProxyError } from './errors.js';
-import { ConfigWatcher } from './control/watch.js';
+import { ConfigWatcher, fileDigest } from './control/watch.js';
 import { createLogger, flushLogger, type Logger } from './log.js';
 import { LogSink } from './log-sink.js';
 import { Proxy } from './proxy.js';
@@ -46,6 +46,9 @@ async function check(file: string): Promise<number> {
 
 async function run(file: string): Promise<void> {
   let config;
+  // Before loading: `watch` compares later content with what was loaded (a change made while
+  // the proxy starts is not missed).
+  const loadedDigest = await fileDigest(file);
   try {
     config = await loadConfig(file);
   } catch (err) {
@@ -117,7 +120,7 @@ async function run(file: string): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => reload('SIGHUP'));
-  const watcher = followConfigFile(proxy, logger, () => reload('watch'));
+  const watcher = followConfigFile(proxy, logger, loadedDigest, () => reload('watch'));
   // SIGUSR1: reopen the log file (logrotate's postrotate); lines go to the file at that path from now on.
   process.on('SIGUSR1', () => {
     sink.reopen();
@@ -141,17 +144,21 @@ async function run(file: string): Promise<void> {
  * `watch: true` (SPEC §12): the file's changes go through `reload`, the SIGHUP path. Whether
  * it is on follows the running config: a reload may turn it on or off.
  */
-function followConfigFile(proxy: Proxy, logger: Logger, reload: () => void): { sync(): void; stop(): void } {
+function followConfigFile(proxy: Proxy, logger: Logger, loadedDigest: string | null, reload: () => void): { sync(): void; stop(): void } {
   const watcher = new ConfigWatcher({
     file: proxy.config.file,
     onChange: reload,
     onError: (message) => logger.warn({ file: proxy.config.file }, message),
   });
   let stopped = false;
+  // The first start compares with the content loaded at startup; one after a reload turned
+  // watch on compares with the content then.
+  let baseline = loadedDigest;
   const sync = (): void => {
     if (stopped) return;
     if (!proxy.config.watch) watcher.stop();
-    else if (!watcher.active) void watcher.start();
+    else if (!watcher.active) void watcher.start(baseline);
+    baseline = null;
   };
   const unsubscribe = proxy.events.subscribe((event) => {
     if (event.type === 'reload' && event.ok === true) sync();

@@ -51,12 +51,17 @@ export class ConfigWatcher {
     return this.#active;
   }
 
-  /** Starts watching; the content now is the baseline (the running config was read from it). */
-  async start(): Promise<void> {
+  /**
+   * Starts watching. `baseline`: the digest of the content the running config was read from
+   * ({@link fileDigest} before loading it), so a change made between that load and now is
+   * seen at once; null takes the content now.
+   */
+  async start(baseline: string | null = null): Promise<void> {
     if (this.#active) return;
     this.#active = true;
-    this.#fingerprint = await this.#read();
+    this.#fingerprint = baseline ?? (await fileDigest(this.#options.file));
     await this.#watchFolders();
+    if (baseline !== null) this.#onEvent();
   }
 
   stop(): void {
@@ -86,7 +91,7 @@ export class ConfigWatcher {
     }
     this.#looking = true;
     try {
-      const fingerprint = await this.#read();
+      const fingerprint = await fileDigest(this.#options.file);
       if (!this.#active) return;
       // Missing for a moment (between an unlink and a rename): the next event brings it back.
       if (fingerprint !== null && fingerprint !== this.#fingerprint) {
@@ -96,15 +101,6 @@ export class ConfigWatcher {
       await this.#watchFolders();
     } finally {
       this.#looking = false;
-    }
-  }
-
-  /** A hash of the file's content read through its path (symlinks followed), or null if unreadable. */
-  async #read(): Promise<string | null> {
-    try {
-      return createHash('sha256').update(await readFile(this.#options.file)).digest('hex');
-    } catch {
-      return null;
     }
   }
 
@@ -136,5 +132,14 @@ export class ConfigWatcher {
         this.#options.onError?.(`cannot watch ${folder}: ${(err as Error).message}`);
       }
     }
+  }
+}
+
+/** A hash of a file's content read through its path (symlinks followed), or null if unreadable. */
+export async function fileDigest(file: string): Promise<string | null> {
+  try {
+    return createHash('sha256').update(await readFile(file)).digest('hex');
+  } catch {
+    return null;
   }
 }

@@ -81,6 +81,8 @@ export class Discovery {
   /** `pool \0 kind \0 name` → the answer in use. */
   readonly #answers = new Map<string, Answer>();
   readonly #timers = new Map<string, NodeJS.Timeout>();
+  /** The interval each pool's running timer was set with. */
+  readonly #intervals = new Map<string, number>();
   #config: Config | null = null;
   #stopped = false;
 
@@ -96,11 +98,17 @@ export class Discovery {
     const used = new Set<string>();
     for (const [pool, poolConfig] of Object.entries(config.pools)) for (const q of queries(poolConfig)) used.add(key(pool, q));
     for (const k of this.#answers.keys()) if (!used.has(k)) this.#answers.delete(k);
-    for (const timer of this.#timers.values()) clearTimeout(timer);
-    this.#timers.clear();
+    // A pool keeps its running timer when its interval stays: frequent reloads must not
+    // postpone its lookups again and again.
+    for (const [pool, timer] of this.#timers) {
+      if (this.#stopped || this.#intervals.get(pool) !== config.pools[pool]?.resolve_interval || queries(config.pools[pool] as PoolConfig).length === 0) {
+        clearTimeout(timer);
+        this.#timers.delete(pool);
+      }
+    }
     if (this.#stopped) return;
     for (const [pool, poolConfig] of Object.entries(config.pools)) {
-      if (queries(poolConfig).length > 0) this.#schedule(pool, poolConfig.resolve_interval);
+      if (queries(poolConfig).length > 0 && !this.#timers.has(pool)) this.#schedule(pool, poolConfig.resolve_interval);
     }
   }
 
@@ -148,6 +156,7 @@ export class Discovery {
   }
 
   #schedule(pool: string, intervalMs: number): void {
+    this.#intervals.set(pool, intervalMs);
     const timer = setTimeout(() => {
       void this.#refresh(pool).finally(() => {
         // Reconfigured or stopped meanwhile: the new config has its own timer (or none).

@@ -7,7 +7,7 @@ import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:
 import { join } from 'node:path';
 import t from 'tap';
 import { stringify } from 'yaml';
-import { ConfigWatcher } from '../../src/control/watch.js';
+import { ConfigWatcher, fileDigest } from '../../src/control/watch.js';
 import { startBackends } from '../helpers/backend.js';
 import { ProxyProcess } from '../helpers/process.js';
 
@@ -98,6 +98,23 @@ t.test('ConfigWatcher: a file replaced by rename or written in place; stop() end
   t.equal(changes, 2, 'stopped: no more changes');
 });
 
+t.test('ConfigWatcher: a change made after the config was loaded but before the watch began is seen', async (t) => {
+  const dir = t.testdir({ 'proxy.yaml': 'a: 1\n' });
+  const file = join(dir, 'proxy.yaml');
+  const loaded = await fileDigest(file);
+  writeFileSync(file, 'a: 2\n');
+  let changes = 0;
+  const watcher = new ConfigWatcher({ file, onChange: () => changes++ });
+  t.teardown(() => watcher.stop());
+  await watcher.start(loaded);
+  await until(() => changes === 1, 3_000, 'the earlier change');
+  const same = new ConfigWatcher({ file, onChange: () => changes++ });
+  t.teardown(() => same.stop());
+  await same.start(await fileDigest(file));
+  await settle(600);
+  t.equal(changes, 1, 'no change since the load: no reload');
+});
+
 function proxyConfig(backends: readonly string[], watch: boolean): string {
   return stringify({
     watch,
@@ -119,21 +136,22 @@ t.test('the binary with watch: true reloads on a ConfigMap swap, exactly like SI
   const volume = new ConfigMapVolume(t.testdir({}), proxyConfig([one], true));
   const proxy = new ProxyProcess(['-c', volume.file]);
   t.teardown(() => proxy.kill());
-  await proxy.port('web');
+  // Generous: a loaded machine can take seconds to start a process.
+  await proxy.waitForLine((l) => l.event === 'listening' && l.listener === 'web', 20_000);
 
   volume.swap(proxyConfig([one, two], true));
-  const applied = await proxy.waitForLine((l) => l.event === 'reload', 5_000);
+  const applied = await proxy.waitForLine((l) => l.event === 'reload', 15_000);
   t.match(applied, { ok: true, version: 2, changes: ['pool app: backend app-2 added (' + two + ', hot, weight 1)'] });
   t.ok(proxy.lines.some((l) => l.msg === 'reloading' && l.signal === 'watch'), 'logged as a reload caused by the watch');
 
   volume.swap('listeners: [oops\n');
-  const refused = await proxy.waitForLine((l) => l.event === 'reload' && l.ok === false, 5_000);
+  const refused = await proxy.waitForLine((l) => l.event === 'reload' && l.ok === false, 15_000);
   t.match(refused, { ok: false, version: 2, code: 'CONFIG_INVALID' });
   t.match(String((refused.errors as string[])[0]), /proxy\.yaml:\d+:\d+: \(yaml\): /);
 
   // watch turned off by a reload: later changes are not followed.
   volume.swap(proxyConfig([one], false));
-  await proxy.waitForLine((l) => l.event === 'reload' && l.version === 3, 5_000);
+  await proxy.waitForLine((l) => l.event === 'reload' && l.version === 3, 15_000);
   volume.swap(proxyConfig([one, two], false));
   await settle(1_000);
   t.equal(proxy.events('reload').length, 3, 'no reload after watch: false');
