@@ -21,12 +21,16 @@
  * first whether anything would change.
  */
 
-/** The path of an origin-form target (`/a/b?q` → `/a/b`) in normal form; `*` stays `*`. */
+/**
+ * What path prefixes are compared with, for an origin-form target: the target itself when its
+ * path is already normal (query included: a path prefix holds no `?`, so `startsWith` can never
+ * reach past the path into the query — and nothing is allocated), else the normal form of its
+ * path (`/a/../b?q` → `/b`). `*` stays `*`.
+ */
 export function routingPath(target: string): string {
   let end = target.indexOf('?');
   if (end === -1) end = target.length;
-  if (!needsNormalising(target, end)) return end === target.length ? target : target.slice(0, end);
-  return normalizePath(target.slice(0, end));
+  return needsNormalising(target, end) ? normalizePath(target.slice(0, end)) : target;
 }
 
 /** True when the path is already in the form {@link normalizePath} returns. */
@@ -59,7 +63,10 @@ const PERCENT = 0x25;
 
 /** Whether `path[0, end)` would change under normalisation. No allocation. */
 function needsNormalising(path: string, end: number): boolean {
-  for (let i = 0; i < end; i++) {
+  // Native searches first: most paths hold no `%`, `//` or `/.` at all.
+  const from = Math.min(firstBefore(path, '%', end), firstBefore(path, '/.', end), firstBefore(path, '//', end));
+  if (from === end) return false;
+  for (let i = from; i < end; i++) {
     const c = path.charCodeAt(i);
     if (c === PERCENT) {
       if (i + 2 >= end) continue;
@@ -75,6 +82,12 @@ function needsNormalising(path: string, end: number): boolean {
     }
   }
   return false;
+}
+
+/** Index of the first `needle` in `path[0, end)`, or `end`. */
+function firstBefore(path: string, needle: string, end: number): number {
+  const at = path.indexOf(needle);
+  return at === -1 || at > end ? end : at;
 }
 
 /** `.` or `..` starting at `start` and ending at a `/` or at `end`. */

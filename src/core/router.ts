@@ -10,7 +10,10 @@ import { routingPath } from './path.js';
 export interface RouteRule<T> {
   /** Lower-case exact host or `*.suffix`; undefined = any host. */
   readonly host?: string | undefined;
-  /** A path in normal form (config validation ensures it); a prefix that is not never matches. */
+  /**
+   * A path in normal form without `?` (config validation ensures both): a prefix in another
+   * spelling never matches, and one with `?` could match into the query.
+   */
   readonly pathPrefix?: string | undefined;
   readonly target: T;
 }

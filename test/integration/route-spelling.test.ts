@@ -77,3 +77,19 @@ t.test('encoded slashes, backslashes and other case are other paths; odd targets
   await s.stop();
   await leaks.assertClean(t);
 });
+
+t.test('WebSocket upgrades are routed by the normalised path too', async (t) => {
+  const leaks = leakCheck();
+  const s = await setup();
+  // The admin backend is not a WebSocket server: it answers 200, passed back as HTTP.
+  const reply = await rawRequest(
+    s.port,
+    'GET /public/..//%61dmin/ws HTTP/1.1\r\nHost: site.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+  );
+  t.match(reply, /\r\nx-backend: admin\r\n/i, 'answered by the admin pool');
+  t.equal(s.admin.traffic.at(-1)?.url, '/public/..//%61dmin/ws', 'forwarded byte for byte');
+  t.equal(s.app.traffic.length, 0);
+  await s.stop();
+  await leaks.assertClean(t);
+});

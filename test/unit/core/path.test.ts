@@ -75,9 +75,9 @@ t.test('runs of slashes are merged, before dot segments are removed', async (t) 
   t.equal(normalizePath('///'), '/');
 });
 
-t.test('routingPath: the query is not part of the path; already-normal paths are returned as they are', async (t) => {
+t.test('routingPath: the query is not normalised; already-normal targets are returned as they are', async (t) => {
   t.equal(routingPath('/a/../b?x=/admin/../..'), '/b');
-  t.equal(routingPath('/plain/path?q=1'), '/plain/path');
+  t.equal(routingPath('/a/b?x=/../%61'), '/a/b?x=/../%61', 'a normal path keeps its query (prefixes hold no "?")');
   const normal = '/api/v1/users/42;v=1/a%20b%2F.well-known/.x/..y';
   t.equal(routingPath(normal), normal);
   t.ok(isNormalPath(normal));
@@ -180,4 +180,7 @@ t.test('case stays significant and %2F is not a slash', async (t) => {
   t.equal(table.match('h', '/admin\\x'), 'app');
   t.equal(table.match('h', '/x/..%2Fadmin/'), 'app', '..%2F is not a dot segment');
   t.equal(table.match('h', '/admin'), 'app', 'the prefix /admin/ needs its slash');
+  t.equal(table.match('h', '/admin?/'), 'app', 'a prefix is not matched into the query');
+  t.equal(table.match('h', '/a/../admin?/'), 'app', 'nor after normalising');
+  t.equal(table.match('h', '/admin/?q=1'), 'admin');
 });
