@@ -87,7 +87,7 @@ function needsNormalising(path: string, end: number): boolean {
 /** Index of the first `needle` in `path[0, end)`, or `end`. */
 function firstBefore(path: string, needle: string, end: number): number {
   const at = path.indexOf(needle);
-  return at === -1 || at > end ? end : at;
+  return at === -1 || at >= end ? end : at;
 }
 
 /** `.` or `..` starting at `start` and ending at a `/` or at `end`. */
