@@ -9,7 +9,8 @@
  *    hex case-insensitive (`%61` and `%6a`/`%6A`); every other escape stays encoded with its hex
  *    upper-cased (`%2f` ≡ `%2F`, RFC 3986 §6.2.2.1) — `%2F`, `%5C`, `%25` are never decoded, so
  *    nothing is decoded twice and no new `/` or `%` can appear; invalid escapes (`%zz`, a
- *    trailing `%`) stay as they are;
+ *    trailing `%`) stay as they are, and an escape that would complete one of them into a valid
+ *    escape once decoded (`%%61a`) stays encoded;
  * 2. runs of `/` are merged;
  * 3. dot segments are removed (RFC 3986 §5.2.4); `..` never climbs above `/`.
  * Merging before removing dot segments is deliberate: `/a//../b` is `/b` to NGINX
@@ -73,7 +74,9 @@ function needsNormalising(path: string, end: number): boolean {
       const hi = hexValue(path.charCodeAt(i + 1));
       const lo = hexValue(path.charCodeAt(i + 2));
       if (hi === -1 || lo === -1) continue;
-      if (isUnreserved(hi * 16 + lo) || isLowerHex(path.charCodeAt(i + 1)) || isLowerHex(path.charCodeAt(i + 2))) return true;
+      // Up to the first change the output is the input, so the input's preceding characters are the output's.
+      const decodes = isUnreserved(hi * 16 + lo) && !wouldFormEscape(hi * 16 + lo, path.charCodeAt(i - 1), path.charCodeAt(i - 2));
+      if (decodes || isLowerHex(path.charCodeAt(i + 1)) || isLowerHex(path.charCodeAt(i + 2))) return true;
       i += 2;
     } else if (c === SLASH && i + 1 < end) {
       const next = path.charCodeAt(i + 1);
@@ -107,11 +110,23 @@ function decodeUnreserved(path: string): string {
     const lo = hexValue(path.charCodeAt(i + 2));
     if (hi === -1 || lo === -1) continue;
     const byte = hi * 16 + lo;
-    out += path.slice(from, i) + (isUnreserved(byte) ? String.fromCharCode(byte) : path.slice(i, i + 3).toUpperCase());
+    out += path.slice(from, i);
+    const decodes = isUnreserved(byte) && !wouldFormEscape(byte, out.charCodeAt(out.length - 1), out.charCodeAt(out.length - 2));
+    out += decodes ? String.fromCharCode(byte) : path.slice(i, i + 3).toUpperCase();
     i += 2;
     from = i + 1;
   }
   return out + path.slice(from);
+}
+
+/**
+ * Whether decoding `byte` after the output's last two characters (`prev1` last) would turn a
+ * `%` left from an invalid escape into a valid one: `%%61a` must not become `%aa`, which would
+ * read as byte 0xAA. Such an escape stays encoded; the normal form stays unambiguous and stable.
+ */
+function wouldFormEscape(byte: number, prev1: number, prev2: number): boolean {
+  if (hexValue(byte) === -1) return false;
+  return prev1 === PERCENT || (prev2 === PERCENT && hexValue(prev1) !== -1);
 }
 
 function hexValue(c: number): number {

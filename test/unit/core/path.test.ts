@@ -60,6 +60,12 @@ t.test('percent-encoded unreserved characters are decoded, everything else is ke
     ['/%2561', '/%2561'], // no double decoding: %25 is "%"
     ['/%zz/%4', '/%zz/%4'], // invalid escapes stay as they are
     ['/x%', '/x%'],
+    ['/%%61a', '/%%61a'], // decoding would make "%aa" out of an invalid "%": kept encoded
+    ['/%a%62', '/%a%62'],
+    ['/%%65x', '/%%65x'],
+    ['/%%30', '/%%30'],
+    ['/%%67', '/%g'], // "g" is not a hex digit: no escape can form
+    ['/%%6e', '/%n'],
     ['/%2e%2E/admin', '/admin'], // encoded dots are dots: then dot segments go
     ['/x/.%2e/admin/', '/admin/'],
     ['/x/%2e/admin', '/x/admin'],
@@ -183,4 +189,21 @@ t.test('case stays significant and %2F is not a slash', async (t) => {
   t.equal(table.match('h', '/admin?/'), 'app', 'a prefix is not matched into the query');
   t.equal(table.match('h', '/a/../admin?/'), 'app', 'nor after normalising');
   t.equal(table.match('h', '/admin/?q=1'), 'admin');
+});
+
+t.test('fuzz: the normal form is normal, stable, and never longer than the path', async (t) => {
+  const random = seeded(Number(process.env.FUZZ_SEED ?? 12) + 1);
+  const pieces = ['/', '//', '.', '..', 'a', 'Z', '%2e', '%2E', '%2f', '%2F', '%5c', '\\', '%25', '%61', '%zz', '%', ';p=1', '-', '~', '%7e', '%20'];
+  const failures: string[] = [];
+  for (let i = 0; i < 5_000; i++) {
+    let path = '/';
+    const length = 1 + Math.floor(random() * 10);
+    for (let j = 0; j < length; j++) path += pieces[Math.floor(random() * pieces.length)];
+    const once = normalizePath(path);
+    if (!isNormalPath(once)) failures.push(`${path} → ${once} is not normal`);
+    if (normalizePath(once) !== once) failures.push(`${path} → ${once} → ${normalizePath(once)}`);
+    if (once.length > path.length) failures.push(`${path} → ${once} grew`);
+    if (!once.startsWith('/') || once.includes('//')) failures.push(`${path} → ${once}`);
+  }
+  t.strictSame(failures.slice(0, 10), []);
 });
