@@ -11,6 +11,7 @@ import { rawRequest, request } from '../helpers/client.js';
 import { leakCheck } from '../helpers/handles.js';
 import { simpleConfig, startProxy, waitFor } from '../helpers/harness.js';
 import { ok, RawBackend, type Script } from '../helpers/raw-backend.js';
+import { close, closeAll, stopProxy, owned } from '../helpers/owned.js';
 
 /** Checks pass at startup (tcp) and then stay quiet, so faults meet live traffic only. */
 const QUIET = { health_check: { protocol: 'tcp', interval: '1h', timeout: '200ms' }, response_timeout: '300ms', passive: { consecutive_failures: 0 } };
@@ -134,33 +135,34 @@ t.test('stale pooled connection (keep-alive race): a GET is retried on a fresh c
 
 t.test('a refusing backend is retried elsewhere; alone it gives 502 at once', async (t) => {
   const leaks = leakCheck();
-  const [b] = (await startBackends(['b'])) as [TestBackend];
-  const h = await startProxy(simpleConfig([{ name: 'b', address: b.address }], QUIET));
+  const own = owned(t);
+  const [b] = own((await startBackends(['b'])) as [TestBackend], closeAll);
+  const h = own(await startProxy(simpleConfig([{ name: 'b', address: b.address }], QUIET)), stopProxy);
   await b.kill();
   const reply = await request(h.port());
   t.equal(reply.status, 502);
-  await h.stop();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('a flapping health endpoint does not flip state (rise/fall), a streak does', async (t) => {
   const leaks = leakCheck();
+  const own = owned(t);
   let n = 0;
   let mode: 'flap' | 'down' = 'flap';
-  const b = await new TestBackend({ name: 'flappy', health: () => (mode === 'down' ? 500 : n++ % 2 === 0 ? 200 : 500) }).start();
-  const c = await new TestBackend({ name: 'steady' }).start();
-  const h = await startProxy(simpleConfig([{ name: 'flappy', address: b.address }, { name: 'steady', address: c.address }], {
+  const b = own(await new TestBackend({ name: 'flappy', health: () => (mode === 'down' ? 500 : n++ % 2 === 0 ? 200 : 500) }).start(), close);
+  const c = own(await new TestBackend({ name: 'steady' }).start(), close);
+  const h = own(await startProxy(simpleConfig([{ name: 'flappy', address: b.address }, { name: 'steady', address: c.address }], {
     // A generous timeout: a check that times out on a busy machine would be a failure of its own
     // and could sit next to a 500, which is a real streak.
     health_check: { protocol: 'http', path: '/healthz', interval: '50ms', timeout: '1s', rise: 2, fall: 2 },
-  }));
+  })), stopProxy);
   await waitFor(() => n >= 8, 5_000, 'eight alternating checks');
   t.pass(`flappy alternated through ${n} checks`);
   t.equal(h.log.events('backend_down').filter((e) => e.backend === 'flappy').length, 0, 'alternating results never reach fall 2');
   mode = 'down';
   await waitFor(() => h.log.events('backend_down').some((e) => e.backend === 'flappy'), 2000, 'down after a streak');
   t.pass('two failures in a row take it down');
-  await h.stop();
-  await Promise.all([b.close(), c.close()]);
+  await own.stopAll();
   await leaks.assertClean(t);
 });

@@ -10,6 +10,7 @@ import { startBackends, type TestBackend } from '../helpers/backend.js';
 import { request } from '../helpers/client.js';
 import { leakCheck } from '../helpers/handles.js';
 import { FAST_CHECKS, startProxy, waitFor, writeConfig, type Harness } from '../helpers/harness.js';
+import { closeAll, stopProxy, owned } from '../helpers/owned.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -161,9 +162,10 @@ t.test('routing: 404 for unknown paths, 405 with Allow for wrong methods, JSON e
 
 t.test('/status: pools, backends, listeners, version and last reload; POST /reload applies the file or answers 422 with its errors', async (t) => {
   const leaks = leakCheck();
-  const backends = (await startBackends(['app-1', 'app-2', 'spare-1', 'spare-2'])) as Backends;
+  const own = owned(t);
+  const backends = own((await startBackends(['app-1', 'app-2', 'spare-1', 'spare-2'])) as Backends, closeAll);
   const file = join(t.testdir(), 'proxy.yaml');
-  const h = await startProxy(config(backends), { file });
+  const h = own(await startProxy(config(backends), { file }), stopProxy);
   const port = h.adminPort();
   const status = body<{ version: number; last_reload: unknown; pools: { name: string; uncovered: string[]; backends: Record<string, unknown>[] }[]; listeners: unknown[] }>(await get(port, '/status'));
   t.equal(status.version, 1);
@@ -194,6 +196,7 @@ t.test('/status: pools, backends, listeners, version and last reload; POST /relo
   t.match(body(refused), { ok: false, version: 2, changes: [], errors: [/proxy\.yaml:\d+:\d+: /] });
   t.equal(body(await get(port, '/healthz')).status, 'ok');
   await teardown(h, backends);
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
@@ -325,12 +328,13 @@ t.test('/events and the event stream: a crash is streamed as backend_down then p
 
 t.test('an admin port that cannot be bound fails startup like a listener', async (t) => {
   const leaks = leakCheck();
+  const own = owned(t);
   const blocker = http.createServer();
   await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
   const taken = (blocker.address() as AddressInfo).port;
-  const backends = await startBackends(['app-1', 'app-2', 'spare-1', 'spare-2']);
+  const backends = own(await startBackends(['app-1', 'app-2', 'spare-1', 'spare-2']), closeAll);
   await t.rejects(startProxy(config(backends, { admin: `127.0.0.1:${taken}` })), { code: 'LISTEN_FAILED', message: /admin: cannot listen/ });
   await new Promise<void>((resolve) => blocker.close(() => resolve()));
-  await Promise.all(backends.map((b) => b.close()));
+  await own.stopAll();
   await leaks.assertClean(t);
 });

@@ -7,6 +7,7 @@ import { startBackends, TestBackend } from '../helpers/backend.js';
 import { request, steadyLoad } from '../helpers/client.js';
 import { leakCheck } from '../helpers/handles.js';
 import { sleep, startProxy, waitFor, type Harness } from '../helpers/harness.js';
+import { closeAll, stopLoad, stopProxy, owned } from '../helpers/owned.js';
 
 // A long timeout: crashed backends refuse at once; a 100 ms one fails healthy backends on a busy machine.
 const CHECKS = { protocol: 'http', path: '/healthz', interval: '100ms', timeout: '1s', rise: 2, fall: 2 };
@@ -40,12 +41,13 @@ const eventTimes = (h: Harness, type: string): { backend: unknown; at: number }[
 
 t.test('a hot backend crashes under load: 0 failed requests, first warm covers it, second warm idle; failback after the hold', async (t) => {
   const leaks = leakCheck();
-  const backends = await startBackends(['app-1', 'app-2', 'app-3', 'spare-1', 'spare-2'], { latencyMs: 5 });
+  const own = owned(t);
+  const backends = own(await startBackends(['app-1', 'app-2', 'app-3', 'spare-1', 'spare-2'], { latencyMs: 5 }), closeAll);
   const [, app2, , spare1, spare2] = backends as [TestBackend, TestBackend, TestBackend, TestBackend, TestBackend];
-  const h = await startProxy(config(backends));
+  const h = own(await startProxy(config(backends)), stopProxy);
   t.strictSame(serving(h), ['app-1', 'app-2', 'app-3'], 'hots serve, warms stand by');
 
-  const traffic = steadyLoad(h.port(), 8);
+  const traffic = own(steadyLoad(h.port(), 8), stopLoad);
   await sleep(300);
   const crashAt = Date.now();
   await app2.kill();
@@ -72,17 +74,17 @@ t.test('a hot backend crashes under load: 0 failed requests, first warm covers i
   t.equal(spare1.traffic.length, spareAfterRelease, 'the released warm gets no new requests');
   t.equal(spare2.traffic.length, 0, 'the second warm was never needed');
   t.strictSame(serving(h), ['app-1', 'app-2', 'app-3']);
-  await h.stop();
-  await Promise.all(backends.map((b) => b.close()));
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('cascade: a second crash promotes the second warm; a third leaves the pool degraded but serving', async (t) => {
   const leaks = leakCheck();
-  const backends = await startBackends(['app-1', 'app-2', 'app-3', 'spare-1', 'spare-2']);
+  const own = owned(t);
+  const backends = own(await startBackends(['app-1', 'app-2', 'app-3', 'spare-1', 'spare-2']), closeAll);
   const [app1, app2, app3, , spare2] = backends as [TestBackend, TestBackend, TestBackend, TestBackend, TestBackend];
-  const h = await startProxy(config(backends));
-  const traffic = steadyLoad(h.port(), 8, { pauseMs: 2 });
+  const h = own(await startProxy(config(backends)), stopProxy);
+  const traffic = own(steadyLoad(h.port(), 8, { pauseMs: 2 }), stopLoad);
   await app1.kill();
   await waitFor(() => h.log.events('promoted').length === 1, 3000, 'first promotion');
   await app2.kill();
@@ -96,16 +98,16 @@ t.test('cascade: a second crash promotes the second warm; a third leaves the poo
   const replies = await traffic.stop();
   t.strictSame(serving(h), ['spare-1', 'spare-2'], 'serving with what is left');
   t.equal(replies.filter((r) => r.status !== 200).length, 0, `0 failed of ${replies.length}`);
-  await h.stop();
-  await Promise.all(backends.map((b) => b.close()));
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('manual failback: the warm stays after the hot recovers, until demoted', async (t) => {
   const leaks = leakCheck();
-  const backends = await startBackends(['app-1', 'app-2', 'spare-1']);
+  const own = owned(t);
+  const backends = own(await startBackends(['app-1', 'app-2', 'spare-1']), closeAll);
   const [app1, , spare1] = backends as [TestBackend, TestBackend, TestBackend];
-  const h = await startProxy(config(backends, { failback: 'manual', failback_hold: '0s' }));
+  const h = own(await startProxy(config(backends, { failback: 'manual', failback_hold: '0s' })), stopProxy);
   await app1.kill();
   await waitFor(() => serving(h).includes('spare-1'), 3000, 'promotion');
   await app1.start();
@@ -121,17 +123,17 @@ t.test('manual failback: the warm stays after the hot recovers, until demoted', 
   pool?.dispatch({ type: 'demote', backend: 'spare-1' });
   t.match(h.log.events('released'), [{ backend: 'spare-1', covered: 'app-1', reason: 'demoted' }]);
   t.strictSame(serving(h), ['app-1', 'app-2']);
-  await h.stop();
-  await Promise.all(backends.map((b) => b.close()));
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('warm-up: the promoted warm gets its warm-up requests before any live request', async (t) => {
   const leaks = leakCheck();
-  const backends = await startBackends(['app-1', 'app-2', 'spare-1']);
+  const own = owned(t);
+  const backends = own(await startBackends(['app-1', 'app-2', 'spare-1']), closeAll);
   const [app1, , spare1] = backends as [TestBackend, TestBackend, TestBackend];
-  const h = await startProxy(config(backends, { warmup: { path: '/warm', requests: 3 } }));
-  const traffic = steadyLoad(h.port(), 4, { pauseMs: 5 });
+  const h = own(await startProxy(config(backends, { warmup: { path: '/warm', requests: 3 } })), stopProxy);
+  const traffic = own(steadyLoad(h.port(), 4, { pauseMs: 5 }), stopLoad);
   await sleep(100);
   await app1.kill();
   await waitFor(() => spare1.traffic.some((r) => r.url === '/'), 3000, 'live traffic on the warm');
@@ -141,52 +143,52 @@ t.test('warm-up: the promoted warm gets its warm-up requests before any live req
   t.equal(urls.indexOf('/'), 3, 'live traffic only after them');
   t.equal(spare1.traffic[0]?.headers['user-agent'], 'hotwarm-warmup');
   t.equal(replies.filter((r) => r.status !== 200).length, 0);
-  await h.stop();
-  await Promise.all(backends.map((b) => b.close()));
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('a warm whose warm-up fails is marked down and the next warm covers', async (t) => {
   const leaks = leakCheck();
-  const backends = await startBackends(['app-1', 'spare-1', 'spare-2']);
+  const own = owned(t);
+  const backends = own(await startBackends(['app-1', 'spare-1', 'spare-2']), closeAll);
   const [app1, spare1, spare2] = backends as [TestBackend, TestBackend, TestBackend];
   spare1.handler = (_req, res) => void res.writeHead(500).end('cold');
-  const h = await startProxy(config(backends, { warmup: { path: '/warm', requests: 2 } }));
+  const h = own(await startProxy(config(backends, { warmup: { path: '/warm', requests: 2 } })), stopProxy);
   await app1.kill();
   await waitFor(() => serving(h).includes('spare-2'), 3000, 'spare-2 serves');
   t.match(h.log.events('backend_down').find((e) => e.backend === 'spare-1'), { source: 'warmup' });
   t.equal((await request(h.port())).status, 200);
   t.equal(spare2.traffic.at(-1)?.url, '/');
-  await h.stop();
-  await Promise.all(backends.map((b) => b.close()));
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('slow start: a promoted warm ramps from 10% of its weight', async (t) => {
   const leaks = leakCheck();
-  const backends = await startBackends(['app-1', 'app-2', 'spare-1']);
+  const own = owned(t);
+  const backends = own(await startBackends(['app-1', 'app-2', 'spare-1']), closeAll);
   const [app1] = backends as [TestBackend];
-  const h = await startProxy(config(backends, { slow_start: '2s' }));
+  const h = own(await startProxy(config(backends, { slow_start: '2s' })), stopProxy);
   await app1.kill();
   const pool = h.proxy.pools.get('app');
   await waitFor(() => serving(h).includes('spare-1'), 3000, 'promotion');
   const spare = pool?.backends.find((b) => b.name === 'spare-1');
   const weight = spare ? pool?.core.effectiveWeight(spare, performance.now()) : 0;
   t.ok(weight !== undefined && weight >= 0.1 && weight < 0.5, `effective weight right after promotion: ${weight}`);
-  await h.stop();
-  await Promise.all(backends.map((b) => b.close()));
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('spill: every serving backend full → a standby warm with room takes the overflow', async (t) => {
   const leaks = leakCheck();
-  const backends = await startBackends(['app-1', 'app-2', 'spare-1'], { latencyMs: 40 });
+  const own = owned(t);
+  const backends = own(await startBackends(['app-1', 'app-2', 'spare-1'], { latencyMs: 40 }), closeAll);
   const [, , spare1] = backends as [TestBackend, TestBackend, TestBackend];
   const spec = config(backends);
   const pool = (spec.pools.app as { backends: Record<string, unknown>[] });
   pool.backends = pool.backends.map((b) => (b.role === 'hot' ? { ...b, max_conns: 2 } : b));
-  const h = await startProxy(spec);
-  const traffic = steadyLoad(h.port(), 8);
+  const h = own(await startProxy(spec), stopProxy);
+  const traffic = own(steadyLoad(h.port(), 8), stopLoad);
   await sleep(500);
   const replies = await traffic.stop();
   t.equal(replies.filter((r) => r.status !== 200).length, 0, `0 failed of ${replies.length}`);
@@ -194,18 +196,18 @@ t.test('spill: every serving backend full → a standby warm with room takes the
   t.strictSame(serving(h), ['app-1', 'app-2'], 'spill does not promote');
   t.ok(h.log.events('spill').length >= 1, 'spill event logged');
   t.ok(h.log.events('spill').length <= 2, 'and rate-limited');
-  await h.stop();
-  await Promise.all(backends.map((b) => b.close()));
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('no spill: every backend full → 503 at once', async (t) => {
   const leaks = leakCheck();
-  const backends = await startBackends(['app-1', 'spare-1'], { latencyMs: 200 });
+  const own = owned(t);
+  const backends = own(await startBackends(['app-1', 'spare-1'], { latencyMs: 200 }), closeAll);
   const spec = config(backends, { spill: false });
   const pool = spec.pools.app as { backends: Record<string, unknown>[] };
   pool.backends = pool.backends.map((b) => ({ ...b, max_conns: 1 }));
-  const h = await startProxy(spec);
+  const h = own(await startProxy(spec), stopProxy);
   const first = request(h.port());
   await sleep(30);
   const started = Date.now();
@@ -213,15 +215,15 @@ t.test('no spill: every backend full → 503 at once', async (t) => {
   t.equal(second.status, 503);
   t.ok(Date.now() - started < 100, 'at once');
   t.equal((await first).status, 200);
-  await h.stop();
-  await Promise.all(backends.map((b) => b.close()));
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('everything down: 503 with Retry-After in well under a second; recovery serves again', async (t) => {
   const leaks = leakCheck();
-  const backends = await startBackends(['app-1', 'spare-1']);
-  const h = await startProxy(config(backends));
+  const own = owned(t);
+  const backends = own(await startBackends(['app-1', 'spare-1']), closeAll);
+  const h = own(await startProxy(config(backends)), stopProxy);
   await Promise.all(backends.map((b) => b.kill()));
   await waitFor(() => serving(h).length === 0, 3000, 'nothing serving');
   const started = Date.now();
@@ -233,7 +235,6 @@ t.test('everything down: 503 with Retry-After in well under a second; recovery s
   await (backends[0] as TestBackend).start();
   await waitFor(() => serving(h).length === 1, 3000, 'app-1 back');
   t.equal((await request(h.port())).status, 200);
-  await h.stop();
-  await Promise.all(backends.map((b) => b.close()));
+  await own.stopAll();
   await leaks.assertClean(t);
 });

@@ -8,11 +8,13 @@ import net, { type Socket } from 'node:net';
 import { leakCheck } from '../helpers/handles.js';
 import { sleep, startProxy, waitFor } from '../helpers/harness.js';
 import { TCP_CHECKS, TcpBackend, TcpClient, startTcpBackends, tcpConfig } from '../helpers/tunnels.js';
+import { close, closeAll, stopProxy, owned } from '../helpers/owned.js';
 
 t.test('TCP echo through the proxy; one access-log line per tunnel', async (t) => {
   const leaks = leakCheck();
-  const [echo] = (await startTcpBackends(['echo-1'])) as [TcpBackend];
-  const h = await startProxy(tcpConfig([{ name: 'echo-1', address: echo.address }]));
+  const own = owned(t);
+  const [echo] = own((await startTcpBackends(['echo-1'])) as [TcpBackend], closeAll);
+  const h = own(await startProxy(tcpConfig([{ name: 'echo-1', address: echo.address }])), stopProxy);
   const client = TcpClient.connect(h.port());
   client.socket.write('hello ');
   await client.waitFor('hello ');
@@ -32,18 +34,18 @@ t.test('TCP echo through the proxy; one access-log line per tunnel', async (t) =
   });
   t.notOk('error' in (h.log.access[0] ?? {}), 'a clean close carries no error');
   t.type(h.log.access[0]?.duration_ms, 'number');
-  await h.stop();
-  await echo.close();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('20 connections with one backend stopped all succeed (retried elsewhere)', async (t) => {
   const leaks = leakCheck();
-  const backends = await startTcpBackends(['a', 'b', 'c'], { greet: true });
+  const own = owned(t);
+  const backends = own(await startTcpBackends(['a', 'b', 'c'], { greet: true }), closeAll);
   // Checks far apart: only live traffic can notice the stopped backend.
-  const h = await startProxy(tcpConfig(backends.map((b) => ({ name: b.name, address: b.address })), {
+  const h = own(await startProxy(tcpConfig(backends.map((b) => ({ name: b.name, address: b.address })), {
     health_check: { ...TCP_CHECKS, interval: '10s' },
-  }));
+  })), stopProxy);
   await (backends[1] as TcpBackend).kill();
   const clients = Array.from({ length: 20 }, () => TcpClient.connect(h.port()));
   await Promise.all(clients.map((c) => c.waitFor('\n')));
@@ -57,22 +59,22 @@ t.test('20 connections with one backend stopped all succeed (retried elsewhere)'
   await Promise.all(clients.map((c) => c.closed));
   await waitFor(() => h.log.access.length === 20, 5_000, '20 access lines');
   t.ok(h.log.access.some((l) => (l.retries as number) > 0), 'retries are in the access log');
-  await h.stop();
-  await Promise.all(backends.map((b) => b.close()));
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('half-close: the client ends its side and still receives the reply, then both close', async (t) => {
   const leaks = leakCheck();
+  const own = owned(t);
   // Reads until the client's end, then answers and ends (like `nc -q` or a request/response protocol).
-  const server = await new TcpBackend('upper', {
+  const server = own(await new TcpBackend('upper', {
     handler: (socket) => {
       let text = '';
       socket.on('data', (d: Buffer) => (text += d.toString()));
       socket.on('end', () => setTimeout(() => socket.end(`got ${text.toUpperCase()}`), 50));
     },
-  }).start();
-  const h = await startProxy(tcpConfig([{ name: 'upper', address: server.address }]));
+  }).start(), close);
+  const h = own(await startProxy(tcpConfig([{ name: 'upper', address: server.address }])), stopProxy);
   const client = TcpClient.connect(h.port());
   client.socket.end('quiet please');
   await client.waitFor('got QUIET PLEASE');
@@ -81,8 +83,7 @@ t.test('half-close: the client ends its side and still receives the reply, then 
   t.equal(client.error, null);
   await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
   t.match(h.log.access[0], { reason: 'closed', bytes_in: 12, bytes_out: 16 });
-  await h.stop();
-  await server.close();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
@@ -108,12 +109,13 @@ function pump(socket: Socket, total: number): { written: () => number; done: Pro
 
 t.test('backpressure both ways: a side that does not read holds the other back', async (t) => {
   const leaks = leakCheck();
+  const own = owned(t);
   // Well above what the kernel buffers on loopback (~7 MiB each way were seen in flight).
   const TOTAL = 24 * 1024 * 1024;
   let backendSocket: Socket | null = null;
   // The connection that says hello is the tunnel's (health checks connect too).
-  const server = await new TcpBackend('bulk', { handler: (socket) => socket.once('data', () => (backendSocket = socket)) }).start();
-  const h = await startProxy(tcpConfig([{ name: 'bulk', address: server.address }]));
+  const server = own(await new TcpBackend('bulk', { handler: (socket) => socket.once('data', () => (backendSocket = socket)) }).start(), close);
+  const h = own(await startProxy(tcpConfig([{ name: 'bulk', address: server.address }])), stopProxy);
   const client = net.connect(h.port(), '127.0.0.1');
   await new Promise((resolve) => client.once('connect', resolve));
   client.write('!');
@@ -149,15 +151,15 @@ t.test('backpressure both ways: a side that does not read holds the other back',
   await new Promise((resolve) => client.once('close', resolve));
   await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
   t.match(h.log.access[0], { reason: 'closed', bytes_in: TOTAL + 1, bytes_out: TOTAL });
-  await h.stop();
-  await server.close();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('tunnel_idle_timeout closes a quiet tunnel; traffic either way keeps it open', async (t) => {
   const leaks = leakCheck();
-  const [echo] = (await startTcpBackends(['echo'])) as [TcpBackend];
-  const h = await startProxy(tcpConfig([{ name: 'echo', address: echo.address }], { tunnel_idle_timeout: '200ms' }));
+  const own = owned(t);
+  const [echo] = own((await startTcpBackends(['echo'])) as [TcpBackend], closeAll);
+  const h = own(await startProxy(tcpConfig([{ name: 'echo', address: echo.address }], { tunnel_idle_timeout: '200ms' })), stopProxy);
   const client = TcpClient.connect(h.port());
   let quietSince = Date.now();
   for (let i = 0; i < 5; i++) {
@@ -173,15 +175,15 @@ t.test('tunnel_idle_timeout closes a quiet tunnel; traffic either way keeps it o
   t.ok(quiet >= 150 && quiet < 3_000, `closed after ${quiet}ms of silence`);
   await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
   t.match(h.log.access[0], { reason: 'idle_timeout', error: 'TUNNEL_IDLE_TIMEOUT', bytes_in: 5, bytes_out: 5 });
-  await h.stop();
-  await echo.close();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('tunnel_idle_timeout: 0s means no limit', async (t) => {
   const leaks = leakCheck();
-  const [echo] = (await startTcpBackends(['echo'])) as [TcpBackend];
-  const h = await startProxy(tcpConfig([{ name: 'echo', address: echo.address }], { tunnel_idle_timeout: '0s' }));
+  const own = owned(t);
+  const [echo] = own((await startTcpBackends(['echo'])) as [TcpBackend], closeAll);
+  const h = own(await startProxy(tcpConfig([{ name: 'echo', address: echo.address }], { tunnel_idle_timeout: '0s' })), stopProxy);
   const timersBefore = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
   const client = TcpClient.connect(h.port());
   client.socket.write('x');
@@ -192,15 +194,15 @@ t.test('tunnel_idle_timeout: 0s means no limit', async (t) => {
   t.ok(timersAfter <= timersBefore, 'no idle timer was started for the tunnel');
   client.socket.end();
   await client.closed;
-  await h.stop();
-  await echo.close();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('a backend crash closes its tunnels and the clients see the close', async (t) => {
   const leaks = leakCheck();
-  const [echo] = (await startTcpBackends(['echo'])) as [TcpBackend];
-  const h = await startProxy(tcpConfig([{ name: 'echo', address: echo.address }]));
+  const own = owned(t);
+  const [echo] = own((await startTcpBackends(['echo'])) as [TcpBackend], closeAll);
+  const h = own(await startProxy(tcpConfig([{ name: 'echo', address: echo.address }])), stopProxy);
   const clients = [0, 1, 2].map(() => TcpClient.connect(h.port()));
   for (const c of clients) c.socket.write('ping');
   await Promise.all(clients.map((c) => c.waitFor('ping')));
@@ -213,14 +215,15 @@ t.test('a backend crash closes its tunnels and the clients see the close', async
   t.ok(h.log.access.every((l) => l.reason === 'backend_reset' && l.error === 'TUNNEL_UPSTREAM_RESET'));
   t.equal(backend?.inFlight, 0);
   t.equal(backend?.tunnels.size, 0);
-  await h.stop();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('a backend marked down by its checks has its open tunnels closed', async (t) => {
   const leaks = leakCheck();
-  const [echo] = (await startTcpBackends(['echo'])) as [TcpBackend];
-  const h = await startProxy(tcpConfig([{ name: 'echo', address: echo.address }]));
+  const own = owned(t);
+  const [echo] = own((await startTcpBackends(['echo'])) as [TcpBackend], closeAll);
+  const h = own(await startProxy(tcpConfig([{ name: 'echo', address: echo.address }])), stopProxy);
   const client = TcpClient.connect(h.port());
   client.socket.write('ping');
   await client.waitFor('ping');
@@ -230,19 +233,19 @@ t.test('a backend marked down by its checks has its open tunnels closed', async 
   t.equal(h.log.events('backend_down').length, 1);
   await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
   t.match(h.log.access[0], { reason: 'backend down', error: 'TUNNEL_CLOSED' });
-  await h.stop();
-  await echo.close();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('a released warm keeps its tunnels until drain_timeout, then they are closed', async (t) => {
   const leaks = leakCheck();
-  const hot = await new TcpBackend('hot', { greet: true }).start();
-  const warm = await new TcpBackend('warm', { greet: true }).start();
-  const h = await startProxy(tcpConfig(
+  const own = owned(t);
+  const hot = own(await new TcpBackend('hot', { greet: true }).start(), close);
+  const warm = own(await new TcpBackend('warm', { greet: true }).start(), close);
+  const h = own(await startProxy(tcpConfig(
     [{ name: 'hot', address: hot.address }, { name: 'warm', address: warm.address, role: 'warm' }],
     { drain_timeout: '300ms', failover: { failback_hold: '0s', slow_start: '0s' } },
-  ));
+  )), stopProxy);
   const hotPort = hot.port;
   await hot.close();
   await waitFor(() => h.log.events('promoted').length === 1, 5_000, 'warm promoted');
@@ -259,22 +262,22 @@ t.test('a released warm keeps its tunnels until drain_timeout, then they are clo
   t.ok(after >= 250 && after < 5_000, `closed ${after}ms after the release`);
   await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
   t.match(h.log.access[0], { backend: 'warm', reason: 'drain timeout', error: 'TUNNEL_CLOSED' });
-  await h.stop();
-  await Promise.all([hot.close(), warm.close()]);
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('tunnels count in least connections: new connections avoid the backend holding many', async (t) => {
   const leaks = leakCheck();
-  const a = await new TcpBackend('a', { greet: true }).start();
+  const own = owned(t);
+  const a = own(await new TcpBackend('a', { greet: true }).start(), close);
   const b = new TcpBackend('b', { greet: true });
   await b.start();
   const bPort = b.port;
   await b.close(); // down at startup: a takes the first tunnels alone
-  const h = await startProxy(tcpConfig(
+  const h = own(await startProxy(tcpConfig(
     [{ name: 'a', address: a.address }, { name: 'b', address: `127.0.0.1:${bPort}` }],
     { failover: { slow_start: '0s' } },
-  ));
+  )), stopProxy);
   const first = [0, 1, 2, 3].map(() => TcpClient.connect(h.port()));
   await Promise.all(first.map((c) => c.waitFor('\n')));
   t.strictSame(first.map((c) => c.received.trim()), ['a', 'a', 'a', 'a']);
@@ -290,16 +293,18 @@ t.test('tunnels count in least connections: new connections avoid the backend ho
   await Promise.all([...first, ...next].map((c) => c.closed));
   await h.stop();
   await Promise.all([a.close(), b.close()]);
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('nothing serving: the client is closed at once', async (t) => {
   const leaks = leakCheck();
+  const own = owned(t);
   const gone = new TcpBackend('gone');
   await gone.start();
   const address = gone.address;
   await gone.close();
-  const h = await startProxy(tcpConfig([{ name: 'gone', address }]));
+  const h = own(await startProxy(tcpConfig([{ name: 'gone', address }])), stopProxy);
   const started = Date.now();
   const client = TcpClient.connect(h.port());
   await client.closed;
@@ -308,31 +313,33 @@ t.test('nothing serving: the client is closed at once', async (t) => {
   t.equal(client.received, '');
   await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
   t.match(h.log.access[0], { tunnel: 'tcp', backend: null, reason: 'not_connected', error: 'NO_SERVING_BACKEND', bytes: 0 });
-  await h.stop();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('every backend refuses: retries run out and the client is closed', async (t) => {
   const leaks = leakCheck();
-  const backends = await startTcpBackends(['a', 'b']);
-  const h = await startProxy(tcpConfig(backends.map((b) => ({ name: b.name, address: b.address })), {
+  const own = owned(t);
+  const backends = own(await startTcpBackends(['a', 'b']), closeAll);
+  const h = own(await startProxy(tcpConfig(backends.map((b) => ({ name: b.name, address: b.address })), {
     retries: 1,
     health_check: { ...TCP_CHECKS, interval: '10s', fall: 3 },
-  }));
+  })), stopProxy);
   await Promise.all(backends.map((b) => b.close()));
   const client = TcpClient.connect(h.port());
   await client.closed;
   await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
   t.match(h.log.access[0], { reason: 'not_connected', error: 'UPSTREAM_CONNECT_FAILED', retries: 1 });
   t.equal(h.proxy.pools.get('db')?.backends.reduce((n, b) => n + b.inFlight, 0), 0, 'nothing left in flight');
-  await h.stop();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('max_connections: connections beyond the limit are closed', async (t) => {
   const leaks = leakCheck();
-  const [echo] = (await startTcpBackends(['echo'])) as [TcpBackend];
-  const h = await startProxy(tcpConfig([{ name: 'echo', address: echo.address }], {}, { max_connections: 2 }));
+  const own = owned(t);
+  const [echo] = own((await startTcpBackends(['echo'])) as [TcpBackend], closeAll);
+  const h = own(await startProxy(tcpConfig([{ name: 'echo', address: echo.address }], {}, { max_connections: 2 })), stopProxy);
   const open = [0, 1].map(() => TcpClient.connect(h.port()));
   for (const c of open) c.socket.write('in');
   await Promise.all(open.map((c) => c.waitFor('in')));
@@ -342,15 +349,15 @@ t.test('max_connections: connections beyond the limit are closed', async (t) => 
   t.notOk(open.some((c) => c.isClosed), 'the first two stay open');
   for (const c of open) c.socket.end();
   await Promise.all(open.map((c) => c.closed));
-  await h.stop();
-  await echo.close();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('shutdown closes open tunnels at shutdown_timeout', async (t) => {
   const leaks = leakCheck();
-  const [echo] = (await startTcpBackends(['echo'])) as [TcpBackend];
-  const h = await startProxy(tcpConfig([{ name: 'echo', address: echo.address }], { tunnel_idle_timeout: '0s' }));
+  const own = owned(t);
+  const [echo] = own((await startTcpBackends(['echo'])) as [TcpBackend], closeAll);
+  const h = own(await startProxy(tcpConfig([{ name: 'echo', address: echo.address }], { tunnel_idle_timeout: '0s' })), stopProxy);
   const client = TcpClient.connect(h.port());
   client.socket.write('x');
   await client.waitFor('x');
@@ -360,6 +367,6 @@ t.test('shutdown closes open tunnels at shutdown_timeout', async (t) => {
   const took = Date.now() - started;
   t.ok(took >= 400 && took < 5_000, `closed at shutdown_timeout (${took}ms)`);
   t.match(h.log.access[0], { reason: 'shutdown', error: 'TUNNEL_CLOSED' });
-  await echo.close();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
