@@ -29,10 +29,11 @@ t.test('HTTP: a hanging connect is abandoned at connect_timeout and retried else
   const took = Date.now() - started;
   t.equal(reply.status, 200, 'answered by the other backend');
   t.equal(good.traffic[0]?.body, 'payload', 'with its body intact (nothing had been sent)');
-  t.ok(took >= 140 && took < 1_000, `after about connect_timeout (${took} ms)`);
+  t.ok(took >= 140, `not before connect_timeout (${took} ms)`);
   await waitFor(() => h.log.access.length === 1, 2_000, 'access line');
   t.match(h.log.access[0], { backend: 'good', retries: 1, status: 200 });
-  t.ok(h.log.lines.some((l) => JSON.stringify(l).includes('UPSTREAM_CONNECT_TIMEOUT')), 'the timeout is logged with its code');
+  // The code says which clock gave up: ours (connect_timeout), not the OS's (ETIMEDOUT, minutes).
+  t.ok(h.log.lines.some((l) => JSON.stringify(l).includes('UPSTREAM_CONNECT_TIMEOUT')), 'abandoned at connect_timeout: the timeout is logged with its code');
 
   await request(h.port());
   await waitFor(() => h.log.events('backend_down').length === 1, 2_000, 'backend_down');
@@ -49,10 +50,9 @@ t.test('HTTP: with nothing else to try the client gets 502 at connect_timeout', 
   const hole = own(await Blackhole.start(), close);
   const h = own(await startProxy(simpleConfig([{ name: 'hole', address: hole.address }], { ...CONNECT_TIMEOUT, passive: { consecutive_failures: 0 } })), stopProxy);
   await hole.swallow();
-  const started = Date.now();
   const reply = await request(h.port());
   t.equal(reply.status, 502);
-  t.ok(Date.now() - started < 1_000, 'at once after the timeout, not at the OS connect timeout');
+  t.ok(h.log.lines.some((l) => JSON.stringify(l).includes('UPSTREAM_CONNECT_TIMEOUT')), 'at once after connect_timeout, not at the OS connect timeout');
   t.notMatch(reply.body, /127\.0\.0\.1|ETIMEDOUT|Error/, 'a generic body');
   await own.stopAll();
   await leaks.assertClean(t);
