@@ -8,7 +8,7 @@ import net from 'node:net';
 import { startBackends, TestBackend } from '../helpers/backend.js';
 import { load, rawRequest, request } from '../helpers/client.js';
 import { leakCheck } from '../helpers/handles.js';
-import { backendSpecs, simpleConfig, sleep, startProxy, waitFor } from '../helpers/harness.js';
+import { backendSpecs, simpleConfig, startProxy, waitFor } from '../helpers/harness.js';
 import { closeAll, stopProxy, owned } from '../helpers/owned.js';
 
 t.test('weights 5:4:3 at equal latency share requests 5/12, 4/12, 3/12', async (t) => {
@@ -17,7 +17,7 @@ t.test('weights 5:4:3 at equal latency share requests 5/12, 4/12, 3/12', async (
   const backends = own(await startBackends(['a', 'b', 'c'], { latencyMs: 20 }), closeAll);
   const weights = [5, 4, 3];
   const h = own(await startProxy(simpleConfig(backendSpecs(backends, (_, i) => ({ weight: weights[i] })))), stopProxy);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 24 });
+  const agent = own(new http.Agent({ keepAlive: true, maxSockets: 24 }), (a) => a.destroy());
   const replies = await load(24, 960, () => request(h.port(), { agent }));
   t.equal(replies.filter((r) => r.status !== 200).length, 0, 'no failed request');
   const total = backends.reduce((n, b) => n + b.traffic.length, 0);
@@ -27,7 +27,6 @@ t.test('weights 5:4:3 at equal latency share requests 5/12, 4/12, 3/12', async (
     const want = (weights[i] as number) / 12;
     t.ok(Math.abs(share - want) < 0.04, `${b.name}: ${(share * 100).toFixed(1)}% ≈ ${(want * 100).toFixed(1)}%`);
   });
-  agent.destroy();
   await own.stopAll();
   await leaks.assertClean(t);
 });
@@ -39,11 +38,10 @@ t.test('a slower backend gets fewer requests (least connections)', async (t) => 
   // Far slower than the fast ones even when a busy machine stretches their 5 ms to 15-20 ms.
   (backends[2] as TestBackend).latencyMs = 150;
   const h = own(await startProxy(simpleConfig(backendSpecs(backends))), stopProxy);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 12 });
+  const agent = own(new http.Agent({ keepAlive: true, maxSockets: 12 }), (a) => a.destroy());
   await load(12, 600, () => request(h.port(), { agent }));
   const [f1, f2, slow] = backends.map((b) => b.traffic.length) as [number, number, number];
   t.ok(slow < f1 / 2 && slow < f2 / 2, `slow backend got ${slow} vs ${f1} and ${f2}`);
-  agent.destroy();
   await own.stopAll();
   await leaks.assertClean(t);
 });
@@ -72,8 +70,6 @@ t.test('routes: exact host + path prefix, wildcard host, catch-all; first match 
   t.equal(await via('www.example.com', '/'), 'wild');
   t.equal(await via('example.com', '/'), 'app', 'wildcard does not match the bare domain');
   t.equal(await via('other.org', '/v1/users'), 'app');
-  await h.stop();
-  await Promise.all([api, wild, app].map((b) => b.close()));
   await own.stopAll();
   await leaks.assertClean(t);
 });
@@ -117,13 +113,18 @@ t.test('a refused backend is retried elsewhere: GET, and POST with its body inta
       res.on('data', (c: Buffer) => (body += c));
       res.on('end', () => resolve(`${res.statusCode} ${body}`));
     });
+    own(req, (x) => x.destroy());
     req.write('part1-');
-    setTimeout(() => req.end('part2'), 50);
+    // The rest follows once the proxy gave up on the dead backend: replayed part, then live.
+    void waitFor(() => h.log.lines.filter((l) => l.msg === 'retry').length >= 3, undefined, 'the retry')
+      .catch(() => undefined)
+      .then(() => req.end('part2'));
   });
   t.equal(chunked, '200 echo:part1-part2', 'streamed chunked body replayed, then followed live');
   const retries = h.log.lines.filter((l) => l.msg === 'retry');
   t.equal(retries.length, 3, 'every retry is logged');
   t.match(retries[0], { backend: 'dead', error: 'UPSTREAM_CONNECT_FAILED' });
+  await waitFor(() => h.log.access.length === 3, undefined, 'the access lines');
   t.match(h.log.access.find((l) => l.method === 'POST'), { status: 200, retries: 1, backend: 'alive' });
   await own.stopAll();
   await leaks.assertClean(t);
@@ -150,8 +151,8 @@ t.test('backend resets mid-body: the client connection is closed, never a comple
   const [b] = own(await startBackends(['b'], {
     handler: (_req, res) => {
       res.writeHead(200, { 'content-length': '100' });
-      res.write('0123456789');
-      setTimeout(() => res.socket?.resetAndDestroy(), 30);
+      // Reset once the bytes have left the backend (the write callback), mid-body.
+      res.write('0123456789', () => res.socket?.resetAndDestroy());
     },
   }) as [TestBackend], closeAll);
   const h = own(await startProxy(simpleConfig(backendSpecs([b]))), stopProxy);
@@ -162,8 +163,7 @@ t.test('backend resets mid-body: the client connection is closed, never a comple
   // Chunked: the proxy must not write the final 0-chunk.
   b.handler = (_req, res) => {
     res.writeHead(200);
-    res.write('partial');
-    setTimeout(() => res.socket?.resetAndDestroy(), 30);
+    res.write('partial', () => res.socket?.resetAndDestroy());
   };
   const raw = await rawRequest(h.port(), 'GET / HTTP/1.1\r\nHost: a\r\n\r\n');
   t.match(raw, /partial/);
@@ -177,12 +177,20 @@ t.test('backend resets mid-body: the client connection is closed, never a comple
 t.test('slow backend: 504 after response_timeout, not a hang', async (t) => {
   const leaks = leakCheck();
   const own = owned(t);
-  const [b] = own(await startBackends(['b'], { latencyMs: 1500 }) as [TestBackend], closeAll);
+  // The backend answers only when released, after the test has its reply: a 504 can only come from the timeout.
+  let release = (): void => undefined;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  own(held, () => release());
+  const [b] = own(await startBackends(['b'], { handler: async (_req, res) => {
+    await held;
+    res.end('late');
+  } }) as [TestBackend], closeAll);
   const h = own(await startProxy(simpleConfig(backendSpecs([b]), { response_timeout: '200ms' })), stopProxy);
-  const started = Date.now();
   const reply = await request(h.port());
-  t.equal(reply.status, 504);
-  t.ok(Date.now() - started < 1000, 'answered at the timeout');
+  t.equal(reply.status, 504, 'answered at the timeout, while the backend still held the request');
+  await waitFor(() => h.log.access.length === 1, undefined, 'the access line');
+  t.match(h.log.access[0], { status: 504, error: 'UPSTREAM_RESPONSE_TIMEOUT' });
+  release();
   t.notMatch(reply.body, /127\.0\.0\.1|ECONN|Error/, 'no internals in the body');
   await own.stopAll();
   await leaks.assertClean(t);
@@ -198,7 +206,7 @@ t.test('client abort closes the upstream request', async (t) => {
     },
   }) as [TestBackend], closeAll);
   const h = own(await startProxy(simpleConfig(backendSpecs([b]), { response_timeout: '5s' })), stopProxy);
-  const socket = net.connect(h.port(), '127.0.0.1');
+  const socket = own(net.connect(h.port(), '127.0.0.1'), (s) => s.destroy());
   socket.write('GET /slow HTTP/1.1\r\nHost: a\r\n\r\n');
   await waitFor(() => b.traffic.length === 1);
   socket.destroy();
@@ -289,15 +297,15 @@ t.test('strict input: smuggling-shaped requests get 400/431/505 and reach no bac
 t.test('nothing serving: 503 with Retry-After at once', async (t) => {
   const leaks = leakCheck();
   const own = owned(t);
-  const b = new TestBackend({ name: 'gone' });
+  const b = own(new TestBackend({ name: 'gone' }), (x) => x.kill());
   await b.start();
   await b.kill();
   const h = own(await startProxy(simpleConfig(backendSpecs([b]))), stopProxy);
-  const started = Date.now();
   const reply = await request(h.port());
   t.equal(reply.status, 503);
   t.ok(Number(reply.headers['retry-after']) >= 1, 'Retry-After present');
-  t.ok(Date.now() - started < 200, 'no waiting on dead backends');
+  await waitFor(() => h.log.access.length === 1, undefined, 'the access line');
+  t.match(h.log.access[0], { status: 503, backend: null, retries: 0 }, 'no waiting on dead backends: none was tried');
   await own.stopAll();
   await leaks.assertClean(t);
 });
@@ -305,14 +313,11 @@ t.test('nothing serving: 503 with Retry-After at once', async (t) => {
 t.test('listen failure: start() rejects with LISTEN_FAILED and leaves nothing open', async (t) => {
   const leaks = leakCheck();
   const own = owned(t);
-  const blocker = net.createServer();
+  const blocker = own(net.createServer(), (s) => new Promise((resolve) => s.close(resolve)));
   await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
   const port = (blocker.address() as net.AddressInfo).port;
   const [b] = own(await startBackends(['b']) as [TestBackend], closeAll);
   await t.rejects(startProxy(simpleConfig(backendSpecs([b]), {}, { listen: `127.0.0.1:${port}` })), { code: 'LISTEN_FAILED' });
-  await new Promise<void>((r) => blocker.close(() => r()));
-  await b.close();
-  await sleep(10);
   await own.stopAll();
   await leaks.assertClean(t);
 });

@@ -141,7 +141,7 @@ async function silentUpgrades(): Promise<{ address: string; held: Socket[]; clos
 t.test('a client reset before the 101: no crash, the upstream socket is closed', async (t) => {
   const leaks = leakCheck();
   const own = owned(t);
-  const silent = await silentUpgrades();
+  const silent = own(await silentUpgrades(), (s) => s.stop());
   const h = own(await startProxy(wsConfig([{ name: 'slow', address: silent.address }], { response_timeout: '5s' })), stopProxy);
   const client = net.connect(h.port(), '127.0.0.1');
   client.on('error', () => undefined);
@@ -156,8 +156,6 @@ t.test('a client reset before the 101: no crash, the upstream socket is closed',
   t.match(h.log.access[0], { backend: 'slow', path: '/hang', status: 499, error: 'CLIENT_ABORTED' });
   t.equal(backend?.inFlight, 0);
   t.equal((await request(h.port())).status, 200, 'the proxy still serves');
-  await h.stop();
-  await silent.stop();
   await own.stopAll();
   await leaks.assertClean(t);
 });
@@ -165,7 +163,7 @@ t.test('a client reset before the 101: no crash, the upstream socket is closed',
 t.test('no answer to the upgrade within response_timeout: 504, upstream closed', async (t) => {
   const leaks = leakCheck();
   const own = owned(t);
-  const silent = await silentUpgrades();
+  const silent = own(await silentUpgrades(), (s) => s.stop());
   const h = own(await startProxy(wsConfig([{ name: 'slow', address: silent.address }], { response_timeout: '200ms' })), stopProxy);
   const answer = await upgradeRequest(h.port(), '/late');
   t.match(answer, { status: 504, upgraded: false });
@@ -174,8 +172,6 @@ t.test('no answer to the upgrade within response_timeout: 504, upstream closed',
   await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
   t.match(h.log.access[0], { status: 504, error: 'UPSTREAM_RESPONSE_TIMEOUT', retries: 0 });
   t.equal(h.proxy.pools.get('app')?.backends[0]?.inFlight, 0);
-  await h.stop();
-  await silent.stop();
   await own.stopAll();
   await leaks.assertClean(t);
 });
@@ -259,13 +255,14 @@ t.test('an upgrade after requests on a keep-alive connection is not cut by idle_
   const own = owned(t);
   const [echo] = own((await startWsBackends(['ws'])) as [WsBackend], closeAll);
   const h = own(await startProxy(wsConfig([{ name: 'ws', address: echo.address }], {}, { idle_timeout: '150ms' })), stopProxy);
-  const socket = net.connect(h.port(), '127.0.0.1');
+  const socket = own(net.connect(h.port(), '127.0.0.1'), (s) => s.destroy());
   let received = '';
   socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
   socket.write('GET / HTTP/1.1\r\nHost: app.test\r\n\r\n');
   await waitFor(() => received.includes('\r\n0\r\n\r\n'), 5_000, 'first response');
   socket.write(RAW_UPGRADE('/after'));
   await waitFor(() => received.includes('HTTP/1.1 101 Switching Protocols'), 5_000, '101');
+  // A stretch of silence longer than idle_timeout (the scenario, not a wait for anything).
   await new Promise((resolve) => setTimeout(resolve, 400));
   t.notOk(socket.destroyed, 'the tunnel outlived the keep-alive idle_timeout');
   socket.write(maskedTextFrame('hi'));
