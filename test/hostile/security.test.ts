@@ -107,7 +107,7 @@ t.test('metric label sets stay bounded under 10k random hosts and paths', async 
     admin: { listen: '127.0.0.1:0' },
   }), stopProxy);
   const http = await import('node:http');
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+  const agent = own(new http.Agent({ keepAlive: true, maxSockets: 16 }), (a) => a.destroy());
   const random = () => Math.random().toString(36).slice(2, 10);
   let sent = 0;
   await Promise.all(

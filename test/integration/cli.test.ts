@@ -92,14 +92,13 @@ function config(dir: string, listen: string, backend: TestBackend): string {
 
 t.test('a listener that cannot bind: one line on stderr, exit 1', async (t) => {
   const own = owned(t);
-  const blocker = net.createServer();
+  const blocker = own(net.createServer(), (s) => new Promise((resolve) => s.close(resolve)));
   await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
   const port = (blocker.address() as net.AddressInfo).port;
   const [b] = own((await startBackends(['a'])) as [TestBackend], closeAll);
   const out = await runBin(['-c', config(t.testdir(), `127.0.0.1:${port}`, b)]);
   t.equal(out.code, 1);
   t.match(out.stderr, /^hotwarm: listener web: cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE\n$/);
-  await new Promise<void>((r) => blocker.close(() => r()));
 });
 
 t.test('serves, logs JSON, and exits 0 on SIGTERM', async (t) => {

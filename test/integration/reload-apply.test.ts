@@ -65,11 +65,10 @@ t.test('weights apply at once; kept backends are the same objects with their sta
   t.strictSame(pool?.core.memberState('a'), stateBefore, 'health, serving since and the rest kept');
   t.match(h.log.events('reload').at(-1), { ok: true, version: 2, changes: ['pool app: backend a weight 1 → 4'] });
 
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 10 });
+  const agent = own(new http.Agent({ keepAlive: true, maxSockets: 10 }), (x) => x.destroy());
   await load(10, 300, () => request(h.port(), { agent }));
   const share = backends[0]?.traffic.length ?? 0;
   t.ok(share / 300 > 0.7, `a got ${share}/300 after weight 4:1`);
-  agent.destroy();
 
   const same = await h.proxy.reload();
   t.match(same, { ok: true, version: 3, changes: [] }, 'applied, with nothing changed');
@@ -171,10 +170,9 @@ t.test('drain_timeout bounds a removed backend: what it still carries is closed'
   await waitFor(() => g.waiting() === 1);
   writeConfig(file, steadyConfig(backendSpecs([a]), pool));
   t.equal((await h.proxy.reload()).ok, true);
-  const started = Date.now();
   const reply = await slow;
-  t.ok(Date.now() - started < 1000, 'cut at drain_timeout, not at response_timeout');
-  t.equal(reply.status, 502, 'the backend connection was closed under it');
+  // The gate is still shut: only the drain could have ended it (response_timeout would be a 504).
+  t.equal(reply.status, 502, 'cut at drain_timeout, not at response_timeout: the backend connection was closed under it');
   t.equal(h.proxy.pools.get('app')?.draining, 0);
   g.open();
   await own.stopAll();
@@ -247,7 +245,7 @@ t.test('listeners: added, rebound (new address first, old one drains), removed',
   const pools = { app: { health_check: { protocol: 'tcp', interval: '100ms', timeout: '100ms' }, response_timeout: '5s', backends: backendSpecs([a]) } };
   const h = own(await startProxy({ listeners: [{ name: 'web', listen: `127.0.0.1:${p1}`, pool: 'app' }, { name: 'old', listen: '127.0.0.1:0', pool: 'app' }], pools }, { file }), stopProxy);
   const oldPort = h.port('old');
-  const agent = new http.Agent({ keepAlive: true });
+  const agent = own(new http.Agent({ keepAlive: true }), (x) => x.destroy());
   const inFlightOnWeb = request(p1, { agent });
   const inFlightOnOld = request(oldPort, { agent });
   await waitFor(() => g.waiting() === 2);
@@ -269,7 +267,6 @@ t.test('listeners: added, rebound (new address first, old one drains), removed',
   t.equal((await request(p3)).status, 200, 'the added listener serves');
   t.strictSame([...h.proxy.listeners.keys()].sort(), ['new', 'web']);
   t.strictSame(h.log.events('listening').slice(-2).map((e) => e.listener), ['web', 'new']);
-  agent.destroy();
   await own.stopAll();
   await leaks.assertClean(t);
 });
@@ -301,7 +298,7 @@ t.test('a request on a listener bound by a reload waits for the swap, then is se
   const extra = await freePort();
   const base = steadyConfig(backendSpecs([a]));
   const h = own(await startProxy(base, { file }), stopProxy);
-  const slow = await slowPool();
+  const slow = own(await slowPool(), (x) => x.close());
   writeConfig(file, {
     ...base,
     listeners: [...(base.listeners as unknown[]), { name: 'extra', listen: `127.0.0.1:${extra}`, pool: 'app' }],
@@ -318,8 +315,6 @@ t.test('a request on a listener bound by a reload waits for the swap, then is se
   t.equal(swapped, true, 'answered only after the swap');
   t.match(reply, { status: 200, body: 'a', error: null });
   t.equal((await reloading).ok, true);
-  await h.stop();
-  await Promise.all([a.close(), slow.close()]);
   await own.stopAll();
   await leaks.assertClean(t);
 });
@@ -329,7 +324,7 @@ t.test('a bind failure rolls the whole reload back', async (t) => {
   const own = owned(t);
   const [a, b] = own((await startBackends(['a', 'b'])) as [TestBackend, TestBackend], closeAll);
   const file = join(t.testdir(), 'proxy.yaml');
-  const blocker = net.createServer();
+  const blocker = own(net.createServer(), (s) => new Promise((resolve) => s.close(resolve)));
   await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve()));
   const busy = (blocker.address() as net.AddressInfo).port;
   const free = await freePort();
@@ -349,7 +344,6 @@ t.test('a bind failure rolls the whole reload back', async (t) => {
   t.strictSame(pool?.backends.map((x) => [x.name, x.weight]), [['a', 1]], 'pools unchanged');
   t.equal(pool?.responseTimeoutMs, 1000);
   t.equal((await request(port)).status, 200, 'still serving');
-  await new Promise<void>((resolve) => blocker.close(() => resolve()));
   await own.stopAll();
   await leaks.assertClean(t);
 });
