@@ -197,12 +197,15 @@ t.test('a removed backend gets no new request while its in-flight request comple
   };
   const port = await freePort();
   const file = join(t.testdir(), 'proxy.yaml');
-  writeConfig(file, config(port, [spec(b)], { drain_timeout: '5s' }));
+  // Bounds far above what the test takes even on a loaded machine: the held request must end by
+  // its release, not by response_timeout (504) or drain_timeout (cut).
+  const LONG = { drain_timeout: '30s', response_timeout: '30s' };
+  writeConfig(file, config(port, [spec(b)], LONG));
   const proxy = await start(t, file);
   const slow = request(port);
   await waitFor(() => b.traffic.length === 1, undefined, 'the request held at b');
 
-  writeConfig(file, config(port, [spec(a)], { drain_timeout: '5s' }));
+  writeConfig(file, config(port, [spec(a)], LONG));
   t.match(await reload(proxy, 1), { ok: true, changes: [`pool app: backend a added (${a.address}, hot, weight 1)`, 'pool app: backend b removed'] });
   for (let i = 0; i < 10; i++) t.equal((await request(port)).body, 'a');
   t.equal(b.traffic.length, 1, 'no new request reached b');
