@@ -175,6 +175,11 @@ export class PoolRuntime implements ForwardPool {
     return this.#retirement.drained();
   }
 
+  /** Serving capacity now, 0–1 (core/pool.ts `capacity`). */
+  capacity(): number {
+    return this.#pool.capacity(this.#deps.now());
+  }
+
   /** Backends that left the pool and still carry work. */
   get draining(): number {
     return this.#retirement.size;
@@ -187,11 +192,11 @@ export class PoolRuntime implements ForwardPool {
   }
 
   acquire(backend: UpstreamBackend): void {
-    backend.inFlight++;
+    this.#pool.acquire(backend);
   }
 
   release(backend: UpstreamBackend): void {
-    backend.inFlight--;
+    this.#pool.release(backend);
     this.#retirement.released(backend);
   }
 

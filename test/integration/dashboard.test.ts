@@ -68,7 +68,8 @@ t.test('dashboard: backends, live promotion after a crash, no CSP errors, narrow
           health_check: { ...FAST_CHECKS, fall: 2 },
           connect_timeout: '200ms',
           response_timeout: '2s',
-          failover: { failback: 'manual', slow_start: '5s' },
+          // A ramp far longer than the test, so the warm is still ramping whenever the page is read.
+          failover: { failback: 'manual', slow_start: '60s' },
           backends: backends.map((b, i) => ({ name: b.name, address: b.address, weight: i === 0 ? 2 : 1, role: b.name.startsWith('spare') ? 'warm' : 'hot' })),
         },
       },
@@ -100,6 +101,7 @@ t.test('dashboard: backends, live promotion after a crash, no CSP errors, narrow
     const cards = await page.evaluate<string[][]>("[...document.querySelectorAll('[data-backend]')].map((e) => [e.dataset.backend, e.dataset.state])");
     t.strictSame(cards, [['app-1', 'serving'], ['app-2', 'serving'], ['app-3', 'serving'], ['spare-1', 'standby'], ['spare-2', 'standby']]);
     await page.waitForSelector('li[data-type="listening"]', { timeout: 3_000 });
+    t.equal(await page.getAttribute('.pool-head [data-capacity]', 'data-capacity'), '100', 'full capacity');
 
     // Traffic flows before the crash (the load's replies, not a fixed time).
     const before = traffic.replies.length;
@@ -118,6 +120,9 @@ t.test('dashboard: backends, live promotion after a crash, no CSP errors, narrow
     // A status poll with the warm under load and ramping: the page's next /status, rendered.
     await page.waitForResponse((response) => new URL(response.url()).pathname === '/status', { timeout: 30_000 });
     await page.waitForSelector('[data-backend="spare-1"][data-state="serving"]', { timeout: 30_000 });
+    // app-1 (weight 2) is covered by spare-1 (weight 1) still ramping: at most (1 + 1 + 1) / 4 of the hot weight.
+    const capacity = Number(await page.getAttribute('.pool-head [data-capacity]', 'data-capacity'));
+    t.ok(capacity >= 50 && capacity < 75, `capacity shown honestly while the warm ramps: ${capacity}%`);
     await page.screenshot({ path: `${ARTIFACTS}dashboard.png`, fullPage: true });
 
     await page.setViewportSize({ width: 420, height: 900 });
