@@ -1,4 +1,7 @@
-/** Command-line parsing (SPEC §1): pure, so it is unit-tested without a process. */
+/**
+ * Command-line parsing (SPEC §1): pure, so it is unit-tested without a process. Flags and the
+ * `check` command may come in any order (`hotwarm --config FILE check` = `hotwarm check -c FILE`).
+ */
 
 export const USAGE = `usage: hotwarm [-c FILE]          run the proxy (default FILE: ./proxy.yaml)
        hotwarm check [-c FILE]    validate FILE and exit
@@ -10,15 +13,12 @@ export function parseArgs(argv: readonly string[]): Command {
   let kind: 'run' | 'check' = 'run';
   let file = 'proxy.yaml';
   const args = [...argv];
-  if (args[0] === 'check') {
-    kind = 'check';
-    args.shift();
-  }
   while (args.length > 0) {
     const arg = args.shift() as string;
-    if (arg === '--version' || arg === '-v') return { kind: 'version' };
-    if (arg === '--help' || arg === '-h') return { kind: 'help' };
-    if (arg === '-c' || arg === '--config') {
+    if (arg === 'check' && kind === 'run') kind = 'check';
+    else if (arg === '--version' || arg === '-v') return { kind: 'version' };
+    else if (arg === '--help' || arg === '-h') return { kind: 'help' };
+    else if (arg === '-c' || arg === '--config') {
       const value = args.shift();
       if (value === undefined || value === '') return { kind: 'usage', message: `${arg} needs a file` };
       file = value;

@@ -7,11 +7,13 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, visit, type Document } from 'yaml';
 import { crossCheck } from './checks.js';
-import { ConfigError, formatPath, type ConfigIssue, type PendingIssue } from './issues.js';
+import { ConfigError, formatPath, type ConfigIssue, type PathSegment, type PendingIssue } from './issues.js';
 import { Locator } from './locate.js';
 import { fromZodIssues, readableError } from './messages.js';
 import { configSchema, implicitHealthCheck, type Config, type ListenerConfig, type PoolConfig, type RawConfig, type TlsMaterial } from './schema.js';
+import { closestKey, knownKeys } from './suggest.js';
 import { loadTlsFiles } from './tls-files.js';
+import { plainYamlErrors } from './yaml-messages.js';
 
 export { ConfigError, formatIssue, type ConfigIssue } from './issues.js';
 
@@ -29,9 +31,7 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    const code = (err as { code?: unknown }).code;
-    const reason = typeof code === 'string' ? code : (err as Error).message;
-    throw new ConfigError([{ file, line: 1, col: 1, path: '(root)', message: `cannot read file: ${reason}` }]);
+    throw new ConfigError([{ file, line: 1, col: 1, path: '(root)', message: unreadable(file, err) }]);
   }
   return parseConfig(text, file, options);
 }
@@ -48,7 +48,7 @@ export async function parseConfig(text: string, file: string, options: LoadOptio
     return { file, line, col, path: formatPath(issue.path), message: issue.message };
   };
 
-  issues.push(...yamlErrors(doc, locator, file));
+  issues.push(...yamlErrors(doc, text, locator, file));
   // Past anything but duplicate keys the document's shape is a guess: report only the YAML errors.
   if (doc.errors.some((e) => e.code !== 'DUPLICATE_KEY')) throw new ConfigError(issues);
   const merges = badMerges(doc, locator, file);
@@ -65,7 +65,8 @@ export async function parseConfig(text: string, file: string, options: LoadOptio
     throw new ConfigError([{ file, line: 1, col: 1, path: '(root)', message: 'the file is empty: it needs at least "listeners" and "pools"' }]);
   }
   const parsed = configSchema.safeParse(raw, { error: readableError });
-  if (!parsed.success) issues.push(...fromZodIssues(parsed.error.issues).map(place));
+  const suggest = (path: readonly PathSegment[], key: string): string | undefined => closestKey(key, knownKeys(configSchema, path));
+  if (!parsed.success) issues.push(...fromZodIssues(parsed.error.issues, suggest).map(place));
   // A cross-check at a key the schema already rejected is an echo of that error (an unknown
   // pool whose name is invalid anyway): the schema's message is the one to fix.
   const rejected = new Set(issues.map(where));
@@ -78,26 +79,48 @@ export async function parseConfig(text: string, file: string, options: LoadOptio
   return deepFreeze(build(parsed.data, absolute, tls.material));
 }
 
-/** `ok: 2 listeners, 3 pools, 7 backends`, as `hotwarm check` prints it. */
+/** `ok: 1 listener, 3 pools, 7 backends`, as `hotwarm check` prints it. */
 export function describeConfig(config: Config): string {
   const pools = Object.values(config.pools);
   const backends = pools.reduce((sum, pool) => sum + pool.backends.length, 0);
-  return `ok: ${config.listeners.length} listeners, ${pools.length} pools, ${backends} backends`;
+  return `ok: ${count(config.listeners.length, 'listener')}, ${count(pools.length, 'pool')}, ${count(backends, 'backend')}`;
 }
 
-/** YAML errors (syntax, duplicate keys) at their own positions. */
-function yamlErrors(doc: Document, locator: Locator, file: string): ConfigIssue[] {
-  return doc.errors.map((error) => {
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
+/** Why the file could not be read, in words that say what to do (no bare ENOENT). */
+function unreadable(file: string, err: unknown): string {
+  const code = (err as { code?: unknown }).code;
+  const absolute = resolve(file);
+  switch (code) {
+    case 'ENOENT':
+      return `no config file at ${absolute}: create it, or name another with -c FILE`;
+    case 'EISDIR':
+      return `${absolute} is a folder, not a config file: name the file with -c FILE`;
+    case 'EACCES':
+    case 'EPERM':
+      return `no permission to read ${absolute}`;
+    default:
+      return `cannot read ${absolute}: ${typeof code === 'string' ? code : (err as Error).message}`;
+  }
+}
+
+/** YAML errors at their own positions: syntax errors one per line in plain words, then duplicate keys. */
+function yamlErrors(doc: Document, text: string, locator: Locator, file: string): ConfigIssue[] {
+  // Where the parser noticed a syntax error is often past the key it belongs to: no path.
+  const syntax = plainYamlErrors(doc.errors, text, (offset) => locator.position(offset).line).map(({ offset, message }): ConfigIssue => {
+    const { line, col } = locator.position(offset);
+    return { file, line, col, path: '(yaml)', message };
+  });
+  return [...syntax, ...doc.errors.filter((e) => e.code === 'DUPLICATE_KEY').map((error) => {
     const { line, col } = locator.position(error.pos[0]);
-    if (error.code !== 'DUPLICATE_KEY') {
-      // Where the parser noticed a syntax error is often past the key it belongs to: no path.
-      return { file, line, col, path: '(yaml)', message: yamlMessage(error.message) };
-    }
     const path = locator.pathAt(error.pos[0]);
     const first = locator.keyPositions(path)[0];
     const message = first && first.line !== line ? `duplicate key (first at line ${first.line})` : 'duplicate key';
     return { file, line, col, path: formatPath(path), message };
-  });
+  })];
 }
 
 /** `<<` merges of something other than a mapping, which yaml only rejects (throws) in toJS(). */
@@ -116,11 +139,6 @@ function badMerges(doc: Document, locator: Locator, file: string): ConfigIssue[]
     },
   });
   return issues;
-}
-
-/** The yaml package's message without a trailing position or excerpt (given separately). */
-function yamlMessage(message: string): string {
-  return (message.split('\n')[0] ?? message).replace(/ at line \d+, column \d+:?$/, '');
 }
 
 /** Identifies where an issue points: position and path. */

@@ -82,13 +82,23 @@ export function readableError(issue: RawIssue): string {
   }
 }
 
-/** zod issues → pending issues; an `unrecognized_keys` issue becomes one issue per key, at the key. */
-export function fromZodIssues(issues: readonly z.core.$ZodIssue[]): PendingIssue[] {
+/**
+ * zod issues → pending issues; an `unrecognized_keys` issue becomes one issue per key, at the
+ * key, with "did you mean …?" when `suggest` knows a key close to it.
+ */
+export function fromZodIssues(
+  issues: readonly z.core.$ZodIssue[],
+  suggest: (path: readonly PathSegment[], key: string) => string | undefined = () => undefined,
+): PendingIssue[] {
   const out: PendingIssue[] = [];
   for (const issue of issues) {
     const path: PathSegment[] = issue.path.map((segment) => (typeof segment === 'symbol' ? String(segment.description) : segment));
     if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) out.push({ path: [...path, key], message: 'unknown key', at: 'key' });
+      for (const key of issue.keys) {
+        const near = suggest(path, key);
+        const message = near === undefined ? 'unknown key' : `unknown key; did you mean "${near}"?`;
+        out.push({ path: [...path, key], message, at: 'key' });
+      }
     } else if (issue.code === 'invalid_key') {
       out.push({ path, message: issue.message, at: 'key' });
     } else {

@@ -56,8 +56,18 @@ t.test('run with an invalid config: errors on stderr, exit 1, nothing started', 
 t.test('missing config file: one line, exit 1', async (t) => {
   const out = await runBin(['-c', '/nonexistent/proxy.yaml']);
   t.equal(out.code, 1);
-  t.match(out.stderr, /nonexistent\/proxy\.yaml:1:1: .*ENOENT/);
+  t.match(out.stderr, /nonexistent\/proxy\.yaml:1:1: \(root\): no config file at \/nonexistent\/proxy\.yaml: .*-c FILE/);
+  t.notMatch(out.stderr, /ENOENT/);
   t.equal(out.stderr.trim().split('\n').length, 1);
+});
+
+t.test('flags in any order: --config FILE check works like check -c FILE', async (t) => {
+  const dir = t.testdir({
+    'p.yaml': 'listeners:\n  - { name: web, listen: 127.0.0.1:0, pool: app }\npools:\n  app:\n    backends:\n      - { name: a, address: 127.0.0.1:3001 }\n',
+  });
+  const out = await runBin(['--config', 'p.yaml', 'check'], { cwd: dir });
+  t.equal(out.code, 0, out.stderr);
+  t.equal(out.stdout, 'ok: 1 listener, 1 pool, 1 backend\n');
 });
 
 t.test('usage, --version and --help', async (t) => {

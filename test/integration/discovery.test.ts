@@ -243,5 +243,5 @@ t.test('hotwarm check never resolves: cluster-internal names pass anywhere', asy
   });
   const out = await runBin(['check', '-c', 'proxy.yaml'], { cwd: dir });
   t.equal(out.code, 0, out.stderr);
-  t.equal(out.stdout, 'ok: 1 listeners, 1 pools, 1 backends\n', 'listed backends are counted; discovered ones exist only at run time');
+  t.equal(out.stdout, 'ok: 1 listener, 1 pool, 1 backend\n', 'listed backends are counted; discovered ones exist only at run time');
 });

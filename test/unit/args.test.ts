@@ -11,3 +11,9 @@ t.strictSame(parseArgs(['--help']), { kind: 'help' });
 t.equal(parseArgs(['-c']).kind, 'usage');
 t.equal(parseArgs(['--bogus']).kind, 'usage');
 t.equal(parseArgs(['run']).kind, 'usage');
+
+// Flags and the command in any order.
+t.strictSame(parseArgs(['--config', 'z.yaml', 'check']), { kind: 'check', file: 'z.yaml' });
+t.strictSame(parseArgs(['-c', 'z.yaml', 'check']), { kind: 'check', file: 'z.yaml' });
+t.strictSame(parseArgs(['--config=z.yaml', 'check']), { kind: 'check', file: 'z.yaml' });
+t.equal(parseArgs(['check', 'check']).kind, 'usage', 'the command is given once');

@@ -20,7 +20,7 @@ const schemaCases: Case[] = [
   {
     name: 'unknown top-level key',
     yaml: lines('listeners:', '  - name: web', '    listen: 127.0.0.1:8080', '    pool: app', 'pools:', '  app:', '    backends:', BACKEND, 'listner: x'),
-    issues: ['9:1 listner: unknown key'],
+    issues: ['9:1 listner: unknown key; did you mean "listeners"?'],
   },
   {
     name: 'unknown nested keys, positioned at the key',
@@ -35,7 +35,10 @@ const schemaCases: Case[] = [
       '    backends:',
       '      - { name: a, address: 127.0.0.1:3001, wieght: 2 }',
     ),
-    issues: ['7:36 pools.app.health_check.intervall: unknown key', '9:45 pools.app.backends[0].wieght: unknown key'],
+    issues: [
+      '7:36 pools.app.health_check.intervall: unknown key; did you mean "interval"?',
+      '9:45 pools.app.backends[0].wieght: unknown key; did you mean "weight"?',
+    ],
   },
   {
     name: 'wrong types',
@@ -384,12 +387,27 @@ const yamlCases: Case[] = [
   {
     name: 'YAML syntax error: only the YAML errors are reported',
     yaml: lines('listeners:', '  - name: web', '    listen: [127.0.0.1:8080', 'pools:', '  app: {}'),
-    issues: ['4:1 (yaml): Flow sequence in block collection must be sufficiently indented and end with a ]'],
+    issues: ['3:13 (yaml): a list opened with "[" is never closed: add "]" at its end'],
   },
   {
     name: 'YAML syntax error: tab indentation',
     yaml: lines('listeners:', '\t- name: web'),
-    issues: ['2:1 (yaml): Tabs are not allowed as indentation'],
+    issues: ['2:1 (yaml): a tab is used for indentation: indent with spaces only'],
+  },
+  {
+    name: 'YAML syntax error: a key without a colon is one line, not two',
+    yaml: lines('listeners:', '  - name: web', '    listen: 127.0.0.1:8080', '  pool app', 'pools: {}'),
+    issues: ['4:3 (yaml): a key without ":" after it: write "key: value"'],
+  },
+  {
+    name: 'YAML syntax error: a misaligned key',
+    yaml: lines('log:', '  level: info', ' format: json'),
+    issues: ['3:1 (yaml): this key is not aligned with the keys above it: indent it by the same number of spaces'],
+  },
+  {
+    name: 'YAML syntax error: an unclosed quote',
+    yaml: lines('log:', '  level: "info', 'pools: {}'),
+    issues: ['2:10 (yaml): a quoted value is never closed: add the closing quote'],
   },
   {
     name: 'duplicate top-level key',

@@ -166,7 +166,7 @@ t.test('accepted variants', async (t) => {
   t.equal(pool?.failover.failback_hold, 0, '0s means "at once"');
   t.equal(pool?.failover.slow_start, 0, '0s means "no ramp"');
   t.strictSame(pool?.failover.warmup, DEFAULTS.warmup, 'an empty warmup block takes the defaults');
-  t.equal(describeConfig(config), 'ok: 3 listeners, 1 pools, 2 backends');
+  t.equal(describeConfig(config), 'ok: 3 listeners, 1 pool, 2 backends');
 });
 
 t.test('admin on loopback needs no token; token_env is read from the env given, else process.env', async (t) => {
@@ -259,9 +259,11 @@ t.test('loadConfig: a file that cannot be read is one issue at 1:1', async (t) =
     (e: unknown) => e,
   );
   t.ok(err instanceof ConfigError, 'a ConfigError, not the fs error');
-  t.strictSame((err as ConfigError).issues, [{ file: missing, line: 1, col: 1, path: '(root)', message: 'cannot read file: ENOENT' }]);
-  t.equal((err as ConfigError).message, `${missing}:1:1: (root): cannot read file: ENOENT`);
-  await t.rejects(loadConfig(join(dir, 'sub')), { name: 'ConfigError', issues: [{ message: 'cannot read file: EISDIR' }] });
+  const says = `no config file at ${resolve(missing)}: create it, or name another with -c FILE`;
+  t.strictSame((err as ConfigError).issues, [{ file: missing, line: 1, col: 1, path: '(root)', message: says }]);
+  t.equal((err as ConfigError).message, `${missing}:1:1: (root): ${says}`);
+  t.notMatch((err as ConfigError).message, /ENOENT/);
+  await t.rejects(loadConfig(join(dir, 'sub')), { name: 'ConfigError', issues: [{ message: `${resolve(dir, 'sub')} is a folder, not a config file: name the file with -c FILE` }] });
 });
 
 t.test('loadConfig reads the file and reports issues under the name given', async (t) => {
@@ -296,5 +298,5 @@ t.test('ConfigError: message is the formatted issues, sorted, one per line', asy
 
 t.test('describeConfig counts listeners, pools and backends', async (t) => {
   const config = await parseConfig(MINIMAL, 'proxy.yaml', { env: {} });
-  t.equal(describeConfig(config), 'ok: 1 listeners, 1 pools, 1 backends');
+  t.equal(describeConfig(config), 'ok: 1 listener, 1 pool, 1 backend');
 });
