@@ -85,7 +85,7 @@ export class LogSink implements DestinationStream {
 }
 
 /** Keys every JSON line carries that the text line shows in its own places, or not at all. */
-const ENVELOPE: ReadonlySet<string> = new Set(['level', 'time', 'pid', 'hostname', 'msg', 'event', 'type']);
+const ENVELOPE: ReadonlySet<string> = new Set(['level', 'time', 'pid', 'hostname', 'msg', 'type', 'seq']);
 
 /**
  * JSON lines → `TIME LEVEL what key=value …`, one line each. `what` is the event, `access` or
@@ -114,9 +114,9 @@ function textLine(line: string): string {
     return line;
   }
   const level = String(entry.level ?? 'info').toUpperCase().padEnd(5);
-  const what = typeof entry.event === 'string' ? entry.event : entry.type === 'access' ? 'access' : String(entry.msg ?? '');
+  const what = typeof entry.type === 'string' ? entry.type : String(entry.msg ?? '');
   let text = `${String(entry.time ?? '')} ${level} ${what}`;
-  if (typeof entry.event === 'string' && typeof entry.msg === 'string' && entry.msg !== entry.event) text += ` ${quote(entry.msg)}`;
+  if (typeof entry.type === 'string' && typeof entry.msg === 'string' && entry.msg !== entry.type) text += ` ${quote(entry.msg)}`;
   for (const [key, value] of Object.entries(entry)) {
     // `component=events` says nothing an event name does not.
     if (ENVELOPE.has(key) || value === undefined || (key === 'component' && value === 'events')) continue;

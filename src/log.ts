@@ -14,6 +14,8 @@ export interface LogOptions {
 }
 
 let lastSecond = -1;
+/** A time the next line must carry instead of now (an event's own time): see {@link logAt}. */
+let pinnedMs: number | null = null;
 let secondPrefix = '';
 let lastMs = -1;
 let lastStamp = '';
@@ -23,7 +25,7 @@ let lastStamp = '';
  * the second are rendered once a second; lines within the same millisecond share one string.
  */
 function isoTimeCached(): string {
-  const now = Date.now();
+  const now = pinnedMs ?? Date.now();
   if (now !== lastMs) {
     lastMs = now;
     const second = Math.floor(now / 1000);
@@ -35,6 +37,19 @@ function isoTimeCached(): string {
     lastStamp = `${secondPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z"`;
   }
   return lastStamp;
+}
+
+/**
+ * Runs `write` (one synchronous logger call) with its line's `time` set to `ms`, so an event's
+ * log line carries exactly the time the event carries in the admin API.
+ */
+export function logAt(ms: number, write: () => void): void {
+  pinnedMs = ms;
+  try {
+    write();
+  } finally {
+    pinnedMs = null;
+  }
 }
 
 export function createLogger(options: LogOptions): Logger {

@@ -178,7 +178,7 @@ function readLog(file: string): string {
 /** ms from `sinceEpoch` to the first `event` line of a hotwarm log, or null. */
 function eventAfter(log: string, event: string, sinceEpoch: number): number | null {
   for (const line of log.split('\n')) {
-    if (!line.includes(`"event":"${event}"`)) continue;
+    if (!line.includes(`"type":"${event}"`)) continue;
     const time = /"time":"([^"]+)"/.exec(line)?.[1];
     if (time !== undefined) return Date.parse(time) - sinceEpoch;
   }

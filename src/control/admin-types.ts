@@ -49,9 +49,20 @@ export interface BackendStatus {
   readonly covered_by: string | null;
   /** Warm: why it is promoted (`covers` a hot, or an `operator` promoted it), else null. */
   readonly promotion: 'covers' | 'operator' | null;
-  readonly phase: WarmPhase;
+  /**
+   * Warm only (null on a hot backend): `standby` (not promoted; takes only spill and last-resort
+   * retries), `warming` (promoted, receiving warm-up requests), `serving` (promoted, live traffic).
+   */
+  readonly phase: WarmPhase | null;
   /** How long it has served continuously, or null when it does not serve. */
   readonly serving_for_ms: number | null;
+  /** When it was marked down (ISO 8601), or null when it is not down. */
+  readonly down_since: string | null;
+  /**
+   * Hot, serving again while a warm still covers it (automatic failback): how much of the
+   * failback hold is still to run before the warm is released; else null.
+   */
+  readonly failback_hold_remaining_ms: number | null;
   readonly last_check: EvidenceStatus | null;
   /** The latest check results and passive errors, oldest first. */
   readonly evidence: readonly EvidenceStatus[];

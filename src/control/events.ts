@@ -2,8 +2,13 @@
  * Operational events (SPEC §8): logged as JSON, kept in a ring buffer for the admin API, and
  * pushed to subscribers (the dashboard's WebSocket stream). The evidence for a failover lives
  * in one event, not scattered across lines.
+ *
+ * One vocabulary (SPEC §13): an event has the same fields and values in its log line, in
+ * `/events` and in `/events/stream` — `seq`, `time` (ISO 8601, ms, Z), `type` and its details;
+ * the log line adds only the logger's envelope (level, pid, hostname, msg). Times inside
+ * details are ISO strings too; durations are numbers named `…_ms`.
  */
-import type { Logger } from '../log.js';
+import { logAt, type Logger } from '../log.js';
 
 export const EVENT_TYPES = [
   'backend_up',
@@ -59,15 +64,18 @@ export class EventLog {
   #seq = 0;
 
   constructor(logger: Logger, capacity = 500) {
-    this.#logger = logger.child({ component: 'events' });
+    this.#logger = logger;
     this.#capacity = capacity;
   }
 
   emit(type: EventType, details: Readonly<Record<string, unknown>> = {}, level: Level = LEVEL[type]): ProxyEvent {
-    const event: ProxyEvent = { seq: ++this.#seq, time: new Date().toISOString(), type, ...details };
+    const now = Date.now();
+    const seq = ++this.#seq;
+    const event: ProxyEvent = { seq, time: new Date(now).toISOString(), type, ...details };
     this.#ring.push(event);
     if (this.#ring.length > this.#capacity) this.#ring.shift();
-    this.#logger[level]({ event: type, ...details }, type);
+    // The line's own `time` is the event's: no second time field, no drift between the two.
+    logAt(now, () => this.#logger[level]({ seq, type, ...details }, type));
     for (const listener of this.#listeners) {
       try {
         listener(event);

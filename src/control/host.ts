@@ -5,7 +5,7 @@
 import type { AddressInfo } from 'node:net';
 import { reduce } from '../core/failover.js';
 import { FailoverRefusal, type FailoverEvent, type MemberState } from '../core/failover-types.js';
-import type { Evidence, UpstreamBackend } from '../upstream/backend.js';
+import { evidenceJson, type Evidence, type UpstreamBackend } from '../upstream/backend.js';
 import type { PoolRuntime } from '../upstream/pool-runtime.js';
 import type {
   AdminHost,
@@ -146,11 +146,20 @@ export function backendStatus(pool: PoolRuntime, b: UpstreamBackend, now: number
     covers: promotion?.kind === 'covers' ? promotion.hot : null,
     covered_by: coveredBy?.name ?? null,
     promotion: promotion?.kind ?? null,
-    phase: m.phase,
+    phase: b.role === 'warm' ? m.phase : null,
     serving_for_ms: m.servingSince === null ? null : Math.max(0, Math.round(now - m.servingSince)),
+    down_since: m.health === 'down' && b.downSince !== null ? new Date(b.downSince).toISOString() : null,
+    failback_hold_remaining_ms: holdRemaining(pool, m, coveredBy !== undefined, now),
     last_check: lastCheck === undefined ? null : evidenceStatus(lastCheck),
     evidence: b.evidence.map(evidenceStatus),
   };
+}
+
+/** The failback hold still to run on a hot backend that serves again while a warm covers it. */
+function holdRemaining(pool: PoolRuntime, m: MemberState, covered: boolean, now: number): number | null {
+  const policy = pool.core.settings.policy;
+  if (!covered || m.role !== 'hot' || m.servingSince === null || policy.failback !== 'auto') return null;
+  return Math.max(0, Math.round(m.servingSince + policy.failbackHoldMs - now));
 }
 
 function stateOf(m: MemberState, serving: boolean): BackendState {
@@ -161,7 +170,7 @@ function stateOf(m: MemberState, serving: boolean): BackendState {
 }
 
 function evidenceStatus(e: Evidence): EvidenceStatus {
-  return { at: new Date(e.at).toISOString(), source: e.source, ok: e.ok, detail: e.detail };
+  return evidenceJson(e);
 }
 
 function listenerStatus(l: ListenerView): ListenerStatus {

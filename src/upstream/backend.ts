@@ -23,6 +23,11 @@ export interface Evidence {
   readonly detail: string;
 }
 
+/** Evidence as it is shown in events and the admin API: the time as ISO 8601. */
+export function evidenceJson(e: Evidence): { at: string; source: Evidence['source']; ok: boolean; detail: string } {
+  return { at: new Date(e.at).toISOString(), source: e.source, ok: e.ok, detail: e.detail };
+}
+
 /** Anything that holds a backend connection open beyond one request (TCP or WebSocket tunnel). */
 export interface Closable {
   close(reason: string): void;
@@ -50,6 +55,8 @@ export class UpstreamBackend implements PoolMember {
   readonly health: HealthCounter;
   readonly passive: PassiveDetector;
   readonly evidence: Evidence[] = [];
+  /** When the backend was last marked down (epoch ms), or null while it is not down. */
+  downSince: number | null = null;
   readonly tunnels = new Set<Closable>();
 
   constructor(pool: string, config: BackendConfig, check: HealthCheckConfig, passiveThreshold: number) {

@@ -14,7 +14,7 @@ import type { EventLog } from '../control/events.js';
 import type { ProxyError } from '../errors.js';
 import type { ForwardPool } from '../forward/http.js';
 import type { Logger } from '../log.js';
-import { UpstreamBackend } from './backend.js';
+import { UpstreamBackend, evidenceJson } from './backend.js';
 import { HealthChecker } from './health-checker.js';
 import { probe, type ProbeResult } from './probes.js';
 import { Retirement } from './retirement.js';
@@ -274,6 +274,7 @@ export class PoolRuntime implements ForwardPool {
   }
 
   #healthChanged(backend: UpstreamBackend, health: 'up' | 'down', source: 'check' | 'passive' | 'warmup'): void {
+    backend.downSince = health === 'down' ? Date.now() : null;
     if (health === 'up') {
       backend.passive.success();
       this.#deps.events.emit('backend_up', { pool: this.name, backend: backend.name, role: backend.role });
@@ -283,7 +284,7 @@ export class PoolRuntime implements ForwardPool {
         backend: backend.name,
         role: backend.role,
         source,
-        evidence: backend.evidence.slice(),
+        evidence: backend.evidence.map(evidenceJson),
       });
       // A dead backend's tunnels cannot carry anything more: close them so clients notice now.
       for (const tunnel of [...backend.tunnels]) tunnel.close('backend down');

@@ -25,6 +25,6 @@ export class LogSink {
   }
 
   events(type?: string): LogLine[] {
-    return this.lines.filter((l) => typeof l.event === 'string' && (type === undefined || l.event === type));
+    return this.lines.filter((l) => typeof l.type === 'string' && l.type !== 'access' && (type === undefined || l.type === type));
   }
 }

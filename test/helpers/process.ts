@@ -82,7 +82,7 @@ export class ProxyProcess {
   }
 
   events(type: string): LogLine[] {
-    return this.lines.filter((l) => l.event === type);
+    return this.lines.filter((l) => l.type === type);
   }
 
   /**
@@ -128,7 +128,7 @@ export class ProxyProcess {
 
   /** The port a listener bound (from its `listening` event). */
   async port(listener: string): Promise<number> {
-    const line = await this.waitForLine((l) => l.event === 'listening' && l.listener === listener);
+    const line = await this.waitForLine((l) => l.type === 'listening' && l.listener === listener);
     return Number(String(line.address).split(':').pop());
   }
 

@@ -238,8 +238,8 @@ t.test('a tiny descriptor limit: EMFILE does not crash the proxy, and it recover
     child.kill('SIGKILL');
     await b.close();
   });
-  await waitFor(() => out.includes('"event":"listening"') || child.exitCode !== null, 15_000, 'listening').catch(() => undefined);
-  if (!out.includes('"event":"listening"')) {
+  await waitFor(() => out.includes('"type":"listening"') || child.exitCode !== null, 15_000, 'listening').catch(() => undefined);
+  if (!out.includes('"type":"listening"')) {
     t.fail('the proxy did not start', { stdout: out, stderr: err, exitCode: child.exitCode });
     return;
   }

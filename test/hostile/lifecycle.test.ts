@@ -107,7 +107,7 @@ t.test('SIGHUP during shutdown is ignored: the request in flight completes, exit
   const inFlight = request(port, { timeoutMs: 5_000 });
   await waitFor(() => slow.traffic.length === 1, 2_000, 'request at the backend');
   proxy.signal('SIGTERM');
-  await proxy.waitForLine((l) => l.event === 'shutdown');
+  await proxy.waitForLine((l) => l.type === 'shutdown');
   writeConfig(file, config(port, [{ name: slow.name, address: slow.address, weight: 5 }]));
   proxy.signal('SIGHUP');
   const reply = await inFlight;
@@ -153,7 +153,7 @@ t.test('a reload that removes a backend holding WebSockets: they live until drai
 
   writeConfig(file, config(port, [{ name: 'ws-2', address: ws2.address }]));
   proxy.signal('SIGHUP');
-  await proxy.waitForLine((l) => l.event === 'reload');
+  await proxy.waitForLine((l) => l.type === 'reload');
   t.equal(await echo(held, 'still'), 'ws-1:still', 'the tunnel on the removed backend keeps working while it drains');
   const fresh = await open();
   t.equal(await echo(fresh, 'new'), 'ws-2:new', 'new sockets go to the remaining backend');

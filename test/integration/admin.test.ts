@@ -181,10 +181,10 @@ t.test('/status: pools, backends, listeners, version and last reload; POST /relo
   t.strictSame(pool?.backends.map((b) => b.name), ['app-1', 'app-2', 'spare-1', 'spare-2'], 'config order');
   t.match(pool?.backends[0], {
     name: 'app-1', address: backends[0].address, role: 'hot', state: 'serving', health: 'up', admin: 'enabled', serving: true,
-    in_flight: 0, max_conns: 0, weight: 1, effective_weight: 1, covers: null, covered_by: null, promotion: null, phase: 'standby',
-    serving_for_ms: Number, last_check: { source: 'check', ok: true, detail: '200', at: String }, evidence: Array,
+    in_flight: 0, max_conns: 0, weight: 1, effective_weight: 1, covers: null, covered_by: null, promotion: null, phase: null,
+    serving_for_ms: Number, down_since: null, failback_hold_remaining_ms: null, last_check: { source: 'check', ok: true, detail: '200', at: String }, evidence: Array,
   });
-  t.match(pool?.backends[2], { name: 'spare-1', role: 'warm', state: 'standby', serving: false, serving_for_ms: null });
+  t.match(pool?.backends[2], { name: 'spare-1', role: 'warm', state: 'standby', phase: 'standby', serving: false, serving_for_ms: null });
 
   const changed = config(backends);
   changed.pools.app.backends[0] = { ...changed.pools.app.backends[0], weight: 3 } as (typeof changed.pools.app.backends)[number];
@@ -321,7 +321,9 @@ t.test('/events and the event stream: a crash is streamed as backend_down then p
   const promoted = await stream.next((m) => m.type === 'promoted');
   t.match(promoted, { type: 'promoted', pool: 'app', backend: 'spare-1', covers: 'app-1', seq: Number, time: String });
   const down = stream.messages.find((m) => m.type === 'backend_down');
-  t.match(down, { backend: 'app-1', evidence: Array });
+  t.match(down, { backend: 'app-1', evidence: [{ at: /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/ }] }, 'evidence times are ISO too');
+  const after = body<{ pools: { backends: { name: string; down_since: string | null }[] }[] }>(await get(port, '/status', { token: TOKEN }));
+  t.match(after.pools[0]?.backends.find((b) => b.name === 'app-1'), { down_since: /Z$/ }, 'a down backend says since when');
   t.ok((down?.seq ?? Infinity) < promoted.seq, 'backend_down first');
   const closed = new Promise<number>((resolve) => stream.ws.once('close', (code) => resolve(code)));
   await teardown(h, backends);

@@ -41,7 +41,7 @@ t.test('log.file: every line in the file, none on stdout; SIGUSR1 reopens it aft
   const proxy = new ProxyProcess(['-c', 'proxy.yaml'], { cwd: dir });
   t.teardown(() => proxy.kill());
 
-  const listening = JSON.parse(await waitForLine(file, (l) => l.includes('"event":"listening"'))) as { address: string };
+  const listening = JSON.parse(await waitForLine(file, (l) => l.includes('"type":"listening"'))) as { address: string };
   const port = Number(listening.address.split(':').pop());
   t.equal((await request(port, { path: '/one' })).status, 200);
   await waitForLine(file, (l) => l.includes('"path":"/one"'));

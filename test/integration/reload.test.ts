@@ -226,7 +226,7 @@ t.test('a promoted warm stays promoted across an unrelated reload', async (t) =>
   writeConfig(file, config(port, backends, { failover: { slow_start: '0s' } }));
   const proxy = await start(t, file);
   await hot.kill();
-  await proxy.waitForLine((l) => l.event === 'promoted' && l.backend === 'warm' && l.covers === 'hot');
+  await proxy.waitForLine((l) => l.type === 'promoted' && l.backend === 'warm' && l.covers === 'hot');
   t.equal((await request(port)).body, 'warm');
 
   writeConfig(file, config(port, backends, { failover: { slow_start: '0s' }, response_timeout: '3s', retries: 1 }));

@@ -94,7 +94,7 @@ t.test('SIGTERM: the request in flight completes with Connection: close, idle co
   const idleClosed = idle();
 
   proxy.signal('SIGTERM');
-  await proxy.waitForLine((l) => l.event === 'shutdown' && l.phase === 'draining');
+  await proxy.waitForLine((l) => l.type === 'shutdown' && l.phase === 'draining');
   await idleClosed;
   t.notOk(slowDone(), 'idle connections were closed at once: while the request in flight was still held');
   t.match(await request(port), { status: 0, error: 'ECONNREFUSED' }, 'new connections are refused');
@@ -117,7 +117,7 @@ t.test('a second SIGTERM exits at once', async (t) => {
   const slow = request(port, { path: '/slow' });
   await waitFor(() => backend.traffic.length === 1);
   proxy.signal('SIGTERM');
-  await proxy.waitForLine((l) => l.event === 'shutdown' && l.phase === 'draining');
+  await proxy.waitForLine((l) => l.type === 'shutdown' && l.phase === 'draining');
   proxy.signal('SIGTERM');
   const exit = await proxy.exited;
   t.equal(exit.code, 1, 'not a clean shutdown');

@@ -137,21 +137,21 @@ t.test('the binary with watch: true reloads on a ConfigMap swap, exactly like SI
   const proxy = new ProxyProcess(['-c', volume.file]);
   t.teardown(() => proxy.kill());
   // Generous: a loaded machine can take seconds to start a process.
-  await proxy.waitForLine((l) => l.event === 'listening' && l.listener === 'web', 20_000);
+  await proxy.waitForLine((l) => l.type === 'listening' && l.listener === 'web', 20_000);
 
   volume.swap(proxyConfig([one, two], true));
-  const applied = await proxy.waitForLine((l) => l.event === 'reload', 15_000);
+  const applied = await proxy.waitForLine((l) => l.type === 'reload', 15_000);
   t.match(applied, { ok: true, version: 2, changes: ['pool app: backend app-2 added (' + two + ', hot, weight 1)'] });
   t.ok(proxy.lines.some((l) => l.msg === 'reloading' && l.signal === 'watch'), 'logged as a reload caused by the watch');
 
   volume.swap('listeners: [oops\n');
-  const refused = await proxy.waitForLine((l) => l.event === 'reload' && l.ok === false, 15_000);
+  const refused = await proxy.waitForLine((l) => l.type === 'reload' && l.ok === false, 15_000);
   t.match(refused, { ok: false, version: 2, code: 'CONFIG_INVALID' });
   t.match(String((refused.errors as string[])[0]), /proxy\.yaml:\d+:\d+: \(yaml\): /);
 
   // watch turned off by a reload: later changes are not followed.
   volume.swap(proxyConfig([one], false));
-  await proxy.waitForLine((l) => l.event === 'reload' && l.version === 3, 15_000);
+  await proxy.waitForLine((l) => l.type === 'reload' && l.version === 3, 15_000);
   volume.swap(proxyConfig([one, two], false));
   await settle(1_000);
   t.equal(proxy.events('reload').length, 3, 'no reload after watch: false');

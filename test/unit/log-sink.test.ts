@@ -23,7 +23,7 @@ const ns = (lines: string[]): number[] => lines.map((l) => (JSON.parse(l) as { n
 
 t.test('toText: one readable line per entry, values quoted only when they must be', async (t) => {
   const json = [
-    '{"level":"warn","time":"2026-11-30T07:00:00.000Z","pid":7,"event":"backend_down","pool":"app","backend":"app-2","source":"check","evidence":[{"ok":false}],"msg":"backend_down"}',
+    '{"level":"warn","time":"2026-11-30T07:00:00.000Z","pid":7,"type":"backend_down","pool":"app","backend":"app-2","source":"check","evidence":[{"ok":false}],"msg":"backend_down"}',
     '{"level":"info","time":"2026-11-30T07:00:00.001Z","pid":7,"type":"access","listener":"web","method":"GET","path":"/a b\\n","status":200,"backend":null}',
     '{"level":"info","time":"2026-11-30T07:00:00.002Z","pid":7,"msg":"shutting down","signal":"SIGTERM"}',
     'not json',
