@@ -10,6 +10,7 @@ import { AdminServer } from './control/admin.js';
 import { EventLog } from './control/events.js';
 import { ProxyAdminHost } from './control/host.js';
 import { Metrics } from './control/metrics.js';
+import { TrafficHistory, type TrafficSeries } from './control/traffic-history.js';
 import { ReloadError, Reloader, type ReloadCounts, type ReloadResult, type ReloadTarget } from './control/reload.js';
 import { ProxyError } from './errors.js';
 import { HttpForwarder, type ExchangeRecord } from './forward/http.js';
@@ -61,6 +62,8 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   readonly #websockets: WebSocketForwarder;
   readonly #reloader: Reloader<PreparedReload>;
   readonly #metrics: Metrics;
+  /** The dashboard's per-backend charts: sampled only while the admin listener runs. */
+  readonly #traffic: TrafficHistory;
   readonly #adminToken: string | null;
   #admin: AdminServer | null = null;
   #pools = new Map<string, PoolRuntime>();
@@ -94,6 +97,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     this.#adminToken = options.adminToken ?? null;
     // Read at scrape time through the fields: a reload replaces the pools map.
     this.#metrics = new Metrics(this.events, { pools: () => this.#pools.values(), listeners: () => this.#listeners.values() });
+    this.#traffic = new TrafficHistory(() => this.#metrics.backendTotals());
     this.#discovery = new Discovery({ events: this.events, logger: this.#logger, onLookup: (pool) => void this.#followDns(pool) });
   }
 
@@ -195,6 +199,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
       logger: this.#logger,
     });
     const address = await this.#admin.listen();
+    this.#traffic.start();
     this.events.emit('listening', { admin: true, protocol: 'http', tls: false, address: `${address.address}:${address.port}` });
   }
 
@@ -384,6 +389,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     this.#websockets.closeAll();
     for (const listener of listeners) listener.closeAllConnections();
     await Promise.all(listeners.map((l) => l.stopAccepting()));
+    this.#traffic.stop();
     await this.#admin?.close();
   }
 
@@ -412,6 +418,11 @@ export class Proxy implements ReloadTarget<PreparedReload> {
       this.#drainingListeners.delete(listener);
     });
     this.#drainingListeners.set(listener, drained);
+  }
+
+  /** A backend's request rate, errors and latency over the last minutes (for `/status`). */
+  traffic(pool: string, backend: string): TrafficSeries {
+    return this.#traffic.of(pool, backend);
   }
 
   #onDone(r: ExchangeRecord): void {

@@ -4,6 +4,7 @@
  */
 import type { AdminState, Health, Role, WarmPhase } from '../core/failover-types.js';
 import type { ReloadResult } from './reload.js';
+import type { TrafficSeries } from './traffic-history.js';
 
 /** The result of a reload, as control/reload.ts defines it. */
 export type { ReloadResult };
@@ -70,8 +71,8 @@ export interface BackendStatus {
 
 export interface PoolStatus {
   readonly name: string;
-  /** In config order. */
-  readonly backends: readonly BackendStatus[];
+  /** In config order; with the last minutes of traffic (the dashboard's charts). */
+  readonly backends: readonly (BackendStatus & { readonly traffic: TrafficSeries })[];
   /** Hot backends that are not serving and that no warm covers (degraded). */
   readonly uncovered: readonly string[];
   /**

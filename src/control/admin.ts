@@ -122,7 +122,10 @@ export class AdminServer {
     }
     const target = route(path);
     const queryToken = path === '/' && q !== -1 ? new URLSearchParams(url.slice(q + 1)).get('token') : null;
-    const auth = this.#auth.request(req, queryToken, method === 'POST');
+    // The page shell carries no data: with a token set it is served to anyone, and asks for the
+    // token itself (every request it then makes carries it).
+    const shell = path === '/' && this.#auth.required;
+    const auth = shell ? { ok: true as const } : this.#auth.request(req, queryToken, method === 'POST');
     if (!auth.ok) {
       refuse(res, auth);
       return;

@@ -69,6 +69,22 @@ h2 { font-size: 13px; text-transform: uppercase; letter-spacing: 1px; color: var
 .ev-admin, .ev-reload { background: var(--purple); color: #1e1b4b; }
 .ev-listening, .ev-shutdown { background: var(--grey); color: #fff; }
 .listeners { margin-top: 6px; display: flex; flex-wrap: wrap; gap: 8px 18px; }
+.chart { display: block; width: 100%; height: 44px; background: #0b1220; border-radius: 4px; }
+.chart .rate { fill: none; stroke: var(--green); stroke-width: 1.5; }
+.chart .errors { fill: none; stroke: var(--red); stroke-width: 1.5; }
+.chart .latency { fill: none; stroke: var(--amber); stroke-width: 1; stroke-dasharray: 3 2; }
+.legend .r { color: var(--green); } .legend .e { color: var(--red); } .legend .l { color: var(--amber); }
+.down-for { color: var(--red); font-weight: 600; font-size: 13px; }
+.hold { color: var(--amber); font-size: 13px; }
+#reload.bad { color: #fff; background: var(--red); padding: 1px 8px; border-radius: 4px; font-weight: 600; }
+#timeline li.failed { background: #7f1d1d; }
+.ev-reload.failed { background: var(--red); color: #fff; }
+.actions { display: flex; gap: 6px; flex-wrap: wrap; }
+.actions button, #login button { background: #0b1220; color: var(--text); border: 1px solid var(--line); border-radius: 4px; padding: 2px 10px; font: inherit; font-size: 12px; cursor: pointer; }
+.actions button:hover, #login button:hover { border-color: var(--blue); }
+#login { display: none; margin: 12px 20px 0; padding: 12px 14px; border-radius: 6px; background: var(--card); gap: 8px; align-items: center; flex-wrap: wrap; }
+#login.show { display: flex; }
+#login input { background: #0b1220; color: var(--text); border: 1px solid var(--line); border-radius: 4px; padding: 4px 8px; font: inherit; min-width: 0; flex: 1; max-width: 360px; }
 `;
 
 const SCRIPT = `
@@ -110,7 +126,71 @@ const SCRIPT = `
     return p(d.getHours()) + ':' + p(d.getMinutes()) + ':' + p(d.getSeconds()) + '.' + p(d.getMilliseconds(), 3);
   }
 
-  function backendCard(b, scale) {
+  var SVG = 'http://www.w3.org/2000/svg';
+  function svg(tag, attrs) {
+    var e = document.createElementNS(SVG, tag);
+    Object.keys(attrs).forEach(function (k) { e.setAttribute(k, String(attrs[k])); });
+    return e;
+  }
+  function duration(ms) {
+    var s = Math.max(0, Math.round(ms / 1000));
+    if (s < 60) return s + 's';
+    var m = Math.floor(s / 60);
+    if (m < 60) return m + 'm ' + (s % 60) + 's';
+    return Math.floor(m / 60) + 'h ' + (m % 60) + 'm';
+  }
+  function fixed(n) { return n >= 100 ? String(Math.round(n)) : n >= 10 ? n.toFixed(1) : n.toFixed(2).replace(/\\.?0+$/, '') || '0'; }
+  /** Request rate (green) and errors (red) on one scale, latency (amber, dashed) on its own. */
+  function chart(tr) {
+    var W = 200, H = 40, N = Math.max(tr.requests_per_s.length, 2);
+    var box = svg('svg', { class: 'chart', viewBox: '0 0 ' + W + ' ' + H, preserveAspectRatio: 'none', role: 'img' });
+    var top = 0, slow = 0;
+    tr.requests_per_s.forEach(function (v) { top = Math.max(top, v); });
+    tr.latency_ms.forEach(function (v) { if (v !== null) slow = Math.max(slow, v); });
+    function line(values, scale, cls) {
+      var pts = [];
+      values.forEach(function (v, i) {
+        if (v === null) return;
+        var x = (W * (i + N - values.length)) / (N - 1);
+        pts.push(x.toFixed(1) + ',' + (H - 2 - ((H - 4) * v) / (scale || 1)).toFixed(1));
+      });
+      if (pts.length) box.appendChild(svg('polyline', { class: cls, points: pts.join(' ') }));
+    }
+    line(tr.latency_ms, slow, 'latency');
+    line(tr.requests_per_s, top, 'rate');
+    line(tr.errors_per_s, top, 'errors');
+    var minutes = Math.round((tr.interval_ms * N) / 60000);
+    box.appendChild(svg('title', {})).textContent = 'last ' + (minutes || 1) + ' min: requests/s, errors/s, latency';
+    return box;
+  }
+  function trafficRow(tr) {
+    var wrap = el('div');
+    wrap.className = 'traffic';
+    wrap.appendChild(chart(tr));
+    var n = tr.requests_per_s.length;
+    var legend = el('div', 'num legend');
+    if (n === 0) legend.textContent = 'no traffic yet';
+    else {
+      var lat = tr.latency_ms[n - 1];
+      legend.appendChild(el('span', 'r', fixed(tr.requests_per_s[n - 1]) + ' req/s'));
+      legend.appendChild(document.createTextNode(' \u00b7 '));
+      legend.appendChild(el('span', 'e', fixed(tr.errors_per_s[n - 1]) + ' err/s'));
+      legend.appendChild(document.createTextNode(' \u00b7 '));
+      legend.appendChild(el('span', 'l', lat === null ? '- ms' : fixed(lat) + ' ms'));
+    }
+    wrap.appendChild(legend);
+    return wrap;
+  }
+  /** The operator actions that apply to a backend now. */
+  function actionsFor(b) {
+    var out = [];
+    if (b.admin === 'enabled') out.push('drain'); else out.push('enable');
+    if (b.role === 'warm' && !b.promotion && b.health === 'up' && b.admin === 'enabled') out.push('promote');
+    if (b.role === 'warm' && b.promotion) out.push('demote');
+    return out;
+  }
+
+  function backendCard(b, scale, pool) {
     var card = el('div', 'backend s-' + b.state);
     card.dataset.backend = b.name;
     card.dataset.state = b.state;
@@ -122,6 +202,11 @@ const SCRIPT = `
     if (b.covers) card.appendChild(el('div', 'cover', '\\u21c4 covers ' + b.covers));
     else if (b.promotion === 'operator') card.appendChild(el('div', 'cover', '\\u2191 promoted by operator'));
     if (b.covered_by) card.appendChild(el('div', 'cover by', 'covered by ' + b.covered_by));
+    if (b.down_since) card.appendChild(el('div', 'down-for', 'down for ' + duration(Date.now() - Date.parse(b.down_since))));
+    if (b.failback_hold_remaining_ms !== null && b.failback_hold_remaining_ms !== undefined) {
+      card.appendChild(el('div', 'hold', 'failback in ' + duration(b.failback_hold_remaining_ms) + ' (hold)'));
+    }
+    if (b.traffic) card.appendChild(trafficRow(b.traffic));
     var load = el('div', 'row');
     load.appendChild(el('span', 'num', 'in flight ' + b.in_flight + (b.max_conns ? '/' + b.max_conns : '')));
     var bar = el('div', 'bar');
@@ -136,13 +221,24 @@ const SCRIPT = `
     card.appendChild(el('div', 'num check' + (c && !c.ok ? ' bad' : ''),
       c ? (c.ok ? '\\u2713 ' : '\\u2717 ') + c.detail + ' \\u00b7 ' + ago(c.at) : 'not checked yet'));
     card.appendChild(el('div', 'small', b.address));
+    var actions = el('div', 'actions');
+    actionsFor(b).forEach(function (a) {
+      var button = el('button', '', a);
+      button.type = 'button';
+      button.dataset.action = a;
+      button.addEventListener('click', function () { act(pool, b.name, a); });
+      actions.appendChild(button);
+    });
+    card.appendChild(actions);
     return card;
   }
 
   function renderStatus(s) {
     $('version').textContent = 'config v' + s.version;
     var r = s.last_reload;
-    $('reload').textContent = r ? 'last reload ' + (r.ok ? 'ok' : 'failed') + ' ' + ago(r.at) : 'no reload yet';
+    $('reload').textContent = r ? 'last reload ' + (r.ok ? 'ok' : 'FAILED') + ' ' + ago(r.at) : 'no reload yet';
+    $('reload').className = 'meta' + (r && !r.ok ? ' bad' : '');
+    $('reload').title = r && !r.ok ? (r.errors || []).join('\\n') : '';
     var pools = $('pools');
     pools.replaceChildren();
     s.pools.forEach(function (p) {
@@ -162,7 +258,7 @@ const SCRIPT = `
       var scale = 1;
       p.backends.forEach(function (b) { scale = Math.max(scale, b.max_conns || b.in_flight); });
       var grid = el('div', 'backends');
-      p.backends.forEach(function (b) { grid.appendChild(backendCard(b, scale)); });
+      p.backends.forEach(function (b) { grid.appendChild(backendCard(b, scale, p.name)); });
       section.appendChild(grid);
       pools.appendChild(section);
     });
@@ -196,10 +292,12 @@ const SCRIPT = `
     list.replaceChildren();
     for (var i = events.length - 1; i >= 0; i--) {
       var e = events[i];
-      var li = el('li');
+      var failed = e.type === 'reload' && e.ok === false;
+      var li = el('li', failed ? 'failed' : '');
       li.dataset.type = e.type;
+      if (failed) li.dataset.failed = 'true';
       li.appendChild(el('span', 'num', clock(e.time)));
-      li.appendChild(el('span', 'badge ev ev-' + e.type, e.type.replace('_', ' ')));
+      li.appendChild(el('span', 'badge ev ev-' + e.type + (failed ? ' failed' : ''), failed ? 'reload failed' : e.type.replace('_', ' ')));
       li.appendChild(el('span', 'what', summary(e)));
       list.appendChild(li);
     }
@@ -215,12 +313,43 @@ const SCRIPT = `
     renderEvents();
   }
 
+  /** A token is set on the server and the page has none (or a wrong one): ask for it. */
+  function askToken() {
+    $('login').className = 'show';
+    $('token-input').focus();
+  }
+  function useToken() {
+    token = $('token-input').value.trim();
+    if (!token) return;
+    sessionStorage.setItem(KEY, token);
+    headers = { Authorization: 'Bearer ' + token };
+    $('login').className = '';
+    $('token-input').value = '';
+    banner('');
+    if (socket) socket.close(); else connect();
+    refresh();
+  }
+  $('token-go').addEventListener('click', useToken);
+  $('token-input').addEventListener('keydown', function (e) { if (e.key === 'Enter') useToken(); });
+
   function get(path) {
     return fetch(path, { headers: headers, cache: 'no-store' }).then(function (res) {
-      if (res.status === 401) throw new Error('unauthorized: open this page as /?token=YOUR_ADMIN_TOKEN');
+      if (res.status === 401) { askToken(); throw new Error(''); }
       if (!res.ok) throw new Error(path + ': HTTP ' + res.status);
       return res.json();
     });
+  }
+
+  /** Backend names may hold "/" (discovered ones): every path segment is percent-encoded. */
+  function act(pool, backend, action) {
+    var path = '/pools/' + encodeURIComponent(pool) + '/backends/' + encodeURIComponent(backend) + '/' + action;
+    fetch(path, { method: 'POST', headers: headers, cache: 'no-store' }).then(function (res) {
+      if (res.status === 401) { askToken(); throw new Error('this proxy has an admin token: enter it above, then try again'); }
+      return res.json().then(function (body) {
+        if (!res.ok) throw new Error(action + ' ' + backend + ': ' + (body.error || 'HTTP ' + res.status));
+        banner('');
+      });
+    }).catch(function (err) { banner(err.message); }).then(refresh);
   }
 
   var busy = false, again = false;
@@ -239,11 +368,13 @@ const SCRIPT = `
   }
 
   var retryMs = 500;
+  var socket = null;
   function connect() {
     var conn = $('conn');
     var protocols = ['hotwarm.v1'];
     if (token) protocols.push('hotwarm.token.' + b64url(token));
     var ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/events/stream', protocols);
+    socket = ws;
     ws.onopen = function () {
       retryMs = 500;
       conn.className = 'conn live';
@@ -276,6 +407,9 @@ const BODY = `<header>
 <span class="conn" id="conn"><span class="dot"></span><span id="conn-text">connecting\u2026</span></span>
 </header>
 <div id="banner" role="alert"></div>
+<div id="login"><label for="token-input">This proxy has an admin token. Token:</label>
+<input id="token-input" type="password" autocomplete="current-password">
+<button id="token-go" type="button">Use token</button></div>
 <main>
 <div><h2>Pools</h2><div id="pools"></div><h2>Listeners</h2><div class="listeners" id="listeners"></div></div>
 <div><h2>Events</h2><ol id="timeline"></ol></div>

@@ -20,6 +20,7 @@ import type {
   StatusSnapshot,
 } from './admin-types.js';
 import type { EventLog } from './events.js';
+import type { TrafficSeries } from './traffic-history.js';
 
 /** What a listener shows in `/status` (HTTP and TCP listeners alike). */
 export interface ListenerView {
@@ -38,6 +39,7 @@ export interface ProxyView {
   readonly lastReload: ReloadResult | null;
   readonly ready: boolean;
   reload(): Promise<ReloadResult>;
+  traffic(pool: string, backend: string): TrafficSeries;
 }
 
 export class ProxyAdminHost implements AdminHost {
@@ -69,7 +71,7 @@ export class ProxyAdminHost implements AdminHost {
   snapshot(): StatusSnapshot {
     const now = this.#now();
     return {
-      pools: [...this.#proxy.pools.values()].map((pool) => poolStatus(pool, now)),
+      pools: [...this.#proxy.pools.values()].map((pool) => poolStatus(pool, now, (b) => this.#proxy.traffic(pool.name, b))),
       listeners: [...this.#proxy.listeners.values()].map(listenerStatus),
     };
   }
@@ -111,10 +113,10 @@ function failoverEvent(action: ControlAction, backend: string): FailoverEvent {
   }
 }
 
-function poolStatus(pool: PoolRuntime, now: number): PoolStatus {
+function poolStatus(pool: PoolRuntime, now: number, traffic: (backend: string) => TrafficSeries): PoolStatus {
   return {
     name: pool.name,
-    backends: pool.backends.map((b) => backendStatus(pool, b, now)),
+    backends: pool.backends.map((b) => ({ ...backendStatus(pool, b, now), traffic: traffic(b.name) })),
     uncovered: [...pool.core.state.uncovered],
     // Floor, so 100 means the whole configured capacity, not 99.6% rounded up.
     capacity_percent: Math.floor(pool.core.capacity(now) * 100 + 1e-9),

@@ -22,6 +22,7 @@ import type { PoolRuntime } from '../upstream/pool-runtime.js';
 import { isDnsName } from '../config/dns-names.js';
 import { LOOKUP_FAILURES } from '../upstream/discovery.js';
 import type { EventLog, ProxyEvent } from './events.js';
+import type { BackendTotals } from './traffic-history.js';
 
 /** Every metric hotwarm exports. */
 export const METRICS = [
@@ -70,6 +71,8 @@ interface PoolSeries {
   readonly noBackend: CounterChild;
   /** backend name ('' = none) → one child per status class. */
   readonly requests: Map<string, readonly CounterChild[]>;
+  /** backend name → plain totals for the dashboard's traffic history. */
+  readonly totals: Map<string, { requests: number; errors: number; durationMsSum: number }>;
 }
 
 /** Where scrape-time values are read. */
@@ -113,6 +116,13 @@ export class Metrics {
       const counter = this.#counter('hotwarm_requests_total');
       requests = CODE_CLASSES.map((code) => counter.labels(r.listener, r.pool, backend, code));
       series.requests.set(backend, requests);
+      series.totals.set(backend, { requests: 0, errors: 0, durationMsSum: 0 });
+    }
+    const totals = series.totals.get(backend);
+    if (totals !== undefined && backend !== '') {
+      totals.requests++;
+      if (cls === 0 || cls === 5) totals.errors++;
+      totals.durationMsSum += r.durationMs;
     }
     (requests[cls] as CounterChild).inc();
     (series.durations[cls] as HistogramChild).observe(r.durationMs / 1000);
@@ -137,6 +147,17 @@ export class Metrics {
     return this.#registry.metrics();
   }
 
+  /** Each backend's request totals per listener (the dashboard's traffic history sums them). */
+  *backendTotals(): Iterable<BackendTotals> {
+    for (const byPool of this.#series.values()) {
+      for (const [pool, series] of byPool) {
+        for (const [backend, t] of series.totals) {
+          if (backend !== '') yield { pool, backend, requests: t.requests, errors: t.errors, durationMsSum: t.durationMsSum };
+        }
+      }
+    }
+  }
+
   /** Stops listening to events. */
   close(): void {
     this.#unsubscribe();
@@ -156,6 +177,7 @@ export class Metrics {
         retries: this.#counter('hotwarm_retries_total').labels(listener, pool),
         noBackend: this.#counter('hotwarm_no_backend_total').labels(listener, pool),
         requests: new Map(),
+        totals: new Map(),
       };
       byPool.set(pool, series);
     }

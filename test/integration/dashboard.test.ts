@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
 import t from 'tap';
+import { adminRequest } from '../helpers/admin.js';
 import { startBackends, type TestBackend } from '../helpers/backend.js';
 import { steadyLoad } from '../helpers/client.js';
 import { leakCheck } from '../helpers/handles.js';
@@ -57,6 +58,7 @@ t.test('dashboard: backends, live promotion after a crash, no CSP errors, narrow
   mkdirSync(ARTIFACTS, { recursive: true });
   const backends = own((await startBackends(['app-1', 'app-2', 'app-3', 'spare-1', 'spare-2'], { latencyMs: 60 })) as TestBackend[], closeAll);
   const [app1] = backends as [TestBackend];
+  const file = join(t.testdir(), 'proxy.yaml');
   const h = own(await startProxy(
     {
       log: { level: 'debug' },
@@ -74,7 +76,7 @@ t.test('dashboard: backends, live promotion after a crash, no CSP errors, narrow
         },
       },
     },
-    { env: { DASH_TOKEN: TOKEN } },
+    { env: { DASH_TOKEN: TOKEN }, file },
   ), stopProxy);
   const base = `http://127.0.0.1:${h.adminPort()}`;
   const traffic = own(steadyLoad(h.port(), 6, { pauseMs: 5 }), stopLoad);
@@ -123,6 +125,26 @@ t.test('dashboard: backends, live promotion after a crash, no CSP errors, narrow
     // app-1 (weight 2) is covered by spare-1 (weight 1) still ramping: at most (1 + 1 + 1) / 4 of the hot weight.
     const capacity = Number(await page.getAttribute('.pool-head [data-capacity]', 'data-capacity'));
     t.ok(capacity >= 50 && capacity < 75, `capacity shown honestly while the warm ramps: ${capacity}%`);
+
+    // How long a backend has been down; the per-backend chart of the last minutes (sampled every 2 s).
+    t.match(await page.textContent('[data-backend="app-1"] .down-for'), /^down for \d+s$/);
+    await page.waitForSelector('[data-backend="app-2"] svg.chart polyline.rate', { timeout: 30_000 });
+    t.match(await page.textContent('[data-backend="app-2"] .legend'), /req\/s .* err\/s .* ms/);
+    // Buttons where they apply: a down hot can be drained; a standby warm promoted; no promote on a hot.
+    t.ok(await page.$('[data-backend="app-1"] button[data-action="drain"]'), 'drain on an enabled backend');
+    t.notOk(await page.$('[data-backend="app-2"] button[data-action="promote"]'), 'no promote on a hot backend');
+    await page.click('[data-backend="spare-2"] button[data-action="promote"]');
+    await page.waitForSelector('[data-backend="spare-2"] button[data-action="demote"]', { timeout: 30_000 });
+    t.match(await page.textContent('[data-backend="spare-2"]'), 'promoted by operator', 'the button acted, with the token');
+    await page.waitForSelector('li[data-type="admin"]', { timeout: 30_000 });
+
+    // A failed reload: red in the event list and in the header.
+    writeFileSync(file, 'listeners: [\n');
+    const refused = await adminRequest(h.adminPort(), '/reload', { method: 'POST', token: TOKEN });
+    t.equal(refused.status, 422);
+    await page.waitForSelector('li.failed[data-type="reload"]', { timeout: 30_000 });
+    await page.waitForSelector('#reload.bad', { timeout: 30_000 });
+    t.match(await page.textContent('#reload'), 'FAILED');
     await page.screenshot({ path: `${ARTIFACTS}dashboard.png`, fullPage: true });
 
     await page.setViewportSize({ width: 420, height: 900 });
@@ -132,9 +154,17 @@ t.test('dashboard: backends, live promotion after a crash, no CSP errors, narrow
     t.ok(overflow <= 0, `no horizontal scrolling in a narrow window (${overflow}px over)`);
     await page.screenshot({ path: `${ARTIFACTS}dashboard-narrow.png`, fullPage: true });
 
-    const denied = await browser.newPage();
-    await denied.goto(`${base}/`);
-    t.match(await denied.textContent('body'), 'bearer token is required', 'no token, no page');
+    // Without a token the page shell loads (it carries no data) and asks for the token.
+    const asking = await browser.newPage({ viewport: { width: 1280, height: 500 } });
+    await asking.goto(`${base}/`);
+    await asking.waitForSelector('#login.show', { timeout: 10_000 });
+    t.equal(await asking.$('[data-backend]'), null, 'no data without the token');
+    await asking.screenshot({ path: `${ARTIFACTS}dashboard-token.png` });
+    await asking.fill('#token-input', TOKEN);
+    await asking.click('#token-go');
+    await asking.waitForSelector('[data-backend="app-2"]', { timeout: 10_000 });
+    await asking.waitForSelector('#conn.live', { timeout: 10_000 });
+    t.notOk(await asking.$('#login.show'), 'the token form goes away once the token works');
     t.strictSame(problems, [], 'no console errors (a CSP violation would be one)');
   }
   await own.stopAll();
