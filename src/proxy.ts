@@ -390,6 +390,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     for (const listener of listeners) listener.closeAllConnections();
     await Promise.all(listeners.map((l) => l.stopAccepting()));
     this.#traffic.stop();
+    this.#metrics.close();
     await this.#admin?.close();
   }
 
@@ -432,6 +433,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
 
   /** One access-log line per tunnel (TCP connection or WebSocket), written when it closes. */
   #onTunnel(r: TunnelRecord): void {
+    this.#metrics.tunnel(r);
     this.#access.entry({
       listener: r.listener,
       pool: r.pool,

@@ -22,6 +22,9 @@ import type { PoolRuntime } from '../upstream/pool-runtime.js';
 import { isDnsName } from '../config/dns-names.js';
 import { LOOKUP_FAILURES } from '../upstream/discovery.js';
 import type { EventLog, ProxyEvent } from './events.js';
+import type { TunnelRecord } from '../forward/tunnel.js';
+import { hotwarmVersion } from '../version.js';
+import { ProcessSampler } from './process-stats.js';
 import type { BackendTotals } from './traffic-history.js';
 
 /** Every metric hotwarm exports. */
@@ -39,6 +42,15 @@ export const METRICS = [
   { name: 'hotwarm_health_checks_total', type: 'counter', labels: ['pool', 'backend', 'result'], help: 'Active health checks, by result (ok, fail).' },
   { name: 'hotwarm_reloads_total', type: 'counter', labels: ['result'], help: 'Configuration reloads, by result (ok, failed).' },
   { name: 'hotwarm_client_connections', type: 'gauge', labels: ['listener'], help: 'Open client connections per listener.' },
+  { name: 'hotwarm_build_info', type: 'gauge', labels: ['version'], help: 'Always 1; the version label says which hotwarm runs.' },
+  { name: 'hotwarm_config_version', type: 'gauge', labels: [], help: 'Config version: 1 at start, +1 per applied reload.' },
+  { name: 'hotwarm_last_reload_success_timestamp_seconds', type: 'gauge', labels: [], help: 'When the config was last applied (seconds since the epoch): the start time before any reload.' },
+  { name: 'hotwarm_process_cpu_seconds_total', type: 'counter', labels: [], help: 'CPU time (user + system) of the proxy process, in seconds.' },
+  { name: 'hotwarm_process_resident_memory_bytes', type: 'gauge', labels: [], help: 'Resident memory of the proxy process, in bytes.' },
+  { name: 'hotwarm_process_open_fds', type: 'gauge', labels: [], help: 'Open file descriptors of the proxy process (Linux).' },
+  { name: 'hotwarm_event_loop_lag_seconds', type: 'gauge', labels: [], help: 'Mean event-loop delay since the previous scrape, in seconds.' },
+  { name: 'hotwarm_listener_bytes_total', type: 'counter', labels: ['listener', 'direction'], help: 'Traffic bytes through the listener (in: from clients, out: to clients); HTTP counts bodies, tunnels every byte.' },
+  { name: 'hotwarm_backend_bytes_total', type: 'counter', labels: ['pool', 'backend', 'direction'], help: 'Traffic bytes exchanged with the backend (in: from clients to it, out: from it to clients); health checks are not counted.' },
   { name: 'hotwarm_discovery_failures_total', type: 'counter', labels: ['pool', 'result'], help: 'DNS lookups for discover entries and names in address that gave no answer, by result (nxdomain, empty, timeout, servfail, refused, error).' },
 ] as const;
 
@@ -75,10 +87,21 @@ interface PoolSeries {
   readonly totals: Map<string, { requests: number; errors: number; durationMsSum: number }>;
 }
 
+/** The pools a listener sends to, from its config (for series present from the start). */
+interface ListenerRouting {
+  readonly pool?: string | undefined;
+  readonly routes?: readonly { readonly pool: string }[] | undefined;
+}
+
 /** Where scrape-time values are read. */
 export interface MetricsSource {
   pools(): Iterable<PoolRuntime>;
-  listeners(): Iterable<{ readonly name: string; readonly openConnections: number }>;
+  listeners(): Iterable<{ readonly name: string; readonly openConnections: number; readonly config?: ListenerRouting }>;
+}
+
+interface BytesChildren {
+  readonly in: CounterChild;
+  readonly out: CounterChild;
 }
 
 export class Metrics {
@@ -88,6 +111,13 @@ export class Metrics {
   readonly #series = new Map<string, Map<string, PoolSeries>>();
   readonly #checks = new WeakMap<UpstreamBackend, { readonly ok: CounterChild; readonly fail: CounterChild }>();
   readonly #unsubscribe: () => void;
+  readonly #process = new ProcessSampler();
+  readonly #listenerBytes = new Map<string, BytesChildren>();
+  /** pool → backend → bytes children. */
+  readonly #backendBytes = new Map<string, Map<string, BytesChildren>>();
+  #configVersion = 1;
+  /** When the config was last applied (epoch ms): the start until a reload succeeds. */
+  #appliedAt = Date.now();
 
   constructor(events: EventLog, source: MetricsSource) {
     this.#source = source;
@@ -128,6 +158,35 @@ export class Metrics {
     (series.durations[cls] as HistogramChild).observe(r.durationMs / 1000);
     if (r.retries > 0) series.retries.inc(r.retries);
     if (r.error === 'NO_SERVING_BACKEND' || r.error === 'ALL_BACKENDS_FULL') series.noBackend.inc();
+    this.#bytes(r.listener, r.pool, r.backend, r.bytesIn ?? 0, r.bytes);
+  }
+
+  /** One closed tunnel (TCP connection or WebSocket): its bytes, both ways. */
+  tunnel(r: TunnelRecord): void {
+    this.#bytes(r.listener, r.pool, r.backend, r.bytesIn, r.bytesOut);
+  }
+
+  #bytes(listener: string, pool: string, backend: string | null, bytesIn: number, bytesOut: number): void {
+    if (bytesIn === 0 && bytesOut === 0) return;
+    let l = this.#listenerBytes.get(listener);
+    if (l === undefined) {
+      const counter = this.#counter('hotwarm_listener_bytes_total');
+      l = { in: counter.labels(listener, 'in'), out: counter.labels(listener, 'out') };
+      this.#listenerBytes.set(listener, l);
+    }
+    l.in.inc(bytesIn);
+    l.out.inc(bytesOut);
+    if (backend === null) return;
+    let byBackend = this.#backendBytes.get(pool);
+    if (byBackend === undefined) this.#backendBytes.set(pool, (byBackend = new Map()));
+    let b = byBackend.get(backend);
+    if (b === undefined) {
+      const counter = this.#counter('hotwarm_backend_bytes_total');
+      b = { in: counter.labels(pool, backend, 'in'), out: counter.labels(pool, backend, 'out') };
+      byBackend.set(backend, b);
+    }
+    b.in.inc(bytesIn);
+    b.out.inc(bytesOut);
   }
 
   /** One active health check result (the pool runtime's `onCheck` hook). */
@@ -144,7 +203,56 @@ export class Metrics {
   /** The Prometheus text exposition, with the scrape-time gauges read now. */
   async render(): Promise<string> {
     this.#collect();
+    this.#prime();
+    const stats = await this.#process.read();
+    this.#gauge('hotwarm_build_info').set({ version: hotwarmVersion() }, 1);
+    this.#gauge('hotwarm_config_version').set(this.#configVersion);
+    this.#gauge('hotwarm_last_reload_success_timestamp_seconds').set(Math.round(this.#appliedAt) / 1000);
+    const cpu = this.#counter('hotwarm_process_cpu_seconds_total');
+    cpu.reset();
+    cpu.inc(stats.cpuSeconds);
+    this.#gauge('hotwarm_process_resident_memory_bytes').set(stats.residentBytes);
+    if (stats.openFds !== null) this.#gauge('hotwarm_process_open_fds').set(stats.openFds);
+    this.#gauge('hotwarm_event_loop_lag_seconds').set(stats.loopLagSeconds);
     return this.#registry.metrics();
+  }
+
+  /**
+   * Every series whose labels the config knows exists from the start, at 0, so an alert on it
+   * sees a value before the first request, check or reload (adding 0 creates a series).
+   */
+  #prime(): void {
+    const pools = new Map<string, PoolRuntime>();
+    for (const pool of this.#source.pools()) pools.set(pool.name, pool);
+    const requests = this.#counter('hotwarm_requests_total');
+    const listenerBytes = this.#counter('hotwarm_listener_bytes_total');
+    const backendBytes = this.#counter('hotwarm_backend_bytes_total');
+    for (const l of this.#source.listeners()) {
+      for (const direction of ['in', 'out']) listenerBytes.inc({ listener: l.name, direction }, 0);
+      const routed = new Set<string>();
+      if (l.config?.pool !== undefined) routed.add(l.config.pool);
+      for (const route of l.config?.routes ?? []) routed.add(route.pool);
+      for (const name of routed) {
+        const pool = pools.get(name);
+        if (pool === undefined) continue;
+        this.#poolSeries(l.name, name);
+        this.#counter('hotwarm_retries_total').inc({ listener: l.name, pool: name }, 0);
+        this.#counter('hotwarm_no_backend_total').inc({ listener: l.name, pool: name }, 0);
+        for (const code of CODE_CLASSES.slice(1)) {
+          for (const b of pool.backends) requests.inc({ listener: l.name, pool: name, backend: b.name, code }, 0);
+        }
+      }
+    }
+    for (const pool of pools.values()) {
+      for (const b of pool.backends) {
+        const labels = { pool: pool.name, backend: b.name };
+        this.#counter('hotwarm_promotions_total').inc(labels, 0);
+        this.#counter('hotwarm_releases_total').inc(labels, 0);
+        for (const result of ['ok', 'fail']) this.#counter('hotwarm_health_checks_total').inc({ ...labels, result }, 0);
+        for (const direction of ['in', 'out']) backendBytes.inc({ ...labels, direction }, 0);
+      }
+    }
+    for (const result of ['ok', 'failed']) this.#counter('hotwarm_reloads_total').inc({ result }, 0);
   }
 
   /** Each backend's request totals per listener (the dashboard's traffic history sums them). */
@@ -158,9 +266,10 @@ export class Metrics {
     }
   }
 
-  /** Stops listening to events. */
+  /** Stops listening to events and sampling the event loop. */
   close(): void {
     this.#unsubscribe();
+    this.#process.close();
   }
 
   #poolSeries(listener: string, pool: string): PoolSeries {
@@ -172,6 +281,9 @@ export class Metrics {
     let series = byPool.get(pool);
     if (series === undefined) {
       const durations = this.#histogram('hotwarm_request_duration_seconds');
+      // Every observation of this listener × pool goes through this series: zeroing it now,
+      // before the first, clobbers nothing and makes the histogram visible from the start.
+      for (const code of CODE_CLASSES.slice(1)) durations.zero({ listener, pool, code });
       series = {
         durations: CODE_CLASSES.map((code) => durations.labels(listener, pool, code)),
         retries: this.#counter('hotwarm_retries_total').labels(listener, pool),
@@ -194,6 +306,10 @@ export class Metrics {
         break;
       case 'reload':
         this.#counter('hotwarm_reloads_total').inc({ result: reloadSucceeded(event) ? 'ok' : 'failed' });
+        if (reloadSucceeded(event)) {
+          this.#appliedAt = Date.parse(event.time);
+          if (typeof event.version === 'number') this.#configVersion = event.version;
+        }
         break;
       case 'discovery_failed':
         this.#counter('hotwarm_discovery_failures_total').inc({ pool: String(event.pool), result: String(event.result) });

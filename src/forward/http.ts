@@ -54,7 +54,10 @@ export interface ExchangeRecord {
   readonly path: string;
   readonly status: number;
   readonly durationMs: number;
+  /** Response body bytes sent to the client. */
   readonly bytes: number;
+  /** Request body bytes from the client, by its Content-Length (a chunked body counts 0). */
+  readonly bytesIn?: number;
   readonly retries: number;
   readonly client: string;
   readonly error: ErrorCode | null;
@@ -331,6 +334,7 @@ class HttpExchange implements AttemptOwner {
       status: this.#status,
       durationMs: performance.now() - this.#startedAt,
       bytes: this.#bytes,
+      bytesIn: this.#hasBody ? Number(this.#req.headers['content-length']) || 0 : 0,
       retries: attempts.retries,
       client: this.#client,
       error: this.#error === null ? null : this.#error.code,

@@ -80,7 +80,10 @@ t.test('auth: bearer token on every endpoint but /healthz, ?token= on the page, 
   t.equal((await get(port, '/status', { headers: { authorization: `Basic ${TOKEN}` } })).status, 401, 'another scheme → 401');
   t.equal((await get(port, '/healthz')).status, 200, '/healthz is open');
 
-  for (const path of ['/metrics', '/events', '/', '/nope']) t.equal((await get(port, path)).status, 401, `${path} needs the token`);
+  for (const path of ['/metrics', '/events', '/nope']) t.equal((await get(port, path)).status, 401, `${path} needs the token`);
+  const shell = await get(port, '/');
+  t.equal(shell.status, 200, 'the page shell carries no data: served without the token, it asks for one');
+  t.notMatch(shell.body, 'app-1', 'no pool or backend in the shell');
   t.equal((await get(port, '/reload', { method: 'POST' })).status, 401, 'POST /reload needs the token');
   t.equal((await control(port, 'app-1', 'drain')).status, 401, 'control needs the token');
   t.equal(h.proxy.pools.get('app')?.core.memberState('app-1')?.admin, 'enabled', 'and nothing happened');
@@ -89,7 +92,7 @@ t.test('auth: bearer token on every endpoint but /healthz, ?token= on the page, 
   t.equal(page.status, 200, 'the dashboard accepts ?token=');
   t.match(page.headers['content-type'], 'text/html');
   t.match(page.headers['content-security-policy'], /script-src 'sha256-/);
-  t.equal((await get(port, '/?token=nope')).status, 401);
+  t.equal((await get(port, '/?token=nope')).status, 200, 'the shell again: a wrong token fails on its first /status');
   t.equal((await get(port, `/status?token=${TOKEN}`)).status, 401, '?token= is only for the page');
 
   const refused = await openStream(port);
@@ -274,6 +277,46 @@ t.test('promote a standby warm: it takes traffic; demote: it stops; meaningless 
   const after = await spread(h, backends);
   t.equal(after['spare-2'], 0, 'the demoted warm takes nothing');
   t.equal(h.log.events('admin').length, 4, 'one admin event per accepted action, none for the refused');
+  await teardown(h, backends);
+  await leaks.assertClean(t);
+});
+
+t.test('/metrics from the start: every series the config knows, at 0, and the process and build series', async (t) => {
+  const leaks = leakCheck();
+  const { h, backends, port } = await setup(t);
+  const text = (await get(port, '/metrics')).body;
+  const value = (series: string): number | undefined => {
+    const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+    return line === undefined ? undefined : Number(line.slice(series.length + 1));
+  };
+  for (const backend of ['app-1', 'spare-2']) {
+    for (const code of ['1xx', '2xx', '3xx', '4xx', '5xx']) t.equal(value(`hotwarm_requests_total{listener="web",pool="app",backend="${backend}",code="${code}"}`), 0, `${backend} ${code}`);
+    t.equal(value(`hotwarm_promotions_total{pool="app",backend="${backend}"}`), 0);
+    t.equal(value(`hotwarm_releases_total{pool="app",backend="${backend}"}`), 0);
+    for (const direction of ['in', 'out']) t.equal(value(`hotwarm_backend_bytes_total{pool="app",backend="${backend}",direction="${direction}"}`), 0);
+  }
+  t.equal(value('hotwarm_request_duration_seconds_count{listener="web",pool="app",code="5xx"}'), 0);
+  t.equal(value('hotwarm_retries_total{listener="web",pool="app"}'), 0);
+  t.equal(value('hotwarm_no_backend_total{listener="web",pool="app"}'), 0);
+  t.equal(value('hotwarm_reloads_total{result="ok"}'), 0);
+  t.equal(value('hotwarm_reloads_total{result="failed"}'), 0);
+  t.equal(value('hotwarm_listener_bytes_total{listener="web",direction="in"}'), 0);
+  t.match(text, /^hotwarm_build_info\{version="\d+\.\d+\.\d+[^"]*"\} 1$/m);
+  t.equal(value('hotwarm_config_version'), 1);
+  const applied = value('hotwarm_last_reload_success_timestamp_seconds') ?? 0;
+  t.ok(applied > Date.now() / 1000 - 600 && applied <= Date.now() / 1000, `the start time before any reload (${applied})`);
+  t.ok((value('hotwarm_process_cpu_seconds_total') ?? 0) > 0, 'process CPU');
+  t.ok((value('hotwarm_process_resident_memory_bytes') ?? 0) > 1e6, 'resident memory');
+  t.ok((value('hotwarm_process_open_fds') ?? 0) > 3, 'open descriptors');
+  t.ok((value('hotwarm_event_loop_lag_seconds') ?? -1) >= 0, 'event-loop lag');
+
+  // Bytes: traffic only, both directions, per listener and backend.
+  await request(h.port(), { path: '/x', method: 'POST', body: 'hello' });
+  const after = (await get(port, '/metrics')).body;
+  const sum = (re: RegExp): number => [...after.matchAll(re)].reduce((s, m) => s + Number(m[1]), 0);
+  t.equal(sum(/^hotwarm_backend_bytes_total\{pool="app",backend="[^"]+",direction="in"\} (\d+)$/gm), 5, 'the request body, to the backend');
+  t.ok(sum(/^hotwarm_backend_bytes_total\{pool="app",backend="[^"]+",direction="out"\} (\d+)$/gm) > 0, 'the response body, from it');
+  t.equal(sum(/^hotwarm_listener_bytes_total\{listener="web",direction="in"\} (\d+)$/gm), 5);
   await teardown(h, backends);
   await leaks.assertClean(t);
 });
