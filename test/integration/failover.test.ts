@@ -2,6 +2,7 @@
  * The swap over real sockets (SPEC §3–4): hot backends killed and restarted under steady load,
  * warms promoted one for one, failback, manual failback, warm-up, spill, nothing serving.
  */
+import { ProxyAdminHost } from '../../src/control/host.js';
 import t from 'tap';
 import { startBackends, TestBackend } from '../helpers/backend.js';
 import { request, steadyLoad, type SteadyLoad } from '../helpers/client.js';
@@ -136,6 +137,32 @@ t.test('manual failback: the warm stays after the hot recovers, until demoted', 
   pool?.dispatch({ type: 'demote', backend: 'spare-1' });
   t.match(h.log.events('released'), [{ backend: 'spare-1', covered: 'app-1', reason: 'demoted' }]);
   t.strictSame(serving(h), ['app-1', 'app-2']);
+  await own.stopAll();
+  await leaks.assertClean(t);
+});
+
+t.test('/status while a recovered hot serves beside its warm: the failback hold still to run; a down backend says since when', async (t) => {
+  const leaks = leakCheck();
+  const own = owned(t);
+  const backends = own(await startBackends(['app-1', 'app-2', 'spare-1']), closeAll);
+  const [app1] = backends as [TestBackend, TestBackend, TestBackend];
+  // A hold far longer than the test: it is still running whenever /status is read.
+  const h = own(await startProxy(config(backends, { failback_hold: '60s' })), stopProxy);
+  const host = new ProxyAdminHost(h.proxy, () => performance.now());
+  const app = (name: string) => host.snapshot().pools[0]?.backends.find((b) => b.name === name);
+  t.equal(app('app-1')?.down_since, null);
+  await app1.kill();
+  await waitFor(() => serving(h).includes('spare-1'), 3000, 'promotion');
+  t.match(app('app-1')?.down_since, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  t.equal(app('app-1')?.failback_hold_remaining_ms, null, 'no hold while it is down');
+  await app1.start();
+  await waitFor(() => serving(h).includes('app-1'), 3000, 'app-1 back');
+  const hold = app('app-1')?.failback_hold_remaining_ms ?? -1;
+  t.ok(hold > 0 && hold <= 60_000, `the hold still to run: ${hold} ms`);
+  t.equal(app('app-1')?.down_since, null, 'up again');
+  t.equal(app('app-2')?.failback_hold_remaining_ms, null, 'nothing covers app-2');
+  t.equal(app('spare-1')?.phase, 'serving');
+  t.equal(app('app-1')?.phase, null, 'phase is a warm backend\'s');
   await own.stopAll();
   await leaks.assertClean(t);
 });
