@@ -67,7 +67,13 @@ function checkListeners(raw: Obj, line: (path: readonly PathSegment[]) => number
     const hasRoutes = listener['routes'] !== undefined;
     const hasPool = listener['pool'] !== undefined;
     const protocol = listener['protocol'] ?? DEFAULTS.listener.protocol;
-    if (protocol === 'http') {
+    const redirects = listener['redirect_https'] === true;
+    if (redirects) {
+      // Every request is answered with a redirect: a pool or routes would never be used.
+      if (protocol === 'tcp') issues.push({ path: [...at, 'redirect_https'], message: 'only http listeners redirect' });
+      else if (hasRoutes) issues.push({ path: [...at, 'routes'], message: 'a redirect_https listener answers every request itself: it takes no routes' });
+      else if (hasPool) issues.push({ path: [...at, 'pool'], message: 'a redirect_https listener answers every request itself: it takes no pool' });
+    } else if (protocol === 'http') {
       if (hasRoutes && hasPool) {
         issues.push({ path: [...at, 'pool'], message: 'an http listener takes either "routes" or "pool", not both' });
       } else if (!hasRoutes && !hasPool) {
@@ -79,10 +85,33 @@ function checkListeners(raw: Obj, line: (path: readonly PathSegment[]) => number
     }
     poolRef([...at, 'pool'], listener['pool']);
     list(listener['routes']).forEach((route, j) => {
-      if (isObj(route)) poolRef([...at, 'routes', j, 'pool'], route['pool']);
+      if (!isObj(route)) return;
+      poolRef([...at, 'routes', j, 'pool'], route['pool']);
+      issues.push(...checkRoute(route, [...at, 'routes', j]));
     });
     issues.push(...unreachableRoutes(list(listener['routes']), at, line));
   });
+  return issues;
+}
+
+/** Keys that only mean something when a route forwards to a pool. */
+const FORWARDING_KEYS = ['strip_prefix', 'response_timeout', 'retries', 'request_headers', 'max_body_size'] as const;
+
+/** A route forwards to a pool or redirects, never both; strip_prefix needs a prefix to strip. */
+function checkRoute(route: Obj, at: PathSegment[]): PendingIssue[] {
+  const issues: PendingIssue[] = [];
+  const hasPool = route['pool'] !== undefined;
+  const hasRedirect = route['redirect'] !== undefined;
+  if (hasPool && hasRedirect) issues.push({ path: [...at, 'redirect'], message: 'a route takes either "pool" or "redirect", not both' });
+  else if (!hasPool && !hasRedirect) issues.push({ path: at, message: 'a route needs "pool" or "redirect"' });
+  if (route['strip_prefix'] === true && route['path_prefix'] === undefined) {
+    issues.push({ path: [...at, 'strip_prefix'], message: 'needs a path_prefix to strip' });
+  }
+  if (hasRedirect && !hasPool) {
+    for (const key of FORWARDING_KEYS) {
+      if (route[key] !== undefined) issues.push({ path: [...at, key], message: 'a redirect route forwards nothing: this key does not apply' });
+    }
+  }
   return issues;
 }
 

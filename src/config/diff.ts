@@ -230,7 +230,26 @@ const DURATION_KEYS: ReadonlySet<string> = new Set([
   'shutdown_timeout', 'header_timeout', 'idle_timeout', 'connect_timeout', 'response_timeout',
   'tunnel_idle_timeout', 'drain_timeout', 'interval', 'timeout', 'failback_hold', 'slow_start',
 ]);
-const SIZE_KEYS: ReadonlySet<string> = new Set(['max_header_size', 'max_replay_body']);
+const SIZE_KEYS: ReadonlySet<string> = new Set(['max_header_size', 'max_replay_body', 'max_body_size']);
+
+interface RouteLike {
+  readonly host?: string;
+  readonly path_prefix?: string;
+  readonly pool?: string;
+  readonly redirect?: { readonly to: string; readonly code: number };
+  readonly [key: string]: unknown;
+}
+
+const ROUTE_MATCH_KEYS: ReadonlySet<string> = new Set(['host', 'path_prefix', 'pool', 'redirect']);
+
+/** `api.example.com/v1/:api(strip_prefix, response_timeout=5m)`, `old.example.com:→301 https://example.com`. */
+function displayRoute(r: RouteLike): string {
+  const target = r.redirect !== undefined ? `→${r.redirect.code} ${r.redirect.to}` : (r.pool ?? '?');
+  const extras = Object.entries(r)
+    .filter(([k, v]) => !ROUTE_MATCH_KEYS.has(k) && v !== undefined && v !== false)
+    .map(([k, v]) => (v === true ? k : `${k}=${display(k, v)}`));
+  return `${r.host ?? '*'}${r.path_prefix ?? ''}:${target}${extras.length === 0 ? '' : `(${extras.join(', ')})`}`;
+}
 
 /** A value as an operator would write it in proxy.yaml. */
 function display(key: string, value: unknown): string {
@@ -250,9 +269,7 @@ function display(key: string, value: unknown): string {
       return `${requests} × ${path}`;
     }
     case 'routes':
-      return (value as readonly { host?: string; path_prefix?: string; pool: string }[])
-        .map((r) => `${r.host ?? '*'}${r.path_prefix ?? ''}:${r.pool}`)
-        .join(' ');
+      return (value as readonly RouteLike[]).map(displayRoute).join(' ');
     case 'trusted_proxies': {
       const list = value as readonly { address: string; prefix: number }[];
       return list.length === 0 ? 'none' : list.map((c) => `${c.address}/${c.prefix}`).join(' ');

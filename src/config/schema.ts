@@ -16,6 +16,7 @@ import {
 } from './units.js';
 import { describeValue } from './messages.js';
 import { isNormalPath, normalizePath } from '../core/path.js';
+import { headerRulesSchema, redirectSchema } from './web-rules.js';
 
 /** Every default, in the units an operator writes them. */
 export const DEFAULTS = {
@@ -28,7 +29,10 @@ export const DEFAULTS = {
     idle_timeout: '60s',
     max_connections: 10000,
     max_header_size: '16KiB',
+    redirect_https: false,
+    max_body_size: 0,
   },
+  route: { strip_prefix: false },
   pool: {
     connect_timeout: '2s',
     response_timeout: '30s',
@@ -108,7 +112,14 @@ const routeSchema = z.strictObject({
     if (/[?#]/.test(prefix)) ctx.issues.push({ code: 'custom', input: prefix, message: 'must be a path without "?" or "#" (routes match the path only)' });
     else if (!isNormalPath(prefix)) ctx.issues.push({ code: 'custom', input: prefix, message: `must be in normal form: write ${normalizePath(prefix)} (requests are matched by their normalised path)` });
   }).optional(),
-  pool: name,
+  pool: name.optional(),
+  redirect: redirectSchema.optional(),
+  strip_prefix: boolean().prefault(DEFAULTS.route.strip_prefix),
+  response_timeout: duration().optional(),
+  retries: int(0, 10).optional(),
+  request_headers: headerRulesSchema.optional(),
+  response_headers: headerRulesSchema.optional(),
+  max_body_size: size().optional(),
 });
 
 const listenerSchema = z.strictObject({
@@ -125,6 +136,8 @@ const listenerSchema = z.strictObject({
     .prefault(DEFAULTS.listener.max_header_size),
   routes: z.array(routeSchema).min(1).optional(),
   pool: name.optional(),
+  redirect_https: boolean().prefault(DEFAULTS.listener.redirect_https),
+  max_body_size: size().prefault(DEFAULTS.listener.max_body_size),
 });
 
 const expectStatus = parsedScalar(parseStatusRange, 'a status or range like 200-399', { numbers: true });

@@ -30,6 +30,12 @@ export interface AttemptPool {
   noteSpill(backend: UpstreamBackend): void;
 }
 
+/** A route's own limits; null = the pool's. */
+export interface AttemptOverrides {
+  readonly retries: number | null;
+  readonly responseTimeoutMs: number | null;
+}
+
 /** The forwarder's side of the loop. */
 export interface AttemptOwner {
   /** Starts an attempt on `backend`, already counted in flight; `retry` after a failed one. */
@@ -71,10 +77,20 @@ export class Attempts {
   connected = false;
   #connectTimer: NodeJS.Timeout | null = null;
   #responseTimer: NodeJS.Timeout | null = null;
+  /** The pool's retries and response_timeout, or the route's overrides (SPEC §10). */
+  readonly #retries: number;
+  readonly #responseTimeoutMs: number;
 
-  constructor(pool: AttemptPool, owner: AttemptOwner) {
+  constructor(pool: AttemptPool, owner: AttemptOwner, overrides?: AttemptOverrides) {
     this.#pool = pool;
     this.#owner = owner;
+    this.#retries = overrides?.retries ?? pool.retries;
+    this.#responseTimeoutMs = overrides?.responseTimeoutMs ?? pool.responseTimeoutMs;
+  }
+
+  /** Extra attempts this client may get. */
+  get retryBudget(): number {
+    return this.#retries;
   }
 
   get pool(): AttemptPool {
@@ -127,7 +143,7 @@ export class Attempts {
 
   /** Bounds the wait for the response head by response_timeout (0 = none). */
   startResponseTimer(): void {
-    const timeout = this.#pool.responseTimeoutMs;
+    const timeout = this.#responseTimeoutMs;
     if (timeout > 0) this.#responseTimer = setTimeout(onResponseTimer, timeout, this);
   }
 
@@ -141,7 +157,7 @@ export class Attempts {
   failed(error: ProxyError): void {
     const backend = this.#drop(error);
     if (this.#owner.settled) return;
-    if (this.tried.length <= this.#pool.retries && error.retry !== 'never' && this.#owner.mayRetry(error)) {
+    if (this.tried.length <= this.#retries && error.retry !== 'never' && this.#owner.mayRetry(error)) {
       this.retries++;
       if (backend !== null) this.#pool.noteRetry(backend, error);
       this.next(true);
@@ -157,7 +173,7 @@ export class Attempts {
    */
   retrySame(error: ProxyError): boolean {
     const backend = this.#held;
-    if (backend === null || this.#owner.settled || this.tried.length > this.#pool.retries || !this.#owner.mayRetry(error)) return false;
+    if (backend === null || this.#owner.settled || this.tried.length > this.#retries || !this.#owner.mayRetry(error)) return false;
     this.#drop(error);
     this.retries++;
     this.#pool.noteRetry(backend, error);
@@ -214,7 +230,7 @@ export class Attempts {
 
   responseTimedOut(): void {
     this.#responseTimer = null;
-    this.failed(new ProxyError('UPSTREAM_RESPONSE_TIMEOUT', `no response head within ${this.#pool.responseTimeoutMs}ms`));
+    this.failed(new ProxyError('UPSTREAM_RESPONSE_TIMEOUT', `no response head within ${this.#responseTimeoutMs}ms`));
   }
 }
 

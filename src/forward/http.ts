@@ -28,6 +28,7 @@ import { prepareForBackend, responseHeaders } from './headers.js';
 import { originForm } from './guard.js';
 import { ReplayableBody } from './replay.js';
 import { sendError } from './respond.js';
+import { applyRequestRules, applyResponseRules, backendTarget, NO_RULES, type RouteRules } from './route-rules.js';
 
 /** What the HTTP forwarder needs of a pool (upstream/pool-runtime.ts implements it). */
 export interface ForwardPool extends AttemptPool {
@@ -107,8 +108,8 @@ export class HttpForwarder {
   }
 
   /** Forwards `req` to `pool`; the request head has already passed the guard. */
-  forward(req: IncomingMessage, res: ServerResponse, listener: ForwardListener, pool: ForwardPool): void {
-    new HttpExchange(this, req, res, listener, pool).start();
+  forward(req: IncomingMessage, res: ServerResponse, listener: ForwardListener, pool: ForwardPool, rules: RouteRules = NO_RULES): void {
+    new HttpExchange(this, req, res, listener, pool, rules).start();
   }
 
   /** Internal to HttpExchange. */
@@ -131,8 +132,13 @@ class HttpExchange implements AttemptOwner {
   readonly #startedAt = performance.now();
   readonly #method: string;
   readonly #target: string;
+  /** The target sent to the backend (the route may strip its prefix). */
+  readonly #backendTarget: string;
+  readonly #rules: RouteRules;
   readonly #client: string;
   readonly #hasBody: boolean;
+  /** Body bytes seen so far, counted only for a chunked body under max_body_size. */
+  #bodyBytes = 0;
   #replay: ReplayableBody | null = null;
   #upstream: ClientRequest | null = null;
   #upstreamRes: IncomingMessage | null = null;
@@ -143,15 +149,17 @@ class HttpExchange implements AttemptOwner {
   #error: ProxyError | null = null;
   #done = false;
 
-  constructor(forwarder: HttpForwarder, req: IncomingMessage, res: ServerResponse, listener: ForwardListener, pool: ForwardPool) {
+  constructor(forwarder: HttpForwarder, req: IncomingMessage, res: ServerResponse, listener: ForwardListener, pool: ForwardPool, rules: RouteRules) {
     this.#forwarder = forwarder;
     this.#req = req;
     this.#res = res;
     this.#listener = listener;
     this.#pool = pool;
-    this.#attempts = new Attempts(pool, this);
+    this.#rules = rules;
+    this.#attempts = rules === NO_RULES ? new Attempts(pool, this) : new Attempts(pool, this, rules);
     this.#method = req.method ?? 'GET';
     this.#target = originForm(req.url ?? '/');
+    this.#backendTarget = backendTarget(this.#target, rules);
     this.#client = clientAddress(req.socket);
     const headers = req.headers;
     this.#hasBody = headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
@@ -165,10 +173,53 @@ class HttpExchange implements AttemptOwner {
     const req = this.#req;
     const headers = req.headers;
     prepareForBackend(headers, this.#client, this.#listener, false);
+    applyRequestRules(headers, this.#rules.requestHeaders);
     if (headers['transfer-encoding'] !== undefined) headers['transfer-encoding'] = 'chunked';
-    if (this.#hasBody && this.#pool.retries > 0) this.#replay = new ReplayableBody(req, this.#pool.maxReplayBody);
     this.#res.once('close', () => this.#onClientClose());
+    const limit = this.#rules.maxBodySize;
+    if (limit > 0 && this.#hasBody) {
+      // A declared length over the limit is refused before a byte goes anywhere; a chunked body
+      // is counted as it flows (Node enforces a declared length itself).
+      if (headers['transfer-encoding'] === undefined) {
+        if (Number(headers['content-length']) > limit) {
+          this.#refuseBody();
+          return;
+        }
+      } else {
+        req.on('data', this.#countBody);
+      }
+    }
+    if (this.#hasBody && this.#attempts.retryBudget > 0) this.#replay = new ReplayableBody(req, this.#pool.maxReplayBody);
     this.#attempts.next(false);
+  }
+
+  readonly #countBody = (chunk: Buffer): void => {
+    this.#bodyBytes += chunk.length;
+    if (this.#bodyBytes <= this.#rules.maxBodySize) return;
+    this.#req.off('data', this.#countBody);
+    this.#refuseBody();
+  };
+
+  /**
+   * The body passed max_body_size: whatever went upstream is aborted (never retried), the client
+   * gets 413 when no response has started, and its connection closes either way (the rest of its
+   * body is not read).
+   */
+  #refuseBody(): void {
+    if (this.#done) return;
+    this.#attempts.clearTimers();
+    this.abandon();
+    this.#upstreamRes?.destroy();
+    this.#upstreamRes = null;
+    this.#attempts.release();
+    const error = new ProxyError('BODY_TOO_LARGE');
+    this.#error = error;
+    if (this.#res.headersSent) {
+      this.#res.destroy();
+      return;
+    }
+    this.#status = error.status;
+    sendError(this.#res, error.status, 0, true, this.#rules.responseHeaders);
   }
 
   /** AttemptOwner: the request through http-proxy, on `backend`'s keep-alive agent. */
@@ -187,7 +238,7 @@ class HttpExchange implements AttemptOwner {
   /** Receives the upstream request from the backend's agent, synchronously inside engineWeb(). */
   readonly #attach = (upstream: ClientRequest): void => {
     this.#upstream = upstream;
-    upstream.path = this.#target;
+    upstream.path = this.#backendTarget;
     const isCurrent = (): boolean => upstream === this.#upstream;
     upstream.on('socket', (socket: Socket) => {
       if (isCurrent()) this.#attempts.watchConnect(socket, isCurrent);
@@ -252,7 +303,7 @@ class HttpExchange implements AttemptOwner {
     const status = upstreamRes.statusCode ?? 502;
     if (this.#closing()) res.shouldKeepAlive = false;
     try {
-      res.writeHead(status, upstreamRes.statusMessage, responseHeaders(upstreamRes.rawHeaders, status));
+      res.writeHead(status, upstreamRes.statusMessage, applyResponseRules(responseHeaders(upstreamRes.rawHeaders, status), this.#rules.responseHeaders));
     } catch (err) {
       // Node refuses header values its own client parser let through: nothing was written.
       upstreamRes.destroy();
@@ -296,7 +347,7 @@ class HttpExchange implements AttemptOwner {
       return;
     }
     const retryAfter = error.code === 'NO_SERVING_BACKEND' || error.code === 'ALL_BACKENDS_FULL' ? this.#pool.retryAfterSeconds : 0;
-    sendError(this.#res, error.status, retryAfter, this.#closing());
+    sendError(this.#res, error.status, retryAfter, this.#closing(), this.#rules.responseHeaders);
   }
 
   /** Shutdown, or this request's listener draining: the client connection ends with this response. */

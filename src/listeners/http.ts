@@ -18,10 +18,13 @@ import { clientAddress, type ExchangeRecord, type ForwardListener, type HttpForw
 import { pendingResponse, refuseOnSocket, sendError } from '../forward/respond.js';
 import type { Logger } from '../log.js';
 import type { PoolRuntime } from '../upstream/pool-runtime.js';
+import { compileRoute, type CompiledRoute } from './routes.js';
+import { httpsLocation, rawRedirect, routeLocation, sendRedirect } from '../forward/redirect.js';
+import type { RouteRules } from '../forward/route-rules.js';
 import { handshakeTimeout, onHandshakeError, secureContextOptions, setHandshakeTimeout } from './tls.js';
 
 export interface UpgradeHandler {
-  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, listener: ForwardListener, pool: PoolRuntime): void;
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, listener: ForwardListener, pool: PoolRuntime, rules: RouteRules): void;
 }
 
 export interface HttpListenerDeps {
@@ -39,14 +42,10 @@ function buildTrust(config: ListenerConfig): ((address: string) => boolean) | nu
   return (address) => list.check(address, isIPv6(address) ? 'ipv6' : 'ipv4');
 }
 
-export function buildRoutes(config: ListenerConfig, pools: ReadonlyMap<string, PoolRuntime>): RouteTable<PoolRuntime> {
-  const poolOf = (name: string): PoolRuntime => {
-    const pool = pools.get(name);
-    if (pool === undefined) throw new Error(`listener ${config.name}: unknown pool ${name}`);
-    return pool;
-  };
-  if (config.routes === undefined) return new RouteTable([{ target: poolOf(config.pool as string) }]);
-  return new RouteTable(config.routes.map((r) => ({ host: r.host, pathPrefix: r.path_prefix, target: poolOf(r.pool) })));
+export function buildRoutes(config: ListenerConfig, pools: ReadonlyMap<string, PoolRuntime>): RouteTable<CompiledRoute> {
+  if (config.redirect_https) return new RouteTable([]);
+  if (config.routes === undefined) return new RouteTable([{ target: compileRoute({ pool: config.pool }, config, pools) }]);
+  return new RouteTable(config.routes.map((r) => ({ host: r.host, pathPrefix: r.path_prefix, target: compileRoute(r, config, pools) })));
 }
 
 const CLIENT_ERROR_STATUS: Readonly<Record<string, number>> = {
@@ -61,7 +60,7 @@ export class HttpListener implements ForwardListener {
   /** Draining (reload) or shutting down: every response closes its connection. */
   closing = false;
   #config: ListenerConfig;
-  #routes: RouteTable<PoolRuntime>;
+  #routes: RouteTable<CompiledRoute>;
   readonly #deps: HttpListenerDeps;
   readonly #server: http.Server;
   readonly #logger: Logger;
@@ -219,12 +218,30 @@ export class HttpListener implements ForwardListener {
       return;
     }
     const target = originForm(req.url ?? '/');
-    const pool = this.#routes.match(req.headers.host, target);
-    if (pool === null) {
+    if (this.#config.redirect_https) {
+      this.#redirect(req, res, 308, httpsLocation(req.headers.host, target), null);
+      return;
+    }
+    const route = this.#routes.match(req.headers.host, target);
+    if (route === null) {
       this.#answer(req, res, 'NO_ROUTE', false);
       return;
     }
-    this.#deps.forwarder.forward(req, res, this, pool);
+    if (route.pool === null) {
+      this.#redirect(req, res, route.redirect.code, routeLocation(route.redirect, target), route.rules);
+      return;
+    }
+    this.#deps.forwarder.forward(req, res, this, route.pool, route.rules);
+  }
+
+  /** A redirect answered here (null location: the Host cannot be redirected to → 400). */
+  #redirect(req: IncomingMessage, res: ServerResponse, code: number, location: string | null, rules: RouteRules | null): void {
+    const started = performance.now();
+    if (location === null || !sendRedirect(res, code, location, rules?.responseHeaders ?? null, this.closing)) {
+      this.#answer(req, res, 'BAD_REQUEST', true);
+      return;
+    }
+    this.#record(req, null, code, started);
   }
 
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -245,12 +262,32 @@ export class HttpListener implements ForwardListener {
       this.#refuseUpgrade(req, socket, 'BAD_REQUEST', upgrades === null ? 'upgrades not proxied' : 'upgrade pipelined behind a pending response');
       return;
     }
-    const pool = this.#routes.match(req.headers.host, originForm(req.url ?? '/'));
-    if (pool === null) {
+    const target = originForm(req.url ?? '/');
+    if (this.#config.redirect_https) {
+      this.#redirectUpgrade(req, socket, 308, httpsLocation(req.headers.host, target), null);
+      return;
+    }
+    const route = this.#routes.match(req.headers.host, target);
+    if (route === null) {
       this.#refuseUpgrade(req, socket, 'NO_ROUTE', 'no route');
       return;
     }
-    upgrades.upgrade(req, socket, head, this, pool);
+    if (route.pool === null) {
+      this.#redirectUpgrade(req, socket, route.redirect.code, routeLocation(route.redirect, target), route.rules);
+      return;
+    }
+    upgrades.upgrade(req, socket, head, this, route.pool, route.rules);
+  }
+
+  /** An upgrade on a redirecting listener or route gets the redirect, then the connection closes. */
+  #redirectUpgrade(req: IncomingMessage, socket: Duplex, code: number, location: string | null, rules: RouteRules | null): void {
+    const answer = location === null ? null : rawRedirect(code, location, rules?.responseHeaders ?? null);
+    if (answer === null) {
+      this.#refuseUpgrade(req, socket, 'BAD_REQUEST', 'no host to redirect to');
+      return;
+    }
+    socket.end(answer, () => socket.destroy());
+    this.#record(req, null, code, performance.now());
   }
 
   /** An upgrade answered by the listener itself, on the raw socket: logged and counted like {@link #answer}. */
@@ -268,7 +305,7 @@ export class HttpListener implements ForwardListener {
     this.#record(req, code, error.status, started);
   }
 
-  #record(req: IncomingMessage, code: ErrorCode, status: number, started: number): void {
+  #record(req: IncomingMessage, code: ErrorCode | null, status: number, started: number): void {
     this.#deps.onDone({
       listener: this.name,
       pool: '',
