@@ -20,7 +20,7 @@ const FORBIDDEN = new Set([
 
 const headerName = z.string().check((ctx) => {
   const name = ctx.value;
-  if (!TOKEN.test(name)) ctx.issues.push({ code: 'custom', input: name, message: `invalid header name "${name}": only letters, digits and !#$%&'*+.^_\`|~- are allowed` });
+  if (!TOKEN.test(name)) ctx.issues.push({ code: 'custom', input: name, message: `"${name}" is not a header name: only letters, digits and !#$%&'*+.^_\`|~- are allowed` });
   else if (FORBIDDEN.has(name.toLowerCase())) ctx.issues.push({ code: 'custom', input: name, message: `"${name}" is a hop-by-hop or framing header: the proxy manages it, rules may not` });
 });
 

@@ -45,6 +45,8 @@ t.test('defaults from DEFAULTS fill every optional key', async (t) => {
     idle_timeout: ms(DEFAULTS.listener.idle_timeout),
     max_connections: DEFAULTS.listener.max_connections,
     max_header_size: bytes(DEFAULTS.listener.max_header_size),
+    redirect_https: DEFAULTS.listener.redirect_https,
+    max_body_size: DEFAULTS.listener.max_body_size,
   });
 
   const pool = config.pools['app'];
