@@ -205,6 +205,7 @@ interface TlsLike {
   readonly keyFile: string;
   readonly cert: string;
   readonly key: string;
+  readonly certificates?: readonly Omit<TlsLike, 'certificates'>[];
 }
 
 /**
@@ -223,6 +224,15 @@ function tlsChanges(from: TlsLike | undefined, to: TlsLike | undefined): Setting
   };
   file('cert', 'certFile');
   file('key', 'keyFile');
+  // The SNI certificates past the first (the first is shown as tls.cert / tls.key above).
+  const rest = (t: TlsLike) => (t.certificates ?? []).slice(1);
+  const [a, b] = [rest(from), rest(to)];
+  const same = a.length === b.length && a.every((c, i) => c.certFile === b[i]?.certFile && c.keyFile === b[i]?.keyFile && c.cert === b[i]?.cert && c.key === b[i]?.key);
+  if (!same) {
+    const files = (list: typeof a): string => (list.length === 0 ? 'none' : list.map((c) => c.certFile).join(', '));
+    const content = files(a) === files(b) ? ' (new content)' : '';
+    out.push({ key: 'tls.certificates', from: files(a), to: `${files(b)}${content}` });
+  }
   return out;
 }
 

@@ -97,10 +97,30 @@ const int = (min: number, max: number) => {
 };
 const boolean = () => z.boolean({ error: expected('true or false') });
 
-const tlsSchema = z.strictObject({
+const certificateSchema = z.strictObject({
   cert: z.string().min(1),
   key: z.string().min(1),
 });
+
+/** One certificate (`{ cert, key }`) or several chosen by SNI (`{ certificates: [...] }`). */
+const tlsSchema = z
+  .strictObject({
+    cert: z.string().min(1).optional(),
+    key: z.string().min(1).optional(),
+    certificates: z.array(certificateSchema).min(1, 'at least one certificate').optional(),
+  })
+  .check((ctx) => {
+    const { cert, key, certificates } = ctx.value;
+    if (certificates !== undefined) {
+      if (cert !== undefined || key !== undefined) {
+        ctx.issues.push({ code: 'custom', input: ctx.value, path: [cert !== undefined ? 'cert' : 'key'], message: 'use either cert/key or certificates, not both' });
+      }
+      return;
+    }
+    for (const [name, value] of [['cert', cert], ['key', key]] as const) {
+      if (value === undefined) ctx.issues.push({ code: 'custom', input: ctx.value, path: [name], message: 'required (or list them under certificates)' });
+    }
+  });
 
 const routeSchema = z.strictObject({
   host: parsedScalar(parseHostPattern, 'a host name like api.example.com or *.example.com').optional(),
@@ -221,13 +241,20 @@ type DeepReadonly<T> = T extends (infer E)[]
 type RawPool = RawConfig['pools'][string];
 type RawListener = RawConfig['listeners'][number];
 
-/** TLS material as read from disk when the config was loaded (re-read on every reload). */
-export interface TlsMaterial {
+/** One certificate and its key as read from disk when the config was loaded (re-read on every reload). */
+export interface TlsCertificate {
   /** Paths as resolved against the config file's folder. */
   readonly certFile: string;
   readonly keyFile: string;
   readonly cert: string;
   readonly key: string;
+  /** Lower-case DNS names it serves by SNI (its SANs, else its CN); `*.example.com` for wildcards. */
+  readonly names: readonly string[];
+}
+
+/** A listener's certificates: the fields of the first (the default), and all of them for SNI. */
+export interface TlsMaterial extends TlsCertificate {
+  readonly certificates: readonly TlsCertificate[];
 }
 
 export type ListenerConfig = DeepReadonly<Omit<RawListener, 'tls'>> & { readonly tls?: TlsMaterial };

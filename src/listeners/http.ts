@@ -21,7 +21,7 @@ import type { PoolRuntime } from '../upstream/pool-runtime.js';
 import { compileRoute, type CompiledRoute } from './routes.js';
 import { httpsLocation, rawRedirect, routeLocation, sendRedirect } from '../forward/redirect.js';
 import type { RouteRules } from '../forward/route-rules.js';
-import { handshakeTimeout, onHandshakeError, secureContextOptions, setHandshakeTimeout } from './tls.js';
+import { Certificates, handshakeTimeout, onHandshakeError, setHandshakeTimeout } from './tls.js';
 
 export interface UpgradeHandler {
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, listener: ForwardListener, pool: PoolRuntime, rules: RouteRules): void;
@@ -64,6 +64,8 @@ export class HttpListener implements ForwardListener {
   readonly #deps: HttpListenerDeps;
   readonly #server: http.Server;
   readonly #logger: Logger;
+  /** SNI certificate selection (TLS listeners). */
+  #certificates: Certificates | null = null;
   /** Open client connections (raw sockets, before TLS). */
   readonly #sockets = new Set<Socket>();
   /** While held (bound by a reload not applied yet), requests wait here; null = serving. */
@@ -88,7 +90,7 @@ export class HttpListener implements ForwardListener {
     this.#server =
       config.tls === undefined
         ? http.createServer(options)
-        : https.createServer({ ...options, ...secureContextOptions(config.tls), handshakeTimeout: handshakeTimeout(config.header_timeout) });
+        : https.createServer({ ...options, ...(this.#certificates = new Certificates(config.tls)).serverOptions(config.tls), handshakeTimeout: handshakeTimeout(config.header_timeout) });
     const server = this.#server;
     // We count headers ourselves (guard.ts) and answer 431; Node would silently drop the excess.
     server.maxHeadersCount = 0;
@@ -140,7 +142,8 @@ export class HttpListener implements ForwardListener {
     // Read by Node for each new connection's parser (http.Server stores the constructor option here).
     (server as http.Server & { maxHeaderSize?: number }).maxHeaderSize = config.max_header_size;
     if (config.tls !== undefined && server instanceof https.Server) {
-      server.setSecureContext(secureContextOptions(config.tls));
+      if (this.#certificates === null) this.#certificates = new Certificates(config.tls);
+      server.setSecureContext(this.#certificates.update(config.tls));
       setHandshakeTimeout(server, config.header_timeout);
     }
   }
