@@ -56,7 +56,7 @@ async function run(file: string): Promise<void> {
   const logger = createLogger({ level: config.log.level });
   // The loader has checked that the variable is set and not empty.
   const adminToken = config.admin?.token_env === undefined ? null : (process.env[config.admin.token_env] ?? null);
-  const proxy = new Proxy(config, { logger, adminToken });
+  const proxy = new Proxy(config, { logger, adminToken, env: process.env });
   process.on('uncaughtException', (err) => logger.error({ err }, 'uncaught exception'));
   process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'));
 

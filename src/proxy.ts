@@ -19,13 +19,14 @@ import { HttpListener } from './listeners/http.js';
 import { TcpListener } from './listeners/tcp.js';
 import { AccessLog, type Logger } from './log.js';
 import { PoolRuntime, type PoolReload } from './upstream/pool-runtime.js';
+import { randomStickyKey } from './upstream/sticky.js';
 import type { ProbeResult } from './upstream/probes.js';
 
 export interface ProxyOptions {
   readonly logger: Logger;
   /** Monotonic clock in ms for failover timing; injectable for tests. */
   readonly now?: () => number;
-  /** Where a reload looks up `admin.token_env`; default `process.env`. */
+  /** Where a reload looks up `admin.token_env` (default `process.env`) and sticky pools their `secret_env`. */
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** The admin API's bearer token (the value of `admin.token_env`, read by main.ts), or null. */
   readonly adminToken?: string | null;
@@ -68,6 +69,14 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   readonly #drainingListeners = new Map<Listener, Promise<void>>();
   #state: State = 'new';
   #starting: Promise<void> | null = null;
+  /** Drawn once per start: sticky pools without secret_env share it (sessions re-balance after a restart). */
+  readonly #randomStickyKey = randomStickyKey();
+  readonly #env: Readonly<Record<string, string | undefined>>;
+  readonly #stickyKey = (secretEnv: string | undefined): Buffer => {
+    const secret = secretEnv === undefined ? undefined : this.#env[secretEnv];
+    // The loader refused a config whose secret_env is unset or empty; read again at each reload.
+    return secret === undefined || secret === '' ? this.#randomStickyKey : Buffer.from(secret);
+  };
 
   constructor(config: Config, options: ProxyOptions) {
     this.#config = config;
@@ -81,6 +90,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
       onTunnel: (record) => this.#onTunnel(record),
     });
     this.#reloader = new Reloader(this, this.events, options.env);
+    this.#env = options.env ?? {};
     this.#adminToken = options.adminToken ?? null;
     // Read at scrape time through the fields: a reload replaces the pools map.
     this.#metrics = new Metrics(this.events, { pools: () => this.#pools.values(), listeners: () => this.#listeners.values() });
@@ -313,7 +323,13 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   }
 
   #newPool(name: string, config: Config['pools'][string]): PoolRuntime {
-    return new PoolRuntime(name, config, { events: this.events, logger: this.#logger, now: this.#now, onCheck: (b, r) => this.#metrics.check(b, r) });
+    return new PoolRuntime(name, config, {
+      events: this.events,
+      logger: this.#logger,
+      now: this.#now,
+      onCheck: (b, r) => this.#metrics.check(b, r),
+      stickyKey: this.#stickyKey,
+    });
   }
 
   #newListener(config: ListenerConfig, pools: ReadonlyMap<string, PoolRuntime>): Listener {

@@ -23,7 +23,7 @@ export function crossCheck(raw: unknown, locator: Locator, env: Env): PendingIss
   const line = (path: readonly PathSegment[]): number => locator.locate(path).line;
   return [
     ...checkListeners(raw, line),
-    ...checkPools(raw, line),
+    ...checkPools(raw, line, env),
     ...checkAddresses(raw, locator),
     ...checkAdmin(raw, env),
   ];
@@ -141,7 +141,7 @@ function unreachableRoutes(routes: readonly unknown[], at: PathSegment[], line: 
   return issues;
 }
 
-function checkPools(raw: Obj, line: (path: readonly PathSegment[]) => number): PendingIssue[] {
+function checkPools(raw: Obj, line: (path: readonly PathSegment[]) => number, env: Env): PendingIssue[] {
   const pools = raw['pools'];
   if (!isObj(pools)) return [];
   const issues: PendingIssue[] = [];
@@ -160,6 +160,14 @@ function checkPools(raw: Obj, line: (path: readonly PathSegment[]) => number): P
     const rolesValid = roles.every((role) => role === 'hot' || role === 'warm');
     if (backends.length > 0 && rolesValid && !roles.includes('hot')) {
       issues.push({ path: ['pools', name, 'backends'], message: 'a pool needs at least one hot backend (all are warm)' });
+    }
+    const sticky = pool['sticky'];
+    const secretEnv = isObj(sticky) ? sticky['secret_env'] : undefined;
+    if (typeof secretEnv === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(secretEnv)) {
+      const value = env[secretEnv];
+      const at = ['pools', name, 'sticky', 'secret_env'];
+      if (value === undefined) issues.push({ path: at, message: `environment variable ${secretEnv} is not set` });
+      else if (value.trim() === '') issues.push({ path: at, message: `environment variable ${secretEnv} is empty` });
     }
     const check = pool['health_check'];
     if (isObj(check) && (check['protocol'] ?? DEFAULTS.health_check.protocol) === 'http' && check['path'] === undefined) {

@@ -194,6 +194,12 @@ const backendSchema = z.strictObject({
   role: z.enum(['hot', 'warm']).prefault(DEFAULTS.backend.role),
 });
 
+/** A cookie name is an RFC 6265 token. */
+const stickySchema = z.strictObject({
+  cookie: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be a cookie name (letters, digits and !#$%&\'*+.^_`|~-)'),
+  secret_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
+});
+
 const poolSchema = z.strictObject({
   connect_timeout: positiveDuration().prefault(DEFAULTS.pool.connect_timeout),
   response_timeout: duration().prefault(DEFAULTS.pool.response_timeout),
@@ -208,6 +214,7 @@ const poolSchema = z.strictObject({
     .prefault({}),
   failover: failoverSchema.prefault({}),
   drain_timeout: duration().prefault(DEFAULTS.pool.drain_timeout),
+  sticky: stickySchema.optional(),
   backends: z.array(backendSchema).min(1, 'a pool needs at least one backend'),
 });
 

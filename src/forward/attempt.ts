@@ -88,6 +88,13 @@ export class Attempts {
     this.#responseTimeoutMs = overrides?.responseTimeoutMs ?? pool.responseTimeoutMs;
   }
 
+  /** The backend the first attempt goes to instead of a balanced pick (sticky sessions). */
+  #preferred: UpstreamBackend | null = null;
+
+  prefer(backend: UpstreamBackend | null): void {
+    this.#preferred = backend;
+  }
+
   /** Extra attempts this client may get. */
   get retryBudget(): number {
     return this.#retries;
@@ -108,6 +115,14 @@ export class Attempts {
 
   /** The first attempt (`retry` false), or the next one after a failure. */
   next(retry: boolean): void {
+    if (!retry && this.#preferred !== null) {
+      // A sticky session's backend (the pool checked it serves and has room); retries balance.
+      const backend = this.#preferred;
+      this.#preferred = null;
+      this.via = 'serving';
+      this.#run(backend, false);
+      return;
+    }
     const selection = this.#pool.select(this.tried, retry);
     if (selection.backend === null) {
       const error = retry && this.error !== null ? this.error : new ProxyError(selection.reason === 'all_full' ? 'ALL_BACKENDS_FULL' : 'NO_SERVING_BACKEND');

@@ -28,10 +28,11 @@ import { prepareForBackend, responseHeaders } from './headers.js';
 import { originForm } from './guard.js';
 import { ReplayableBody } from './replay.js';
 import { sendError } from './respond.js';
+import { chooseSticky, stickyCookie, type StickyPool } from './sticky.js';
 import { applyRequestRules, applyResponseRules, backendTarget, NO_RULES, type RouteRules } from './route-rules.js';
 
 /** What the HTTP forwarder needs of a pool (upstream/pool-runtime.ts implements it). */
-export interface ForwardPool extends AttemptPool {
+export interface ForwardPool extends AttemptPool, StickyPool {
   readonly maxReplayBody: number;
   /** Seconds a client is told to wait when nothing serves. */
   readonly retryAfterSeconds: number;
@@ -139,6 +140,8 @@ class HttpExchange implements AttemptOwner {
   readonly #hasBody: boolean;
   /** Body bytes seen so far, counted only for a chunked body under max_body_size. */
   #bodyBytes = 0;
+  /** Sticky pool: whether the response sets the affinity cookie for the backend that answers. */
+  #issueCookie = false;
   #replay: ReplayableBody | null = null;
   #upstream: ClientRequest | null = null;
   #upstreamRes: IncomingMessage | null = null;
@@ -190,6 +193,11 @@ class HttpExchange implements AttemptOwner {
       }
     }
     if (this.#hasBody && this.#attempts.retryBudget > 0) this.#replay = new ReplayableBody(req, this.#pool.maxReplayBody);
+    const sticky = chooseSticky(this.#pool, headers.cookie);
+    if (sticky !== null) {
+      this.#attempts.prefer(sticky.preferred);
+      this.#issueCookie = sticky.issue;
+    }
     this.#attempts.next(false);
   }
 
@@ -303,7 +311,9 @@ class HttpExchange implements AttemptOwner {
     const status = upstreamRes.statusCode ?? 502;
     if (this.#closing()) res.shouldKeepAlive = false;
     try {
-      res.writeHead(status, upstreamRes.statusMessage, applyResponseRules(responseHeaders(upstreamRes.rawHeaders, status), this.#rules.responseHeaders));
+      const headers = applyResponseRules(responseHeaders(upstreamRes.rawHeaders, status), this.#rules.responseHeaders);
+      if (this.#issueCookie) this.#addCookie(headers);
+      res.writeHead(status, upstreamRes.statusMessage, headers);
     } catch (err) {
       // Node refuses header values its own client parser let through: nothing was written.
       upstreamRes.destroy();
@@ -328,6 +338,14 @@ class HttpExchange implements AttemptOwner {
       else this.#failMidBody(null);
     });
     upstreamRes.on('error', (err: Error) => this.#failMidBody(err));
+  }
+
+  /** The affinity cookie for the backend that answered (responseHeaders returns a fresh array). */
+  #addCookie(headers: string[]): void {
+    const sticky = this.#pool.sticky;
+    const backend = this.#attempts.last;
+    const token = sticky === null || backend === null ? undefined : sticky.tokenOf(backend.name);
+    if (sticky !== null && token !== undefined) headers.push('Set-Cookie', stickyCookie(sticky.cookie, token, this.#listener.proto === 'https'));
   }
 
   /** After the head went out nothing can be answered: close the client so it sees a truncated message. */

@@ -23,6 +23,7 @@ import { clientAddress, pathOf, type ExchangeRecord, type ForwardListener } from
 import { rawHead, refuseOnSocket } from './respond.js';
 import { Tunnel, type TunnelPool, type TunnelRecord, type TunnelSummary } from './tunnel.js';
 import { WsEngine } from './ws-engine.js';
+import { chooseSticky } from './sticky.js';
 import { applyRequestRules, applyResponseRules, backendTarget, NO_RULES, type RouteRules } from './route-rules.js';
 import { checkSwitchingProtocols } from './ws-handshake.js';
 
@@ -100,6 +101,8 @@ class WebSocketExchange implements AttemptOwner {
     const headers = req.headers;
     prepareForBackend(headers, this.#client, this.#listener, true);
     applyRequestRules(headers, this.#rules.requestHeaders);
+    // An upgrade carrying a session's cookie goes where the session lives; it sets no cookie.
+    this.#attempts.prefer(chooseSticky(this.#pool, headers.cookie)?.preferred ?? null);
     this.#forwarder.pending.add(this);
     this.#socket.on('error', this.#onClientError);
     this.#socket.once('close', this.#onClientClose);

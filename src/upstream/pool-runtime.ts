@@ -19,6 +19,8 @@ import { HealthChecker } from './health-checker.js';
 import { probe, type ProbeResult } from './probes.js';
 import { Retirement } from './retirement.js';
 import { warmUp } from './warmup.js';
+import { StickyTokens } from './sticky.js';
+import type { Affinity } from '../core/pool.js';
 
 export interface PoolRuntimeDeps {
   readonly events: EventLog;
@@ -27,6 +29,11 @@ export interface PoolRuntimeDeps {
   readonly now: () => number;
   /** Every active check result (metrics). */
   readonly onCheck?: (backend: UpstreamBackend, ok: boolean) => void;
+  /**
+   * The sticky-session key of a pool: the value of `secret_env`, or (none named) the key the
+   * process drew at start, the same for every pool, reload and worker.
+   */
+  readonly stickyKey?: (secretEnv: string | undefined) => Buffer;
 }
 
 /** At most one `spill` event per pool per this many ms: spill is a state, not a per-request log. */
@@ -62,6 +69,8 @@ export class PoolRuntime implements ForwardPool {
   readonly #warmups = new Map<string, number>();
   #lastSpillEvent = -Infinity;
   #stopped = false;
+  /** Sticky-session tokens of the current members (null: the pool is not sticky). */
+  sticky: StickyTokens | null = null;
   connectTimeoutMs = 0;
   responseTimeoutMs = 0;
   retries = 0;
@@ -77,6 +86,20 @@ export class PoolRuntime implements ForwardPool {
     this.#pool = new Pool(name, config.backends.map((b) => this.#build(b, config)), poolSettings(config));
     this.#checker = new HealthChecker(config.health_check, (b, r) => this.#onCheck(b, r));
     this.#applySettings(config);
+    this.#buildSticky(config);
+  }
+
+  #buildSticky(config: PoolConfig): void {
+    const sticky = config.sticky;
+    const key = sticky === undefined ? undefined : this.#deps.stickyKey?.(sticky.secret_env);
+    this.sticky = sticky === undefined || key === undefined ? null : new StickyTokens(key, sticky.cookie, this.name, this.#pool.members);
+  }
+
+  /** Where a session pinned by `token` goes (core/pool.ts `affinity`); a token of no member is lost. */
+  affinity(token: string): Affinity<UpstreamBackend> {
+    const name = this.sticky?.backendOf(token);
+    if (name === undefined || this.#stopped) return { kind: 'lost' };
+    return this.#pool.affinity(name);
   }
 
   /** What the forwarder reads per attempt: a reload's new timeouts apply to the next attempt. */
@@ -161,6 +184,7 @@ export class PoolRuntime implements ForwardPool {
       this.#retirement.retire(b, config.drain_timeout);
     }
     this.#execute(this.#pool.reconfigure(members, poolSettings(config), this.#deps.now()));
+    this.#buildSticky(config);
     this.#observeFirst(reload.fresh);
     for (const { backend } of reload.fresh) this.#checker.watch(backend);
   }
