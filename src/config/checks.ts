@@ -83,6 +83,9 @@ function checkListeners(raw: Obj, line: (path: readonly PathSegment[]) => number
       if (hasRoutes) issues.push({ path: [...at, 'routes'], message: 'a tcp listener has no routes: name one "pool" instead' });
       if (!hasPool) issues.push({ path: [...at, 'pool'], message: 'required for a tcp listener' });
     }
+    if (listener['proxy_protocol'] === true && list(listener['trusted_proxies']).length === 0) {
+      issues.push({ path: [...at, 'proxy_protocol'], message: 'needs trusted_proxies: the peers allowed to send the PROXY header (every other connection is closed)' });
+    }
     poolRef([...at, 'pool'], listener['pool']);
     list(listener['routes']).forEach((route, j) => {
       if (!isObj(route)) return;

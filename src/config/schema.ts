@@ -31,6 +31,7 @@ export const DEFAULTS = {
     max_header_size: '16KiB',
     redirect_https: false,
     max_body_size: 0,
+    proxy_protocol: false,
   },
   route: { strip_prefix: false },
   pool: {
@@ -157,6 +158,7 @@ const listenerSchema = z.strictObject({
   routes: z.array(routeSchema).min(1).optional(),
   pool: name.optional(),
   redirect_https: boolean().prefault(DEFAULTS.listener.redirect_https),
+  proxy_protocol: boolean().prefault(DEFAULTS.listener.proxy_protocol),
   max_body_size: size().prefault(DEFAULTS.listener.max_body_size),
 });
 

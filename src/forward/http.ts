@@ -28,6 +28,7 @@ import { prepareForBackend, responseHeaders } from './headers.js';
 import { originForm } from './guard.js';
 import { ReplayableBody } from './replay.js';
 import { sendError } from './respond.js';
+import { clientAddress, proxiedClient } from './client-address.js';
 import { chooseSticky, stickyCookie, type StickyPool } from './sticky.js';
 import { applyRequestRules, applyResponseRules, backendTarget, NO_RULES, type RouteRules } from './route-rules.js';
 
@@ -86,10 +87,7 @@ const NO_BODY = {
 /** A callback must be passed or http-proxy emits `error` (fatal without a listener); errors are taken from the request itself. */
 function ignoreEngineCallback(): void {}
 
-export function clientAddress(socket: Socket): string {
-  const address = socket.remoteAddress ?? '';
-  return address.startsWith('::ffff:') ? address.slice(7) : address;
-}
+export { clientAddress } from './client-address.js';
 
 export class HttpForwarder {
   readonly #engine: httpProxy;
@@ -175,7 +173,8 @@ class HttpExchange implements AttemptOwner {
   start(): void {
     const req = this.#req;
     const headers = req.headers;
-    prepareForBackend(headers, this.#client, this.#listener, false);
+    // Behind a PROXY protocol header the peer is the balancer: the client's own X-Forwarded-* are not trusted.
+    prepareForBackend(headers, this.#client, proxiedClient(req.socket) === undefined ? this.#listener : { proto: this.#listener.proto, isTrusted: null }, false);
     applyRequestRules(headers, this.#rules.requestHeaders);
     if (headers['transfer-encoding'] !== undefined) headers['transfer-encoding'] = 'chunked';
     this.#res.once('close', () => this.#onClientClose());

@@ -24,6 +24,7 @@ import { rawHead, refuseOnSocket } from './respond.js';
 import { Tunnel, type TunnelPool, type TunnelRecord, type TunnelSummary } from './tunnel.js';
 import { WsEngine } from './ws-engine.js';
 import { chooseSticky } from './sticky.js';
+import { proxiedClient } from './client-address.js';
 import { applyRequestRules, applyResponseRules, backendTarget, NO_RULES, type RouteRules } from './route-rules.js';
 import { checkSwitchingProtocols } from './ws-handshake.js';
 
@@ -99,7 +100,7 @@ class WebSocketExchange implements AttemptOwner {
   start(): void {
     const req = this.#req;
     const headers = req.headers;
-    prepareForBackend(headers, this.#client, this.#listener, true);
+    prepareForBackend(headers, this.#client, proxiedClient(req.socket) === undefined ? this.#listener : { proto: this.#listener.proto, isTrusted: null }, true);
     applyRequestRules(headers, this.#rules.requestHeaders);
     // An upgrade carrying a session's cookie goes where the session lives; it sets no cookie.
     this.#attempts.prefer(chooseSticky(this.#pool, headers.cookie)?.preferred ?? null);

@@ -19,6 +19,7 @@ import { pendingResponse, refuseOnSocket, sendError } from '../forward/respond.j
 import type { Logger } from '../log.js';
 import type { PoolRuntime } from '../upstream/pool-runtime.js';
 import { compileRoute, type CompiledRoute } from './routes.js';
+import { expectProxyHeaders } from './proxy-protocol.js';
 import { httpsLocation, rawRedirect, routeLocation, sendRedirect } from '../forward/redirect.js';
 import type { RouteRules } from '../forward/route-rules.js';
 import { Certificates, handshakeTimeout, onHandshakeError, setHandshakeTimeout } from './tls.js';
@@ -35,7 +36,7 @@ export interface HttpListenerDeps {
   readonly onDone: (record: ExchangeRecord) => void;
 }
 
-function buildTrust(config: ListenerConfig): ((address: string) => boolean) | null {
+export function buildTrust(config: ListenerConfig): ((address: string) => boolean) | null {
   if (config.trusted_proxies.length === 0) return null;
   const list = new BlockList();
   for (const cidr of config.trusted_proxies) list.addSubnet(cidr.address, cidr.prefix, cidr.family);
@@ -104,6 +105,7 @@ export class HttpListener implements ForwardListener {
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
     });
+    this.#proxyProtocol(config);
     if (config.tls !== undefined) {
       server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => onHandshakeError(err, socket, true, this.#logger));
     }
@@ -111,6 +113,21 @@ export class HttpListener implements ForwardListener {
 
   get config(): ListenerConfig {
     return this.#config;
+  }
+
+  /** Installed once the listener is first configured with proxy_protocol (a reload may turn it on). */
+  #proxyProtocolInstalled = false;
+
+  #proxyProtocol(config: ListenerConfig): void {
+    if (!config.proxy_protocol || this.#proxyProtocolInstalled) return;
+    this.#proxyProtocolInstalled = true;
+    expectProxyHeaders(this.#server, {
+      isTrusted: () => this.isTrusted,
+      timeoutMs: () => this.#config.header_timeout,
+      enabled: () => this.#config.proxy_protocol,
+      tls: config.tls !== undefined,
+      logger: this.#logger,
+    });
   }
 
   /** Open client connections. */
@@ -135,6 +152,7 @@ export class HttpListener implements ForwardListener {
     this.#routes = buildRoutes(config, pools);
     this.isTrusted = buildTrust(config);
     this.#config = config;
+    this.#proxyProtocol(config);
     const server = this.#server;
     server.headersTimeout = config.header_timeout;
     server.keepAliveTimeout = config.idle_timeout;

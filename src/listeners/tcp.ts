@@ -10,6 +10,8 @@ import { TcpSession } from '../forward/tcp.js';
 import type { TunnelRecord } from '../forward/tunnel.js';
 import type { Logger } from '../log.js';
 import type { PoolRuntime } from '../upstream/pool-runtime.js';
+import { expectProxyHeaders } from './proxy-protocol.js';
+import { buildTrust } from './http.js';
 import { Certificates, handshakeTimeout, onHandshakeError, setHandshakeTimeout } from './tls.js';
 
 export interface TcpListenerDeps {
@@ -69,6 +71,24 @@ export class TcpListener {
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
     });
+    this.#proxyProtocol(config);
+  }
+
+  #trust: ((address: string) => boolean) | null = null;
+  #proxyProtocolInstalled = false;
+
+  /** PROXY protocol from trusted peers (proxy-protocol.ts); installed once first configured. */
+  #proxyProtocol(config: ListenerConfig): void {
+    this.#trust = buildTrust(config);
+    if (!config.proxy_protocol || this.#proxyProtocolInstalled) return;
+    this.#proxyProtocolInstalled = true;
+    expectProxyHeaders(this.#server, {
+      isTrusted: () => this.#trust,
+      timeoutMs: () => this.#config.header_timeout,
+      enabled: () => this.#config.proxy_protocol,
+      tls: config.tls !== undefined,
+      logger: this.#logger,
+    });
   }
 
   get config(): ListenerConfig {
@@ -95,6 +115,7 @@ export class TcpListener {
   reconfigure(config: ListenerConfig, pools: ReadonlyMap<string, PoolRuntime>): void {
     this.#pool = poolOf(config, pools);
     this.#config = config;
+    this.#proxyProtocol(config);
     this.#server.maxConnections = config.max_connections;
     if (config.tls !== undefined && this.#server instanceof tls.Server) {
       if (this.#certificates === null) this.#certificates = new Certificates(config.tls);

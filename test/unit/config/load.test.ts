@@ -47,6 +47,7 @@ t.test('defaults from DEFAULTS fill every optional key', async (t) => {
     max_header_size: bytes(DEFAULTS.listener.max_header_size),
     redirect_https: DEFAULTS.listener.redirect_https,
     max_body_size: DEFAULTS.listener.max_body_size,
+    proxy_protocol: DEFAULTS.listener.proxy_protocol,
   });
 
   const pool = config.pools['app'];

@@ -23,6 +23,8 @@ t.test('web rule errors carry line and column', async (t) => {
     ['set and remove the same header', listener('    routes:', '      - pool: app', '        response_headers: { set: { Server: x }, remove: [server] }'), ['6:58 listeners[0].routes[0].response_headers.remove[0]: "server" is both set and removed: set already replaces it']],
     ['redirect_https with a pool', listener('    redirect_https: true', '    pool: app'), ['5:11 listeners[0].pool: a redirect_https listener answers every request itself: it takes no pool']],
     ['forwarding keys on a redirect route', listener('    routes:', '      - { redirect: { to: "https://x.example" }, retries: 1 }'), ['5:59 listeners[0].routes[0].retries: a redirect route forwards nothing: this key does not apply']],
+    ['proxy_protocol without trusted_proxies', listener('    proxy_protocol: true', '    pool: app'), ['4:21 listeners[0].proxy_protocol: needs trusted_proxies: the peers allowed to send the PROXY header (every other connection is closed)']],
+    ['sticky cookie name and secret_env', lines('listeners:', '  - { name: web, listen: 127.0.0.1:8080, pool: app }', 'pools:', '  app:', '    sticky: { cookie: "a b", secret_env: NOPE_UNSET }', '    backends:', '      - { name: a, address: 127.0.0.1:3001 }'), ['5:23 pools.app.sticky.cookie: must be a cookie name (letters, digits and !#$%&\'*+.^_`|~-)', '5:42 pools.app.sticky.secret_env: environment variable NOPE_UNSET is not set']],
     ['max_body_size', listener('    max_body_size: lots', '    pool: app'), ['4:20 listeners[0].max_body_size: invalid size "lots": use bytes or KiB / MiB, e.g. 16KiB']],
   ];
   for (const [name, yaml, expected] of cases) {
