@@ -43,6 +43,7 @@ export const DEFAULTS = {
     retries: 2,
     drain_timeout: '5m',
     max_replay_body: '64KiB',
+    send_proxy_protocol: 'off',
     resolve_interval: '10s',
   },
   health_check: {
@@ -243,6 +244,7 @@ const poolSchema = z.strictObject({
   failover: failoverSchema.prefault({}),
   drain_timeout: duration().prefault(DEFAULTS.pool.drain_timeout),
   sticky: stickySchema.optional(),
+  send_proxy_protocol: z.enum(['off', 'v1', 'v2']).prefault(DEFAULTS.pool.send_proxy_protocol),
   /** Listed backends; a pool with `discover` entries may have none (load.ts checks "at least one of them"). */
   backends: z.array(backendSchema).prefault([]),
   discover: z.array(discoverSchema).optional(),

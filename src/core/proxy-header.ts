@@ -139,8 +139,60 @@ function ipv6(b: Buffer, at: number): string {
   return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
 }
 
-/** The v1 header for a connection (what `send_proxy_protocol: v1` writes). */
-export function formatProxyV1(a: ProxiedAddresses): Buffer {
-  const v6 = a.source.address.includes(':') || a.destination.address.includes(':');
-  return Buffer.from(`PROXY ${v6 ? 'TCP6' : 'TCP4'} ${a.source.address} ${a.destination.address} ${a.source.port} ${a.destination.port}\r\n`, 'latin1');
+/**
+ * The header `send_proxy_protocol` writes before anything else on an upstream connection.
+ * `null` addresses (health checks: the connection is the proxy's own) give `PROXY UNKNOWN` (v1)
+ * or the LOCAL command (v2). Mixed families are sent as IPv6, the IPv4 side mapped (`::ffff:`).
+ */
+export function formatProxyHeader(version: 'v1' | 'v2', a: ProxiedAddresses | null): Buffer {
+  if (version === 'v1') {
+    if (a === null) return Buffer.from('PROXY UNKNOWN\r\n', 'latin1');
+    const { source, destination, v6 } = sameFamily(a);
+    return Buffer.from(`PROXY ${v6 ? 'TCP6' : 'TCP4'} ${source} ${destination} ${a.source.port} ${a.destination.port}\r\n`, 'latin1');
+  }
+  if (a === null) return Buffer.concat([V2_SIGNATURE, Buffer.from([0x20, 0x00, 0x00, 0x00])]);
+  const { source, destination, v6 } = sameFamily(a);
+  const body = Buffer.alloc(v6 ? 36 : 12);
+  if (v6) {
+    writeIpv6(body, 0, source);
+    writeIpv6(body, 16, destination);
+    body.writeUInt16BE(a.source.port, 32);
+    body.writeUInt16BE(a.destination.port, 34);
+  } else {
+    source.split('.').forEach((n, i) => (body[i] = Number(n)));
+    destination.split('.').forEach((n, i) => (body[4 + i] = Number(n)));
+    body.writeUInt16BE(a.source.port, 8);
+    body.writeUInt16BE(a.destination.port, 10);
+  }
+  const head = Buffer.from([0x21, v6 ? 0x21 : 0x11, 0x00, body.length]);
+  return Buffer.concat([V2_SIGNATURE, head, body]);
+}
+
+function sameFamily(a: ProxiedAddresses): { source: string; destination: string; v6: boolean } {
+  const sv6 = a.source.address.includes(':');
+  const dv6 = a.destination.address.includes(':');
+  if (sv6 === dv6) return { source: a.source.address, destination: a.destination.address, v6: sv6 };
+  const mapped = (address: string, isV6: boolean): string => (isV6 ? address : `::ffff:${address}`);
+  return { source: mapped(a.source.address, sv6), destination: mapped(a.destination.address, dv6), v6: true };
+}
+
+/** Writes an IPv6 address (`::` compression and a dotted IPv4 tail allowed) as 16 bytes. */
+function writeIpv6(out: Buffer, at: number, address: string): void {
+  let text = address;
+  const tail: number[] = [];
+  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (dotted !== null) {
+    const parts = (dotted[1] as string).split('.').map(Number);
+    tail.push(((parts[0] as number) << 8) | (parts[1] as number), ((parts[2] as number) << 8) | (parts[3] as number));
+    text = text.slice(0, -(dotted[1] as string).length) + '0:0';
+  }
+  const [head = '', rest] = text.split('::');
+  const left = head === '' ? [] : head.split(':');
+  const right = rest === undefined || rest === '' ? [] : rest.split(':');
+  const groups = rest === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16) || 0, at + i * 2));
+  if (tail.length === 2) {
+    out.writeUInt16BE(tail[0] as number, at + 12);
+    out.writeUInt16BE(tail[1] as number, at + 14);
+  }
 }

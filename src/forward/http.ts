@@ -28,6 +28,8 @@ import { prepareForBackend, responseHeaders } from './headers.js';
 import { originForm } from './guard.js';
 import { ReplayableBody } from './replay.js';
 import { sendError } from './respond.js';
+import { upstreamAgent } from './send-proxy.js';
+import type { UpstreamAgent } from '../upstream/agent.js';
 import { clientAddress, proxiedClient } from './client-address.js';
 import { chooseSticky, stickyCookie, type StickyPool } from './sticky.js';
 import { applyRequestRules, applyResponseRules, backendTarget, NO_RULES, type RouteRules } from './route-rules.js';
@@ -112,8 +114,8 @@ export class HttpForwarder {
   }
 
   /** Internal to HttpExchange. */
-  engineWeb(req: IncomingMessage, res: ServerResponse, backend: UpstreamBackend, buffer: Readable | undefined): void {
-    this.#engine.web(req, res, { target: backend.target, agent: backend.agent, buffer }, ignoreEngineCallback);
+  engineWeb(req: IncomingMessage, res: ServerResponse, backend: UpstreamBackend, buffer: Readable | undefined, agent: UpstreamAgent): void {
+    this.#engine.web(req, res, { target: backend.target, agent, buffer }, ignoreEngineCallback);
   }
 
   get hooks(): ForwarderHooks {
@@ -231,9 +233,10 @@ class HttpExchange implements AttemptOwner {
 
   /** AttemptOwner: the request through http-proxy, on `backend`'s keep-alive agent. */
   attempt(backend: UpstreamBackend, retry: boolean): void {
-    backend.agent.claimNext(this.#attach);
+    const agent = upstreamAgent(this.#req.socket, backend);
+    agent.claimNext(this.#attach);
     const body = !this.#hasBody ? NO_BODY : retry && this.#replay !== null ? this.#replay.stream() : undefined;
-    this.#forwarder.engineWeb(this.#req, this.#res, backend, body);
+    this.#forwarder.engineWeb(this.#req, this.#res, backend, body, agent);
     if (this.#upstream === null) {
       // http-proxy always creates the request synchronously; if it ever did not, fail loudly but safely.
       this.#attempts.failed(new ProxyError('UPSTREAM_CONNECT_FAILED', 'engine created no upstream request'));

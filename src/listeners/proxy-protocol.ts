@@ -80,7 +80,9 @@ function readHeader(socket: Socket, options: ProxyProtocolOptions, peer: string,
     cleanup();
     socket.pause();
     const rest = buffered.subarray(result.length);
-    const client = result.addresses === null ? peer : unmapped(result.addresses.source.address);
+    const client = result.addresses === null
+      ? { address: peer, port: socket.remotePort ?? 0 }
+      : { address: unmapped(result.addresses.source.address), port: result.addresses.source.port };
     if (options.tls && rest.length > 0) {
       const stream = new PrefixedSocket(socket, rest);
       setProxiedClient(stream, client);
@@ -117,12 +119,16 @@ class PrefixedSocket extends Duplex {
   readonly #socket: Socket;
   readonly remoteAddress: string | undefined;
   readonly remotePort: number | undefined;
+  readonly localAddress: string | undefined;
+  readonly localPort: number | undefined;
 
   constructor(socket: Socket, first: Buffer) {
     super({ allowHalfOpen: true });
     this.#socket = socket;
     this.remoteAddress = socket.remoteAddress;
     this.remotePort = socket.remotePort;
+    this.localAddress = socket.localAddress;
+    this.localPort = socket.localPort;
     this.push(first);
     socket.on('data', (chunk: Buffer) => {
       if (!this.push(chunk)) socket.pause();

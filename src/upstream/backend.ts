@@ -51,6 +51,8 @@ export class UpstreamBackend implements PoolMember {
   readonly passive: PassiveDetector;
   readonly evidence: Evidence[] = [];
   readonly tunnels = new Set<Closable>();
+  /** The pool's send_proxy_protocol: health checks (probes.ts) and connections carry the header. */
+  sendProxyProtocol: 'off' | 'v1' | 'v2' = 'off';
 
   constructor(pool: string, config: BackendConfig, check: HealthCheckConfig, passiveThreshold: number) {
     this.pool = pool;

@@ -89,7 +89,12 @@ export class PoolRuntime implements ForwardPool {
     this.#buildSticky(config);
   }
 
+  /** PROXY protocol towards the backends (read by the forwarders and the probes). */
+  sendProxyProtocol: 'off' | 'v1' | 'v2' = 'off';
+
   #buildSticky(config: PoolConfig): void {
+    this.sendProxyProtocol = config.send_proxy_protocol;
+    for (const b of this.#pool.members) b.sendProxyProtocol = config.send_proxy_protocol;
     const sticky = config.sticky;
     const key = sticky === undefined ? undefined : this.#deps.stickyKey?.(sticky.secret_env);
     this.sticky = sticky === undefined || key === undefined ? null : new StickyTokens(key, sticky.cookie, this.name, this.#pool.members);
@@ -270,7 +275,9 @@ export class PoolRuntime implements ForwardPool {
   }
 
   #build(config: BackendConfig, pool: PoolConfig): UpstreamBackend {
-    return new UpstreamBackend(this.name, config, pool.health_check, pool.passive.consecutive_failures);
+    const backend = new UpstreamBackend(this.name, config, pool.health_check, pool.passive.consecutive_failures);
+    backend.sendProxyProtocol = pool.send_proxy_protocol;
+    return backend;
   }
 
   /** Whether `backend` is (still) this running pool's own: not drained away by a reload. */
