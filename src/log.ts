@@ -3,7 +3,7 @@
  * (or an injected stream, for tests); writes are asynchronous, so shutdown must `flush`.
  */
 import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
-import type { ExchangeRecord } from './forward/http.js';
+import type { ExchangeRecord } from './records.js';
 
 export type { Logger };
 

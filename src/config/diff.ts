@@ -68,7 +68,8 @@ export function diffConfig(old: Config, next: Config): ReloadPlan {
   const settings = settingChanges(old, next, TOP_LEVEL_SKIP);
   const summary = [
     // The admin listener and its token are read at startup only (they guard the reload itself).
-    ...settings.map((c) => (c.key === 'admin' || c.key.startsWith('admin.') ? `${line('')(c)} (applies at the next start)` : line('')(c))),
+    // The number of workers is a process layout, set at startup (restart to change it).
+    ...settings.map((c) => (c.key === 'admin' || c.key.startsWith('admin.') || c.key === 'workers' ? `${line('')(c)} (applies at the next start)` : line('')(c))),
     ...listeners.added.map((name) => `listener ${name} added (${describeListener(find(next.listeners, name))})`),
     ...listeners.removed.map((name) => `listener ${name} removed`),
     ...listeners.rebound.map((l) => `listener ${l.name} rebound: ${l.changes.map(show).join(', ')}`),

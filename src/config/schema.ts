@@ -19,6 +19,8 @@ import { describeValue } from './messages.js';
 /** Every default, in the units an operator writes them. */
 export const DEFAULTS = {
   shutdown_timeout: '30s',
+  /** `auto` = one worker per available CPU (os.availableParallelism()). */
+  workers: 'auto',
   log: { level: 'info', access: true },
   listener: {
     protocol: 'http',
@@ -180,8 +182,13 @@ const logSchema = z.strictObject({
   access: boolean().prefault(DEFAULTS.log.access),
 });
 
+/** `auto`, or a number of worker processes (1 = a single process, no primary). */
+const workersSchema = z.union([z.literal('auto'), z.int()], { error: (issue) => (issue.input === undefined ? undefined : 'must be "auto" or an integer between 1 and 256') })
+  .refine((n) => n === 'auto' || (n >= 1 && n <= 256), { message: 'must be "auto" or an integer between 1 and 256' });
+
 export const configSchema = z.strictObject({
   admin: adminSchema.optional(),
+  workers: workersSchema.prefault(DEFAULTS.workers),
   log: logSchema.prefault({}),
   shutdown_timeout: duration().prefault(DEFAULTS.shutdown_timeout),
   listeners: z.array(listenerSchema).min(1, 'at least one listener is required'),

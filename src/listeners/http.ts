@@ -14,13 +14,12 @@ import { ProxyError, type ErrorCode } from '../errors.js';
 import { checkRequest, originForm } from '../forward/guard.js';
 import { clientAddress, type ExchangeRecord, type ForwardListener, type HttpForwarder } from '../forward/http.js';
 import { pendingResponse, refuseOnSocket, sendError } from '../forward/respond.js';
+import type { UpgradeHandler } from '../forward/websocket.js';
 import type { Logger } from '../log.js';
 import type { PoolRuntime } from '../upstream/pool-runtime.js';
 import { secureContextOptions } from './tls.js';
 
-export interface UpgradeHandler {
-  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, listener: ForwardListener, pool: PoolRuntime): void;
-}
+export type { UpgradeHandler } from '../forward/websocket.js';
 
 export interface HttpListenerDeps {
   readonly forwarder: HttpForwarder;

@@ -10,18 +10,17 @@
 import type { BackendConfig, PoolConfig } from '../config/schema.js';
 import type { FailoverEvent, FailoverPolicy, Transition } from '../core/failover-types.js';
 import { Pool, type PoolSettings, type Selection } from '../core/pool.js';
-import type { EventLog } from '../control/events.js';
 import type { ProxyError } from '../errors.js';
-import type { ForwardPool } from '../forward/http.js';
 import type { Logger } from '../log.js';
 import { UpstreamBackend } from './backend.js';
+import type { EventSink, TunnelPool } from './contracts.js';
 import { HealthChecker } from './health-checker.js';
 import { probe, type ProbeResult } from './probes.js';
 import { Retirement } from './retirement.js';
 import { warmUp } from './warmup.js';
 
 export interface PoolRuntimeDeps {
-  readonly events: EventLog;
+  readonly events: EventSink;
   readonly logger: Logger;
   /** Monotonic milliseconds (the failover clock). */
   readonly now: () => number;
@@ -47,7 +46,7 @@ export interface PoolReload {
   readonly fresh: readonly { readonly backend: UpstreamBackend; readonly result: ProbeResult }[];
 }
 
-export class PoolRuntime implements ForwardPool {
+export class PoolRuntime implements TunnelPool {
   readonly name: string;
   #config: PoolConfig;
   readonly #deps: PoolRuntimeDeps;
