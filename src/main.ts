@@ -17,6 +17,8 @@ import { ConfigError, describeConfig, loadConfig } from './config/load.js';
 import { ProxyError } from './errors.js';
 import { createLogger, flushLogger } from './log.js';
 import { Proxy } from './proxy.js';
+import { Primary } from './workers/primary.js';
+import { workerCount } from './workers/protocol.js';
 
 function version(): string {
   const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
@@ -53,10 +55,13 @@ async function run(file: string): Promise<void> {
     }
     throw err;
   }
-  const logger = createLogger({ level: config.log.level });
+  // With workers (SPEC §9) this process is the primary: several processes share stdout, so every
+  // line is written whole (log.ts).
+  const workers = workerCount(config.workers);
+  const logger = createLogger({ level: config.log.level, shared: workers > 1 });
   // The loader has checked that the variable is set and not empty.
   const adminToken = config.admin?.token_env === undefined ? null : (process.env[config.admin.token_env] ?? null);
-  const proxy = new Proxy(config, { logger, adminToken });
+  const proxy = workers > 1 ? new Primary(config, { logger, adminToken, workers }) : new Proxy(config, { logger, adminToken });
   process.on('uncaughtException', (err) => logger.error({ err }, 'uncaught exception'));
   process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'));
 
@@ -70,7 +75,8 @@ async function run(file: string): Promise<void> {
   const stop = (signal: string): void => {
     if (stopping) {
       logger.warn({ signal }, 'second signal: exiting now');
-      proxy.flushAccessLog();
+      if (proxy instanceof Primary) proxy.kill();
+      else proxy.flushAccessLog();
       logger.flush();
       process.exit(1);
     }

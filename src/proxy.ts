@@ -8,6 +8,7 @@ import type { ReloadPlan } from './config/diff.js';
 import type { Config, ListenerConfig } from './config/schema.js';
 import { AdminServer } from './control/admin.js';
 import { EventLog } from './control/events.js';
+import type { WorkerStatus } from './control/admin-types.js';
 import { ProxyAdminHost } from './control/host.js';
 import { Metrics } from './control/metrics.js';
 import { ReloadError, Reloader, type ReloadCounts, type ReloadResult, type ReloadTarget } from './control/reload.js';
@@ -18,7 +19,7 @@ import { WebSocketForwarder } from './forward/websocket.js';
 import { HttpListener } from './listeners/http.js';
 import { TcpListener } from './listeners/tcp.js';
 import { AccessLog, type Logger } from './log.js';
-import { PoolRuntime, type PoolReload } from './upstream/pool-runtime.js';
+import { PoolRuntime, type PoolReload, type RemoteBrain } from './upstream/pool-runtime.js';
 import type { ProbeResult } from './upstream/probes.js';
 
 export interface ProxyOptions {
@@ -29,6 +30,11 @@ export interface ProxyOptions {
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** The admin API's bearer token (the value of `admin.token_env`, read by main.ts), or null. */
   readonly adminToken?: string | null;
+  /**
+   * Set in a worker (SPEC §9): the data plane only. Pools decide nothing and report to this
+   * brain (the primary), no admin listener is started, and access lines carry `worker`.
+   */
+  readonly worker?: { readonly id: number; readonly brain: RemoteBrain; readonly events: EventLog; readonly prime: (pools: ReadonlyMap<string, PoolRuntime>) => void };
 }
 
 export type Listener = HttpListener | TcpListener;
@@ -59,7 +65,11 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   readonly #reloader: Reloader<PreparedReload>;
   readonly #metrics: Metrics;
   readonly #adminToken: string | null;
+  readonly #worker: ProxyOptions['worker'];
   #admin: AdminServer | null = null;
+  /** Requests answered (for `/status` workers and a worker's report). */
+  requests = 0;
+  readonly #startedAt = new Date().toISOString();
   #pools = new Map<string, PoolRuntime>();
   readonly #listeners = new Map<string, Listener>();
   /** Removed by a reload and still finishing their work; closed at shutdown if still there. */
@@ -73,8 +83,9 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     this.#config = config;
     this.#logger = options.logger;
     this.#now = options.now ?? (() => performance.now());
-    this.#access = new AccessLog(options.logger, config.log.access);
-    this.events = new EventLog(options.logger);
+    this.#worker = options.worker;
+    this.#access = new AccessLog(options.logger, config.log.access, options.worker === undefined ? {} : { worker: options.worker.id });
+    this.events = options.worker?.events ?? new EventLog(options.logger);
     this.#forwarder = new HttpForwarder({ onDone: (record) => this.#onDone(record) });
     this.#websockets = new WebSocketForwarder({
       onDone: (record) => this.#onDone(record),
@@ -127,6 +138,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   async #start(): Promise<void> {
     for (const [name, config] of Object.entries(this.#config.pools)) this.#pools.set(name, this.#newPool(name, config));
     await Promise.all([...this.#pools.values()].map((p) => p.start()));
+    this.#worker?.prime(this.#pools);
     try {
       for (const config of this.#config.listeners) {
         // A shutdown that began during startup closes what exists; bind nothing more.
@@ -165,7 +177,8 @@ export class Proxy implements ReloadTarget<PreparedReload> {
    */
   async #startAdmin(): Promise<void> {
     const admin = this.#config.admin;
-    if (admin === undefined) return;
+    // A worker serves traffic only: the admin API is the primary's.
+    if (admin === undefined || this.#worker !== undefined) return;
     this.#admin = new AdminServer({
       listen: admin.listen,
       token: this.#adminToken,
@@ -313,7 +326,13 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   }
 
   #newPool(name: string, config: Config['pools'][string]): PoolRuntime {
-    return new PoolRuntime(name, config, { events: this.events, logger: this.#logger, now: this.#now, onCheck: (b, r) => this.#metrics.check(b, r) });
+    return new PoolRuntime(name, config, {
+      events: this.events,
+      logger: this.#logger,
+      now: this.#now,
+      onCheck: (b, r) => this.#metrics.check(b, r),
+      ...(this.#worker === undefined ? {} : { brain: this.#worker.brain }),
+    });
   }
 
   #newListener(config: ListenerConfig, pools: ReadonlyMap<string, PoolRuntime>): Listener {
@@ -339,13 +358,37 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     this.#drainingListeners.set(listener, drained);
   }
 
+  /** This process as worker 1 (`/status`): with one process there is no primary. */
+  workers(): WorkerStatus[] {
+    return [
+      {
+        id: 1,
+        pid: process.pid,
+        up_since: this.#startedAt,
+        state: this.#state === 'stopping' ? 'stopping' : this.#state === 'running' ? 'running' : 'starting',
+        rss_bytes: process.memoryUsage.rss(),
+        in_flight: inFlightOf(this.#pools.values()),
+        requests: this.requests,
+        restarts: 0,
+        last_apply_ms: null,
+      },
+    ];
+  }
+
+  /** What this process counted since the last call (a worker reports it to the primary). */
+  takeCounts(): ReturnType<Metrics['takeCounts']> {
+    return this.#metrics.takeCounts();
+  }
+
   #onDone(r: ExchangeRecord): void {
+    this.requests++;
     this.#metrics.request(r);
     this.#access.request(r);
   }
 
   /** One access-log line per tunnel (TCP connection or WebSocket), written when it closes. */
   #onTunnel(r: TunnelRecord): void {
+    this.requests++;
     this.#access.entry({
       listener: r.listener,
       pool: r.pool,
@@ -374,4 +417,11 @@ export class Proxy implements ReloadTarget<PreparedReload> {
 function drainGrace(listener: ListenerConfig, config: Config): number {
   const names = listener.routes === undefined ? [listener.pool] : listener.routes.map((r) => r.pool);
   return Math.max(0, ...names.map((name) => (name === undefined ? 0 : config.pools[name]?.drain_timeout ?? 0)));
+}
+
+/** HTTP requests in progress plus open tunnels over every backend of `pools`. */
+export function inFlightOf(pools: Iterable<PoolRuntime>): number {
+  let total = 0;
+  for (const pool of pools) for (const b of pool.backends) total += b.inFlight;
+  return total;
 }

@@ -17,6 +17,7 @@ export const EVENT_TYPES = [
   'reload',
   'listening',
   'shutdown',
+  'worker_exit',
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];
@@ -45,6 +46,7 @@ const LEVEL: Readonly<Record<EventType, Level>> = {
   reload: 'info',
   listening: 'info',
   shutdown: 'info',
+  worker_exit: 'error',
 };
 
 export type EventListener = (event: ProxyEvent) => void;

@@ -18,6 +18,7 @@ import type {
   PoolStatus,
   ReloadResult,
   StatusSnapshot,
+  WorkerStatus,
 } from './admin-types.js';
 import type { EventLog } from './events.js';
 
@@ -37,6 +38,8 @@ export interface ProxyView {
   readonly version: number;
   readonly lastReload: ReloadResult | null;
   reload(): Promise<ReloadResult>;
+  /** The worker processes (SPEC §9); with one process, that process. */
+  workers(): readonly WorkerStatus[];
 }
 
 export class ProxyAdminHost implements AdminHost {
@@ -66,6 +69,7 @@ export class ProxyAdminHost implements AdminHost {
     return {
       pools: [...this.#proxy.pools.values()].map((pool) => poolStatus(pool, now)),
       listeners: [...this.#proxy.listeners.values()].map(listenerStatus),
+      workers: this.#proxy.workers(),
     };
   }
 
