@@ -26,6 +26,7 @@ import { ProxyError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import { PoolRuntime, type PoolReload } from '../upstream/pool-runtime.js';
 import type { ProbeResult } from '../upstream/probes.js';
+import { pino } from 'pino';
 import { workerConfig, type BoundAddress, type FromWorker, type Snapshot, type ToWorker, type WorkerStats } from './protocol.js';
 
 export interface PrimaryOptions {
@@ -35,6 +36,11 @@ export interface PrimaryOptions {
   readonly adminToken?: string | null;
   /** The worker entry script; default: dist/src/worker-main.js beside this build. */
   readonly workerEntry?: string;
+  /**
+   * Workers' stdout is piped into this primary's logger destination, line by line, instead of
+   * shared (tests, whose stdout is their report). Default: workers write to the shared stdout.
+   */
+  readonly pipeWorkerOutput?: boolean;
 }
 
 /** How long a worker may take from fork to listening before startup (or its replacement) gives up on it. */
@@ -228,7 +234,7 @@ export class Primary implements ReloadTarget<PreparedReload> {
     this.#state = 'starting';
     for (const [name, config] of Object.entries(this.#config.pools)) this.#pools.set(name, this.#newPool(name, config));
     await Promise.all([...this.#pools.values()].map((p) => p.start()));
-    cluster.setupPrimary({ exec: this.#options.workerEntry ?? defaultWorkerEntry(), args: [], execArgv: ['--max-semi-space-size=4'], silent: false });
+    cluster.setupPrimary({ exec: this.#options.workerEntry ?? defaultWorkerEntry(), args: [], execArgv: ['--max-semi-space-size=4'], silent: this.#options.pipeWorkerOutput === true });
     try {
       const started = await Promise.all(this.#slots.map((slot) => this.#spawn(slot)));
       const failure = started.find((r) => r !== null && 'error' in r);
@@ -422,6 +428,7 @@ export class Primary implements ReloadTarget<PreparedReload> {
     slot.stats = null;
     const worker = cluster.fork({ HOTWARM_WORKER_ID: String(slot.id) });
     slot.worker = worker;
+    if (this.#options.pipeWorkerOutput === true) this.#pipe(worker);
     slot.gen = this.#gen;
     worker.on('message', (message: FromWorker) => this.#onMessage(slot, worker, message));
     worker.on('exit', (code, signal) => this.#onExit(slot, worker, code, signal));
@@ -442,6 +449,19 @@ export class Primary implements ReloadTarget<PreparedReload> {
       this.#logger.info({ worker: slot.id, pid: worker.process.pid }, 'worker ready');
       return { addresses: message.addresses };
     });
+  }
+
+  /** A worker's output, whole lines at a time, into this primary's log destination. */
+  #pipe(worker: ClusterWorker): void {
+    const stream = (this.#options.logger as unknown as Record<symbol, { write(s: string): void }>)[pino.symbols.streamSym];
+    let partial = '';
+    worker.process.stdout?.on('data', (chunk: Buffer) => {
+      const text = partial + chunk.toString();
+      const end = text.lastIndexOf('\n') + 1;
+      partial = text.slice(end);
+      if (end > 0) stream?.write(text.slice(0, end));
+    });
+    worker.process.stderr?.on('data', (chunk: Buffer) => process.stderr.write(chunk));
   }
 
   #onMessage(slot: Slot, worker: ClusterWorker, message: FromWorker): void {
