@@ -233,10 +233,12 @@ export class Primary implements ReloadTarget<PreparedReload> {
     if (this.#state !== 'new') throw new Error('proxy already started');
     this.#state = 'starting';
     for (const [name, config] of Object.entries(this.#config.pools)) this.#pools.set(name, this.#newPool(name, config));
-    await Promise.all([...this.#pools.values()].map((p) => p.start()));
+    // The workers boot (load their code) while the first round of checks runs; each gets its
+    // config and the first snapshot once the round is done.
+    const firstRound = Promise.all([...this.#pools.values()].map((p) => p.start()));
     cluster.setupPrimary({ exec: this.#options.workerEntry ?? defaultWorkerEntry(), args: [], execArgv: ['--max-semi-space-size=4'], silent: this.#options.pipeWorkerOutput === true });
     try {
-      const started = await Promise.all(this.#slots.map((slot) => this.#spawn(slot)));
+      const started = await Promise.all(this.#slots.map((slot) => this.#spawn(slot, firstRound)));
       const failure = started.find((r) => r !== null && 'error' in r);
       if (failure !== undefined && failure !== null && 'error' in failure) throw new ProxyError('LISTEN_FAILED', failure.error);
       if (this.#state !== 'starting') throw new ProxyError('LISTEN_FAILED', 'shutdown began during startup');
@@ -421,12 +423,12 @@ export class Primary implements ReloadTarget<PreparedReload> {
    * Forks the process behind `slot` and sends it the running config and snapshot. Resolves with
    * its bound addresses, its one-line failure, or null when it died first.
    */
-  #spawn(slot: Slot): Promise<{ readonly addresses: readonly BoundAddress[] } | { readonly error: string } | null> {
+  #spawn(slot: Slot, after: Promise<unknown> = Promise.resolve()): Promise<{ readonly addresses: readonly BoundAddress[] } | { readonly error: string } | null> {
     slot.respawnTimer = null;
     slot.state = 'starting';
     slot.upSince = new Date();
     slot.stats = null;
-    const worker = cluster.fork({ HOTWARM_WORKER_ID: String(slot.id) });
+    const worker = cluster.fork({ HOTWARM_WORKER_ID: String(slot.id), HOTWARM_PRIMARY_PID: String(process.pid) });
     slot.worker = worker;
     if (this.#options.pipeWorkerOutput === true) this.#pipe(worker);
     slot.gen = this.#gen;
@@ -436,7 +438,7 @@ export class Primary implements ReloadTarget<PreparedReload> {
     worker.on('error', (err) => this.#logger.error({ err, worker: slot.id }, 'worker error'));
     const ready = slot.next('ready', WORKER_START_TIMEOUT_MS);
     const failed = slot.next('failed', WORKER_START_TIMEOUT_MS);
-    void slot.next('hello', WORKER_START_TIMEOUT_MS).then((hello) => hello !== null && slot.send({ t: 'init', id: slot.id, gen: this.#gen, config: workerConfig(this.#config, this.#slots.length), snapshot: this.#snapshot() }));
+    void Promise.all([slot.next('hello', WORKER_START_TIMEOUT_MS), after]).then(([hello]) => hello !== null && slot.send({ t: 'init', id: slot.id, gen: this.#gen, config: workerConfig(this.#config, this.#slots.length), snapshot: this.#snapshot() }));
     return Promise.race([ready, failed]).then((message) => {
       slot.waiting.get('ready')?.(null);
       slot.waiting.get('failed')?.(null);

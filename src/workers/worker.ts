@@ -202,10 +202,13 @@ export function runWorker(): void {
   const id = Number(process.env.HOTWARM_WORKER_ID ?? '0');
   const worker = new Worker(id);
   // The primary is gone (even SIGKILLed: the kernel closes the channel): nothing may outlive it.
+  // It may have gone while this module loaded, before the listener existed: hence the checks.
   process.on('disconnect', () => process.exit(1));
-  const parent = process.ppid;
+  const primary = Number(process.env.HOTWARM_PRIMARY_PID ?? process.ppid);
+  const orphaned = (): boolean => !process.connected || process.ppid !== primary;
+  if (orphaned()) process.exit(1);
   setInterval(() => {
-    if (process.ppid !== parent) process.exit(1);
+    if (orphaned()) process.exit(1);
   }, ORPHAN_CHECK_MS).unref();
   // Signals are the primary's to take: a terminal's Ctrl-C reaches the whole process group.
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => undefined);

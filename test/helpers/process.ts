@@ -67,8 +67,11 @@ export class ProxyProcess {
     return this.lines.filter((l) => l.event === type);
   }
 
-  /** Waits for a log line matching `predicate`. */
-  async waitForLine(predicate: (line: LogLine) => boolean, timeoutMs = 5_000): Promise<LogLine> {
+  /**
+   * Waits for a log line matching `predicate`. The default bound is generous: with workers
+   * (SPEC §9) a start forks processes, which a loaded machine makes slow.
+   */
+  async waitForLine(predicate: (line: LogLine) => boolean, timeoutMs = 15_000): Promise<LogLine> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const found = this.lines.find(predicate);
