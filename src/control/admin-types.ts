@@ -110,6 +110,8 @@ export interface AdminHost {
   control(pool: string, backend: string, action: ControlAction, client: string): ControlOutcome;
   /** Same as SIGHUP: re-reads the config file. */
   reload(): Promise<ReloadResult>;
+  /** Brings host-wide figures up to date before a read (workers report on request); optional. */
+  refresh?(): Promise<void>;
   /** The running config version (1 at startup, +1 per applied reload). */
   readonly version: number;
   readonly lastReload: ReloadResult | null;

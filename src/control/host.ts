@@ -40,6 +40,8 @@ export interface ProxyView {
   reload(): Promise<ReloadResult>;
   /** The worker processes (SPEC §9); with one process, that process. */
   workers(): readonly WorkerStatus[];
+  /** With workers: asks each for its figures now (bounded wait). */
+  refresh?(): Promise<void>;
 }
 
 export class ProxyAdminHost implements AdminHost {
@@ -62,6 +64,10 @@ export class ProxyAdminHost implements AdminHost {
 
   reload(): Promise<ReloadResult> {
     return this.#proxy.reload();
+  }
+
+  async refresh(): Promise<void> {
+    await this.#proxy.refresh?.();
   }
 
   snapshot(): StatusSnapshot {

@@ -47,6 +47,8 @@ export interface PrimaryOptions {
 const WORKER_START_TIMEOUT_MS = 30_000;
 /** A worker's reply to a reload's prepare step: new listeners are bound, nothing checked. */
 const WORKER_PREPARE_TIMEOUT_MS = 30_000;
+/** How long a read of /metrics or /status waits for the workers' fresh figures. */
+const REFRESH_TIMEOUT_MS = 200;
 /** A worker that dies within this long of starting counts as dying again (backoff grows). */
 const STABLE_AFTER_MS = 10_000;
 const BACKOFF_FIRST_MS = 100;
@@ -267,7 +269,13 @@ export class Primary implements ReloadTarget<PreparedReload> {
       token: this.#options.adminToken ?? null,
       host: new ProxyAdminHost(this, () => performance.now()),
       events: this.events,
-      metrics: this.#metrics,
+      metrics: {
+        contentType: this.#metrics.contentType,
+        render: async () => {
+          await this.refresh();
+          return this.#metrics.render();
+        },
+      },
       logger: this.#logger,
     });
     const address = await this.#admin.listen();
@@ -276,6 +284,19 @@ export class Primary implements ReloadTarget<PreparedReload> {
 
   reload(): Promise<ReloadResult> {
     return this.#reloader.reload();
+  }
+
+  /** Asks every running worker for its counters and in-flight counts now; resolves when all answered (or 200 ms). */
+  async refresh(): Promise<void> {
+    await Promise.all(
+      this.#slots
+        .filter((s) => s.state === 'running')
+        .map((slot) => {
+          const answer = slot.next('stats', REFRESH_TIMEOUT_MS);
+          slot.send({ t: 'report' });
+          return answer;
+        }),
+    );
   }
 
   /**
@@ -476,6 +497,7 @@ export class Primary implements ReloadTarget<PreparedReload> {
         this.#metrics.addWorkerCounts(message.stats.counts);
         slot.stats = message.stats;
         this.#sumInFlight();
+        slot.waiting.get('stats')?.(message);
         return;
       case 'applied': {
         const at = this.#published.get(message.seq);

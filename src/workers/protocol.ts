@@ -34,7 +34,9 @@ export type ToWorker =
   | { readonly t: 'prepare'; readonly gen: number; readonly config: Config }
   | { readonly t: 'commit'; readonly gen: number; readonly snapshot: Snapshot }
   | { readonly t: 'abort'; readonly gen: number }
-  | { readonly t: 'shutdown' };
+  | { readonly t: 'shutdown' }
+  /** Report now (a scrape of /metrics or /status wants the host as of now). */
+  | { readonly t: 'report' };
 
 export interface WorkerStats {
   readonly counts: readonly SeriesDelta[];

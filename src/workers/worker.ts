@@ -79,6 +79,9 @@ class Worker {
       case 'shutdown':
         await this.#shutdown();
         return;
+      case 'report':
+        this.#report();
+        return;
     }
   }
 

@@ -202,7 +202,8 @@ t.test('spill: every serving backend full → a standby warm with room takes the
 t.test('no spill: every backend full → 503 at once', async (t) => {
   const leaks = leakCheck();
   const backends = await startBackends(['app-1', 'spare-1'], { latencyMs: 200 });
-  const spec = config(backends, { spill: false });
+  // One process: max_conns is split over workers, so "full" is per worker (workers.test.ts).
+  const spec = { ...config(backends, { spill: false }), workers: 1 };
   const pool = spec.pools.app as { backends: Record<string, unknown>[] };
   pool.backends = pool.backends.map((b) => ({ ...b, max_conns: 1 }));
   const h = await startProxy(spec);
