@@ -285,6 +285,16 @@ export class PoolRuntime implements TunnelPool {
     this.#deps.onStreak?.(this.name, backend.name, false);
   }
 
+  /**
+   * Worker side: the primary has counted this worker's failure report on `name`. Had it marked
+   * the backend down, that snapshot arrived first; so avoiding it ends here, and the host keeps
+   * counting its failures as one process would.
+   */
+  verdict(name: string): void {
+    const backend = this.#pool.member(name);
+    if (backend !== undefined) this.#avoided.delete(backend);
+  }
+
   /** Worker side: the primary opened or closed a passive streak on `name`. */
   streak(name: string, open: boolean): void {
     const backend = this.#pool.member(name);

@@ -392,11 +392,13 @@ export class Primary implements ReloadTarget<PreparedReload> {
     const timeoutMs = this.#config.shutdown_timeout;
     this.events.emit('shutdown', { phase: 'draining', timeout_ms: timeoutMs, workers: this.#slots.length });
     // Past shutdown_timeout each worker closes what is left itself; this bound is for a stuck one.
+    const outcomes = this.#slots.map((slot) => (slot.worker === null || slot.worker.isDead() ? null : slot.next('stopped', timeoutMs + 5_000)));
     await this.#stopWorkers(timeoutMs + 5_000);
+    const drained = (await Promise.all(outcomes)).every((m) => m === null || m.outcome === 'drained');
     this.#stopPools();
     await this.#admin?.close();
     this.#state = 'stopped';
-    this.events.emit('shutdown', { phase: 'stopped', outcome: 'drained' });
+    this.events.emit('shutdown', { phase: 'stopped', outcome: drained ? 'drained' : 'timeout' });
   }
 
   /** A second signal: every worker ends now. */
@@ -490,9 +492,14 @@ export class Primary implements ReloadTarget<PreparedReload> {
   #onMessage(slot: Slot, worker: ClusterWorker, message: FromWorker): void {
     if (slot.worker !== worker) return;
     switch (message.t) {
-      case 'evidence':
+      case 'evidence': {
         this.#pools.get(message.pool)?.reportPassive(message.backend, message.key, message.ok, message.detail);
+        // After the snapshot this failure may have caused (queued first), so the worker stops
+        // avoiding the backend only once it knows whether it is down.
+        const { pool, backend } = message;
+        if (!message.ok) queueMicrotask(() => slot.send({ t: 'verdict', pool, backend }));
         return;
+      }
       case 'stats':
         this.#metrics.addWorkerCounts(message.stats.counts);
         slot.stats = message.stats;

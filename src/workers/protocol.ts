@@ -31,6 +31,8 @@ export type ToWorker =
   | { readonly t: 'init'; readonly id: number; readonly gen: number; readonly config: Config; readonly snapshot: Snapshot }
   | { readonly t: 'snapshot'; readonly snapshot: Snapshot }
   | { readonly t: 'streak'; readonly pool: string; readonly backend: string; readonly open: boolean }
+  /** The primary has counted a failure this worker reported (a snapshot came first if it changed anything). */
+  | { readonly t: 'verdict'; readonly pool: string; readonly backend: string }
   | { readonly t: 'prepare'; readonly gen: number; readonly config: Config }
   | { readonly t: 'commit'; readonly gen: number; readonly snapshot: Snapshot }
   | { readonly t: 'abort'; readonly gen: number }
@@ -58,6 +60,8 @@ export type FromWorker =
   | { readonly t: 'evidence'; readonly pool: string; readonly backend: string; readonly key: string; readonly ok: boolean; readonly detail: string }
   | { readonly t: 'prepared'; readonly gen: number; readonly ok: boolean; readonly code: string; readonly errors: readonly string[]; readonly addresses: readonly BoundAddress[] }
   | { readonly t: 'stats'; readonly stats: WorkerStats }
+  /** Its drain is over: everything finished (`drained`), or shutdown_timeout closed the rest. */
+  | { readonly t: 'stopped'; readonly outcome: 'drained' | 'timeout' }
   | { readonly t: 'event'; readonly type: string; readonly details: Readonly<Record<string, unknown>> };
 
 /**

@@ -63,6 +63,9 @@ class Worker {
       case 'snapshot':
         this.#apply(message.snapshot);
         return;
+      case 'verdict':
+        this.#proxy?.pools.get(message.pool)?.verdict(message.backend);
+        return;
       case 'streak':
         this.#proxy?.pools.get(message.pool)?.streak(message.backend, message.open);
         return;
@@ -92,6 +95,7 @@ class Worker {
     // Events are the primary's (its ring buffer, log and stream): forwarded, not logged here.
     const events = new EventLog(pino({ level: 'silent' }));
     events.subscribe((event) => {
+      if (event.type === 'shutdown' && event.phase === 'stopped') send({ t: 'stopped', outcome: event.outcome === 'timeout' ? 'timeout' : 'drained' });
       if (NOT_FORWARDED.has(event.type)) return;
       const { seq: _seq, time: _time, type, ...details } = event;
       send({ t: 'event', type, details });
