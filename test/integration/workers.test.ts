@@ -13,6 +13,8 @@ import { startBackends, TestBackend } from '../helpers/backend.js';
 import { request, type Reply } from '../helpers/client.js';
 import { freePorts, waitFor, writeConfig } from '../helpers/harness.js';
 import { ProxyProcess, runBin } from '../helpers/process.js';
+import { startTcpBackends, startWsBackends, TcpClient, type TcpBackend } from '../helpers/tunnels.js';
+import WebSocket from 'ws';
 
 interface WorkerRow {
   readonly id: number;
@@ -272,4 +274,46 @@ t.test('a worker that cannot listen fails startup with one line; workers out of 
     t.equal(check.code, 1, `workers: ${shown} refused`);
     t.match(check.stderr, /proxy\.yaml:1:10: workers: must be "auto" or an integer between 1 and 256/, `workers: ${shown}: ${check.stderr}`);
   }
+});
+
+t.test('tunnels through workers: TCP and WebSocket echo; a backend the primary marks down has its tunnels closed in every worker', async (t) => {
+  const [echo] = (await startTcpBackends(['echo'])) as [TcpBackend];
+  const [wsb] = await startWsBackends(['ws']);
+  t.teardown(async () => {
+    await echo.close();
+    await wsb?.close();
+  });
+  const [tcpPort] = (await freePorts(1)) as [number];
+  const { proxy, web } = await start(t, (w, ad) => ({
+    ...config(w, ad, [{ name: 'ws', address: wsb?.address }]),
+    listeners: [
+      { name: 'web', listen: `127.0.0.1:${w}`, pool: 'app' },
+      { name: 'db', listen: `127.0.0.1:${tcpPort}`, protocol: 'tcp', pool: 'db' },
+    ],
+    pools: {
+      app: { health_check: CHECKS, backends: [{ name: 'ws', address: wsb?.address }] },
+      db: { health_check: { protocol: 'tcp', interval: '100ms', timeout: '1s', rise: 1, fall: 1 }, connect_timeout: '500ms', backends: [{ name: 'echo', address: echo.address }] },
+    },
+  }));
+  // Four TCP clients: round-robin puts two on each worker.
+  const clients = [0, 1, 2, 3].map(() => TcpClient.connect(tcpPort));
+  for (const c of clients) c.socket.write('ping');
+  await Promise.all(clients.map((c) => c.waitFor('ping')));
+  const ws = new WebSocket(`ws://127.0.0.1:${web}/chat`);
+  const echoed = await new Promise<string>((resolve, reject) => {
+    ws.once('open', () => ws.send('hello'));
+    ws.once('message', (data: Buffer) => resolve(String(data)));
+    ws.once('error', reject);
+  });
+  t.equal(echoed, 'ws:hello', 'a WebSocket through a worker');
+  ws.close();
+  // New connections are refused, so the primary's checks fail; every worker closes its tunnels.
+  await echo.stopListening();
+  await Promise.all(clients.map((c) => c.closed));
+  t.pass('every tunnel closed');
+  t.equal(proxy.events('backend_down').filter((l) => l.backend === 'echo').length, 1, 'one backend_down for the host');
+  await waitFor(() => proxy.lines.filter((l) => l.type === 'access' && l.tunnel === 'tcp').length === 4, 5_000, 'access lines');
+  const lines = proxy.lines.filter((l) => l.type === 'access' && l.tunnel === 'tcp');
+  t.ok(lines.every((l) => l.reason === 'backend down'), 'closed because the backend is down');
+  t.same(new Set(lines.map((l) => l.worker)), new Set([1, 2]), 'in both workers');
 });
