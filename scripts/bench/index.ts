@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- throughput|drill|all|profile] [--reps N] [--seconds S] [--idle N] [--quick]`
+ * `npm run bench [-- throughput|drill|all|profile|workers] [--reps N] [--seconds S] [--idle N] [--quick]`
  *
  * hotwarm side by side with HAProxy, NGINX and a bare http-proxy script, in one run, on
  * loopback only, bounded in time. Installs haproxy, nginx and wrk when missing. Prints the
@@ -16,6 +16,7 @@ import { PROXIES, type ProxyKind } from './proxies.js';
 import { failoverTable, reloadTable, throughputTables } from './report.js';
 import { stopAll } from './shared.js';
 import { runThroughput } from './throughput.js';
+import { runWorkers, workersTable } from './workers.js';
 import { ensureTools } from './tools.js';
 
 const RESULTS = fileURLToPath(new URL('../../../scripts/bench/RESULTS.md', import.meta.url));
@@ -23,7 +24,7 @@ const BEGIN = '<!-- bench:begin -->';
 const END = '<!-- bench:end -->';
 
 interface Options {
-  mode: 'throughput' | 'drill' | 'all' | 'profile';
+  mode: 'throughput' | 'drill' | 'all' | 'profile' | 'workers';
   reps: number;
   seconds: number;
   idle: number;
@@ -37,7 +38,7 @@ function parse(argv: readonly string[]): Options {
   const options: Options = { mode: 'all', reps: 3, seconds: 5, idle: 9_500, proxies: [...PROXIES] };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    if (arg === 'throughput' || arg === 'drill' || arg === 'all' || arg === 'profile') options.mode = arg;
+    if (arg === 'throughput' || arg === 'drill' || arg === 'all' || arg === 'profile' || arg === 'workers') options.mode = arg;
     else if (arg === '--reps') options.reps = Number(argv[++i]);
     else if (arg === '--seconds') options.seconds = Number(argv[++i]);
     else if (arg === '--idle') options.idle = Number(argv[++i]);
@@ -60,6 +61,11 @@ async function main(): Promise<void> {
   try {
     if (options.mode === 'profile') {
       await profile(dir, options.seconds, log);
+      return;
+    }
+    if (options.mode === 'workers') {
+      const run = await runWorkers(dir, options.reps, options.seconds, log);
+      log(`\n${workersTable(run, options.reps, options.seconds)}`);
       return;
     }
     if (options.mode !== 'drill') {
