@@ -146,7 +146,14 @@ export async function startProxy(kind: ProxyKind, topo: Topology, dir: string, o
       started = startPinned(kind, PROXY_CORE, [process.execPath, BARE, String(topo.listenPort), ...topo.hot.map(String)], log);
       break;
   }
-  await waitForPort(topo.listenPort);
+  // Workers are forked processes: on a loaded machine they take a while to listen. A proxy that
+  // never opens its port is stopped here, not left behind.
+  try {
+    await waitForPort(topo.listenPort, workers > 1 ? 60_000 : 10_000);
+  } catch (err) {
+    await started.stop();
+    throw err;
+  }
   return started;
 }
 
