@@ -1,7 +1,8 @@
 /**
  * One drill backend: `node drill-backend.js NAME PORT SERVICE_MS CONCURRENCY`. Each request
  * takes SERVICE_MS once it gets one of CONCURRENCY slots (a worker pool, like an app server's
- * threads), so a pool that loses a backend loses capacity. /healthz answers at once.
+ * threads), so a pool that loses a backend loses capacity. /healthz answers at once. The body is
+ * `NAME ARRIVAL_EPOCH_MS`: the drill learns when each backend first saw traffic.
  */
 import http from 'node:http';
 
@@ -31,10 +32,11 @@ const server = http.createServer(async (req, res) => {
     res.end('ok\n');
     return;
   }
+  const arrived = Date.now();
   await acquire();
   setTimeout(() => {
     release();
-    res.end(`${name}\n`);
+    res.end(`${name} ${arrived}\n`);
   }, serviceMs);
 });
 server.keepAliveTimeout = 65_000;

@@ -3,11 +3,13 @@
  * (hotwarm warm, HAProxy and NGINX `backup`), each backend a process with a fixed service time
  * and a few worker slots, so capacity is finite and losing a backend shows.
  * - failover: `kill -9` one hot backend, restart it later; failed requests, time until the
- *   throughput is whole again, and what the standbys did.
+ *   throughput is whole again (85%) and full (95%), when the warm saw its first request, and what
+ *   the standbys did. `defaults`: hotwarm with no timing keys in the pool (the settings a new
+ *   user runs), down long enough for the 10 s slow start to finish.
  * - reload: 10 configuration reloads; failed requests.
  */
 import http from 'node:http';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDrillBackend } from './backends.js';
 import { hotwarmConfig, RELOAD_SIGNAL, startProxy, type ProxyKind, type Topology } from './proxies.js';
@@ -24,17 +26,20 @@ const CLIENTS = 12;
 const WINDOW_MS = 1_000;
 const STEP_MS = 250;
 const WHOLE = 0.85;
+const FULL = 0.95;
 
 interface Completion {
   readonly at: number;
   readonly ok: boolean;
   readonly backend: string;
+  /** Epoch ms at which the backend received the request (its answer says), or NaN. */
+  readonly arrived: number;
 }
 
 class Load {
   readonly completions: Completion[] = [];
   readonly #agent = new http.Agent({ keepAlive: true, maxSockets: CLIENTS });
-  readonly #t0 = Date.now();
+  readonly t0 = Date.now();
   #running = true;
   readonly #workers: Promise<void>[];
 
@@ -43,7 +48,7 @@ class Load {
   }
 
   now(): number {
-    return Date.now() - this.#t0;
+    return Date.now() - this.t0;
   }
 
   async #work(port: number): Promise<void> {
@@ -59,7 +64,8 @@ class Load {
         req.setTimeout(5_000, () => req.destroy());
         req.on('error', () => resolve({ ok: false, body: '' }));
       });
-      this.completions.push({ at: this.now(), ok: reply.ok, backend: reply.body });
+      const [backend = '', arrived = ''] = reply.body.split(' ');
+      this.completions.push({ at: this.now(), ok: reply.ok, backend, arrived: Number(arrived) });
       if (!reply.ok) await new Promise((r) => setTimeout(r, 5));
     }
   }
@@ -84,8 +90,16 @@ export interface FailoverResult {
   readonly failed: number;
   /** ms from the kill until throughput stays ≥ 85% of before; null = not within the window. */
   readonly recoveryMs: number | null;
+  /** ms from the kill until throughput stays ≥ 95% of before; null = not within the window. */
+  readonly fullMs: number | null;
+  /** ms from the kill until a warm backend received its first request; null = never. */
+  readonly warmFirstMs: number | null;
+  /** hotwarm: ms from the kill to the `promoted` event (its log); null otherwise. */
+  readonly promotedMs: number | null;
   /** Throughput while the backend was down, as a share of before. */
   readonly degradedShare: number;
+  /** Throughput in the 5 s after the kill and the 5 s after those, as shares of before (the slow-start ramp). */
+  readonly rampShares: readonly [number, number];
   /** Requests served by each standby while the hot backend was down, and after it returned. */
   readonly standbyDuring: number;
   readonly standbyAfter: number;
@@ -93,15 +107,27 @@ export interface FailoverResult {
   readonly timeline: readonly number[];
 }
 
-export async function failoverDrill(proxy: ProxyKind, dir: string): Promise<FailoverResult> {
+export interface DrillOptions {
+  /** hotwarm with no timing keys in the pool. */
+  readonly defaults?: boolean;
+}
+
+export async function failoverDrill(proxy: ProxyKind, dir: string, options: DrillOptions = {}): Promise<FailoverResult> {
+  const defaults = options.defaults === true;
+  // With defaults: down for 14 s (detection + the 10 s slow start), so "full" can be seen.
+  const downMs = defaults ? 14_000 : 6_000;
   const backends = await startBackends(dir);
-  const started = await startProxy(proxy, TOPO, dir, { accessLog: false });
+  const topo: Topology = { ...TOPO, defaults };
+  const started = await startProxy(proxy, topo, dir, { accessLog: false });
+  const logFile = join(dir, `${proxy}.log`);
+  const logStart = readLog(logFile).length;
   const load = new Load(TOPO.listenPort);
   try {
     await sleep(3_000);
     const killAt = load.now();
+    const killEpoch = load.t0 + killAt;
     await (backends[1] as Started).stop('SIGKILL');
-    await sleep(6_000);
+    await sleep(downMs);
     const restartAt = load.now();
     backends[1] = await startDrillBackend('hot-2', TOPO.hot[1] as number, dir, SERVICE_MS, SLOTS);
     await sleep(5_000);
@@ -109,22 +135,27 @@ export async function failoverDrill(proxy: ProxyKind, dir: string): Promise<Fail
     const c = load.completions;
     const rate = (from: number, to: number): number => c.filter((x) => x.ok && x.at >= from && x.at < to).length / ((to - from) / 1000);
     const baseline = rate(1_000, killAt);
-    let recoveryMs: number | null = null;
-    for (let t = killAt; t <= restartAt - WINDOW_MS; t += STEP_MS) {
-      let whole = true;
-      for (let u = t; u <= restartAt - WINDOW_MS; u += STEP_MS) if (rate(u, u + WINDOW_MS) < WHOLE * baseline) whole = false;
-      if (whole) {
-        recoveryMs = t - killAt;
-        break;
+    const stays = (share: number): number | null => {
+      for (let t = killAt; t <= restartAt - WINDOW_MS; t += STEP_MS) {
+        let whole = true;
+        for (let u = t; u <= restartAt - WINDOW_MS; u += STEP_MS) if (rate(u, u + WINDOW_MS) < share * baseline) whole = false;
+        if (whole) return t - killAt;
       }
-    }
+      return null;
+    };
     const standby = (from: number, to: number) => c.filter((x) => x.ok && x.at >= from && x.at < to && x.backend.startsWith('warm')).length;
+    let warmFirst = Infinity;
+    for (const x of c) if (x.backend.startsWith('warm') && x.arrived < warmFirst) warmFirst = x.arrived;
     return {
       proxy,
       requests: c.length,
       failed: c.filter((x) => !x.ok).length,
-      recoveryMs,
+      recoveryMs: stays(WHOLE),
+      fullMs: stays(FULL),
+      warmFirstMs: Number.isFinite(warmFirst) ? warmFirst - killEpoch : null,
+      promotedMs: proxy === 'hotwarm' ? eventAfter(readLog(logFile).slice(logStart), 'promoted', killEpoch) : null,
       degradedShare: rate(killAt + 1_500, restartAt) / baseline,
+      rampShares: [rate(killAt, killAt + 5_000) / baseline, rate(killAt + 5_000, killAt + 10_000) / baseline],
       standbyDuring: standby(killAt, restartAt),
       standbyAfter: standby(restartAt + 4_000, Infinity),
       timeline: Array.from({ length: Math.ceil(load.now() / 1_000) }, (_, i) => Math.round(rate(i * 1_000, (i + 1) * 1_000))),
@@ -134,6 +165,24 @@ export async function failoverDrill(proxy: ProxyKind, dir: string): Promise<Fail
     await started.stop();
     await Promise.all(backends.map((b) => b.stop('SIGKILL')));
   }
+}
+
+function readLog(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** ms from `sinceEpoch` to the first `event` line of a hotwarm log, or null. */
+function eventAfter(log: string, event: string, sinceEpoch: number): number | null {
+  for (const line of log.split('\n')) {
+    if (!line.includes(`"event":"${event}"`)) continue;
+    const time = /"time":"([^"]+)"/.exec(line)?.[1];
+    if (time !== undefined) return Date.parse(time) - sinceEpoch;
+  }
+  return null;
 }
 
 export interface ReloadResult {

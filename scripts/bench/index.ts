@@ -1,5 +1,9 @@
 /**
- * `npm run bench [-- throughput|drill|all|profile|workers] [--reps N] [--seconds S] [--idle N] [--quick]`
+ * `npm run bench [-- throughput|drill|defaults|all|profile|workers] [--reps N] [--seconds S] [--idle N] [--quick]`
+ *
+ * `defaults`: hotwarm's failover drill alone, with no timing keys in the pool (the settings a
+ * new user runs); `--reps N` runs it N times. Printed only: RESULTS.md keeps the numbers by hand.
+ * `workers`: hotwarm with 1 and 2 workers beside HAProxy and NGINX with 2 (workers.ts); printed only.
  *
  * hotwarm side by side with HAProxy, NGINX and a bare http-proxy script, in one run, on
  * loopback only, bounded in time. Installs haproxy, nginx and wrk when missing. Prints the
@@ -24,7 +28,7 @@ const BEGIN = '<!-- bench:begin -->';
 const END = '<!-- bench:end -->';
 
 interface Options {
-  mode: 'throughput' | 'drill' | 'all' | 'profile' | 'workers';
+  mode: 'throughput' | 'drill' | 'defaults' | 'all' | 'profile' | 'workers';
   reps: number;
   seconds: number;
   idle: number;
@@ -38,7 +42,7 @@ function parse(argv: readonly string[]): Options {
   const options: Options = { mode: 'all', reps: 3, seconds: 5, idle: 9_500, proxies: [...PROXIES] };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    if (arg === 'throughput' || arg === 'drill' || arg === 'all' || arg === 'profile' || arg === 'workers') options.mode = arg;
+    if (arg === 'throughput' || arg === 'drill' || arg === 'defaults' || arg === 'all' || arg === 'profile' || arg === 'workers') options.mode = arg;
     else if (arg === '--reps') options.reps = Number(argv[++i]);
     else if (arg === '--seconds') options.seconds = Number(argv[++i]);
     else if (arg === '--idle') options.idle = Number(argv[++i]);
@@ -51,6 +55,10 @@ function parse(argv: readonly string[]): Options {
 
 async function main(): Promise<void> {
   const options = parse(process.argv.slice(2));
+  if (options.mode === 'defaults') {
+    await defaultsDrill(options.reps);
+    return;
+  }
   ensureTools();
   const dir = mkdtempSync(join(tmpdir(), 'hotwarm-bench-'));
   // nginx workers run as an unprivileged user and must read the 100 KiB body file.
@@ -96,6 +104,26 @@ async function main(): Promise<void> {
   const next = start >= 0 && end > start ? `${current.slice(0, start + BEGIN.length)}\n${generated}\n${current.slice(end)}` : `${current}\n${BEGIN}\n${generated}\n${END}\n`;
   writeFileSync(RESULTS, next);
   log(`\nwritten to ${RESULTS}`);
+}
+
+/** hotwarm's failover drill with default settings, `reps` times; prints one line per run. */
+async function defaultsDrill(reps: number): Promise<void> {
+  const log = (line: string): void => void process.stdout.write(`${line}\n`);
+  const ms = (v: number | null): string => (v === null ? 'never' : `${v} ms`);
+  try {
+    for (let i = 0; i < reps; i++) {
+      const dir = mkdtempSync(join(tmpdir(), 'hotwarm-bench-'));
+      const r = await failoverDrill('hotwarm', dir, { defaults: true });
+      log(
+        `run ${i + 1}: ${r.requests} requests, ${r.failed} failed; kill → promoted ${ms(r.promotedMs)}, → warm's first request ${ms(r.warmFirstMs)}, ` +
+          `→ 85% ${ms(r.recoveryMs)}, → 95% ${ms(r.fullMs)}; throughput 0–5 s / 5–10 s after the kill ${r.rampShares.map((x) => `${Math.round(x * 100)}%`).join(' / ')}; ` +
+          `standby requests while down ${r.standbyDuring}`,
+      );
+      log(`  req/s each second (kill at 3 s, restart at 17 s): ${r.timeline.join(' ')}`);
+    }
+  } finally {
+    await stopAll();
+  }
 }
 
 process.once('SIGINT', () => {

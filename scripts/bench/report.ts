@@ -58,12 +58,12 @@ export function failoverTable(results: readonly FailoverResult[]): string {
     '3 hot + 2 standby backends (each 4 worker slots × 50 ms: 240 req/s for the three hot ones), 12 clients; `kill -9` of one hot backend after 3 s, restarted 6 s later.',
     '"whole again": every 1 s window (stepped by 250 ms) from then until the restart has ≥ 85% of the throughput before the kill.',
     '',
-    '| proxy | requests | failed | whole again after | throughput while down | standby requests while down | standby requests after failback |',
-    '|---|---|---|---|---|---|---|',
+    '| proxy | requests | failed | whole again after | full (95%) after | warm\'s first request after | throughput while down | standby requests while down | standby requests after failback |',
+    '|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of results) {
     lines.push(
-      `| ${r.proxy} | ${r.requests} | ${r.failed} | ${r.recoveryMs === null ? 'not within 6 s' : `${r.recoveryMs} ms`} | ${(r.degradedShare * 100).toFixed(0)}% | ${r.standbyDuring} | ${r.standbyAfter} |`,
+      `| ${r.proxy} | ${r.requests} | ${r.failed} | ${r.recoveryMs === null ? 'not within 6 s' : `${r.recoveryMs} ms`} | ${r.fullMs === null ? 'not within 6 s' : `${r.fullMs} ms`} | ${r.warmFirstMs === null ? '–' : `${r.warmFirstMs} ms`} | ${(r.degradedShare * 100).toFixed(0)}% | ${r.standbyDuring} | ${r.standbyAfter} |`,
     );
   }
   return lines.join('\n');

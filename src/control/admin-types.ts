@@ -63,6 +63,12 @@ export interface PoolStatus {
   readonly backends: readonly BackendStatus[];
   /** Hot backends that are not serving and that no warm covers (degraded). */
   readonly uncovered: readonly string[];
+  /**
+   * Serving capacity, percent (0–100, whole): the serving backends' effective weights (slow
+   * start included) over the configured hot backends' weights, capped at 100. A warm still
+   * ramping in is not full capacity yet.
+   */
+  readonly capacity_percent: number;
 }
 
 export interface ListenerStatus {

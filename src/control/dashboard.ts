@@ -36,6 +36,7 @@ h2 { font-size: 13px; text-transform: uppercase; letter-spacing: 1px; color: var
 .badge { display: inline-block; padding: 1px 8px; border-radius: 999px; font-size: 11px; font-weight: 700; letter-spacing: .6px; text-transform: uppercase; }
 .degraded { background: var(--red); color: #fff; }
 .ok-badge { background: #14532d; color: #bbf7d0; }
+.capacity { background: #1e293b; color: #cbd5e1; } .capacity.partial { background: #78350f; color: #fde68a; }
 .backends { display: grid; grid-template-columns: repeat(auto-fill, minmax(220px, 1fr)); gap: 12px; }
 .backend { background: var(--card); border: 1px solid var(--line); border-left: 5px solid var(--grey); border-radius: 8px; padding: 10px 12px; display: flex; flex-direction: column; gap: 6px; }
 .backend.s-serving { border-left-color: var(--green); }
@@ -152,8 +153,11 @@ const SCRIPT = `
       var serving = p.backends.filter(function (b) { return b.serving; }).length;
       var hot = p.backends.filter(function (b) { return b.role === 'hot'; }).length;
       head.appendChild(el('span', 'meta', serving + ' serving \\u00b7 ' + hot + ' hot \\u00b7 ' + (p.backends.length - hot) + ' warm'));
+      var capacity = el('span', 'badge capacity' + (p.capacity_percent < 100 ? ' partial' : ''), 'capacity ' + p.capacity_percent + '%');
+      capacity.dataset.capacity = String(p.capacity_percent);
       if (p.uncovered.length) head.appendChild(el('span', 'badge degraded', 'degraded: ' + p.uncovered.join(', ')));
-      else head.appendChild(el('span', 'badge ok-badge', 'full capacity'));
+      else if (p.capacity_percent >= 100) head.appendChild(el('span', 'badge ok-badge', 'full capacity'));
+      head.appendChild(capacity);
       section.appendChild(head);
       var scale = 1;
       p.backends.forEach(function (b) { scale = Math.max(scale, b.max_conns || b.in_flight); });

@@ -121,6 +121,8 @@ function poolStatus(pool: PoolRuntime, now: number): PoolStatus {
     name: pool.name,
     backends: pool.backends.map((b) => backendStatus(pool, b, now)),
     uncovered: [...pool.core.state.uncovered],
+    // Floor, so 100 means the whole configured capacity, not 99.6% rounded up.
+    capacity_percent: Math.floor(pool.core.capacity(now) * 100 + 1e-9),
   };
 }
 

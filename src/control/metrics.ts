@@ -31,6 +31,7 @@ export const METRICS = [
   { name: 'hotwarm_no_backend_total', type: 'counter', labels: ['listener', 'pool'], help: 'Requests answered 503 because no backend could take them (none serving, or all full).' },
   { name: 'hotwarm_backend_in_flight', type: 'gauge', labels: ['pool', 'backend', 'role'], help: 'HTTP requests in progress plus open tunnels on the backend.' },
   { name: 'hotwarm_backend_up', type: 'gauge', labels: ['pool', 'backend', 'role'], help: '1 when the backend is up by its health checks, else 0.' },
+  { name: 'hotwarm_pool_capacity_ratio', type: 'gauge', labels: ['pool'], help: 'Serving capacity: the serving backends\' effective weights (slow start included) over the configured hot weight, 0-1.' },
   { name: 'hotwarm_backend_serving', type: 'gauge', labels: ['pool', 'backend', 'role'], help: '1 when the backend takes live traffic (a hot backend, or a promoted warm), else 0.' },
   { name: 'hotwarm_promotions_total', type: 'counter', labels: ['pool', 'backend'], help: 'Warm backends promoted (backend: the warm).' },
   { name: 'hotwarm_releases_total', type: 'counter', labels: ['pool', 'backend'], help: 'Promoted warm backends released back to standby (backend: the warm).' },
@@ -158,8 +159,10 @@ export class Metrics {
     const up = this.#gauge('hotwarm_backend_up');
     const serving = this.#gauge('hotwarm_backend_serving');
     const connections = this.#gauge('hotwarm_client_connections');
-    for (const gauge of [inFlight, up, serving, connections]) gauge.reset();
+    const capacity = this.#gauge('hotwarm_pool_capacity_ratio');
+    for (const gauge of [inFlight, up, serving, connections, capacity]) gauge.reset();
     for (const pool of this.#source.pools()) {
+      capacity.set({ pool: pool.name }, pool.capacity());
       for (const b of pool.backends) {
         const labels = { pool: pool.name, backend: b.name, role: b.role };
         inFlight.set(labels, b.inFlight);

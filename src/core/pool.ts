@@ -7,13 +7,17 @@
  * rebuilds two small arrays — serving backends and standby warms — so that a pick walks only
  * what may take traffic (the immutable-selector model of pingora's LoadBalancer::update).
  */
-import { hasRoom, pickLeastLoaded } from './balancer.js';
+import { Balancer, hasRoom, type Balanced } from './balancer.js';
 import { initialState, isServing, reconfigure, reduce } from './failover.js';
 import type { FailoverEvent, FailoverPolicy, MemberState, PoolState, Role, Transition } from './failover-types.js';
 import { effectiveWeight } from './slow-start.js';
 
-/** The fields of a backend that the core reads and writes. */
-export interface PoolMember {
+/**
+ * The fields of a backend that the core reads and writes. The load facts — `inFlight`,
+ * `credit`, `lastPick` — are written only by the core (select, acquire, release); the shell
+ * reads them for status and metrics.
+ */
+export interface PoolMember extends Balanced {
   readonly name: string;
   readonly role: Role;
   weight: number;
@@ -21,8 +25,6 @@ export interface PoolMember {
   maxConns: number;
   /** HTTP requests in progress plus open tunnels. */
   inFlight: number;
-  /** Pool-wide pick sequence number, for tie rotation. */
-  lastPick: number;
   /** Copied from the failover state after each transition (slow start). */
   servingSince: number | null;
   ramp: boolean;
@@ -49,7 +51,7 @@ export class Pool<B extends PoolMember> {
   #serving: B[] = [];
   /** Warms that are up, enabled and not promoted: spill and last-resort retries go here. */
   #standby: B[] = [];
-  #pickSeq = 0;
+  readonly #balancer = new Balancer();
   readonly #weightOf = (b: B): number => this.effectiveWeight(b, this.#now);
   #now = 0;
 
@@ -104,28 +106,51 @@ export class Pool<B extends PoolMember> {
   select(now: number, exclude: readonly B[] = NOTHING, retry = false): Selection<B> {
     this.#now = now;
     const serving = this.#serving;
-    const chosen = pickLeastLoaded(serving, this.#weightOf, exclude);
+    const chosen = this.#balancer.pick(serving, this.#weightOf, exclude);
     if (chosen !== null) return this.#picked(chosen, 'serving');
 
     const untriedServing = exclude.length === 0 ? serving.length : serving.filter((b) => !exclude.includes(b)).length;
     if (untriedServing > 0) {
       // Serving backends are left but all are full.
       if (this.#settings.spill) {
-        const spill = pickLeastLoaded(this.#standby, this.#weightOf, exclude);
+        const spill = this.#balancer.pickStandby(this.#standby, exclude);
         if (spill !== null) return this.#picked(spill, 'spill');
       }
       return { backend: null, reason: 'all_full' };
     }
     if (retry) {
-      const standby = pickLeastLoaded(this.#standby, this.#weightOf, exclude);
+      const standby = this.#balancer.pickStandby(this.#standby, exclude);
       if (standby !== null) return this.#picked(standby, 'standby');
     }
     return { backend: null, reason: serving.length === 0 ? 'none_serving' : 'none_untried' };
   }
 
   #picked(b: B, via: 'serving' | 'spill' | 'standby'): Selection<B> {
-    b.lastPick = ++this.#pickSeq;
     return { backend: b, via };
+  }
+
+  /** `b` takes a request or tunnel (right after `select`, or for a retry on the same backend). */
+  acquire(b: B): void {
+    b.inFlight++;
+  }
+
+  /** `b` finished one. Also for a backend that has left the pool and drains. */
+  release(b: B): void {
+    if (b.inFlight > 0) b.inFlight--;
+  }
+
+  /**
+   * Serving capacity: the serving backends' effective weights over the configured hot weight,
+   * at most 1. A ramping backend counts with its ramped weight: a pool whose warm has just been
+   * promoted is not at full capacity yet. 0 for a pool without hot backends or weight.
+   */
+  capacity(now: number): number {
+    let hot = 0;
+    for (const m of this.#members) if (m.role === 'hot') hot += m.weight;
+    if (hot === 0) return 0;
+    let serving = 0;
+    for (const b of this.#serving) serving += this.effectiveWeight(b, now);
+    return Math.min(1, serving / hot);
   }
 
   /** Whether a standby warm could take spill traffic right now (for 503 reasons and metrics). */
@@ -176,9 +201,11 @@ export class Pool<B extends PoolMember> {
   #rebuild(): void {
     const serving: B[] = [];
     const standby: B[] = [];
+    const joining: B[] = [];
     for (const m of this.#state.members) {
       const b = this.#byName.get(m.name);
       if (b === undefined) continue;
+      if (m.servingSince !== null && b.servingSince !== m.servingSince) joining.push(b);
       b.servingSince = m.servingSince;
       b.ramp = m.ramp;
       if (isServing(m)) serving.push(b);
@@ -186,5 +213,7 @@ export class Pool<B extends PoolMember> {
     }
     this.#serving = serving;
     this.#standby = standby;
+    // Backends that start serving take the next request (balancer.ts).
+    if (joining.length > 0) this.#balancer.admit(joining, serving);
   }
 }

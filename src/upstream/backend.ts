@@ -43,7 +43,9 @@ export class UpstreamBackend implements PoolMember {
   readonly key: string;
   weight: number;
   maxConns: number;
+  // Load facts: written by the core pool only (select, acquire, release).
   inFlight = 0;
+  credit = 0;
   lastPick = 0;
   servingSince: number | null = null;
   ramp = false;

@@ -203,6 +203,11 @@ export class PoolRuntime implements TunnelPool {
     return this.#retirement.drained();
   }
 
+  /** Serving capacity now, 0–1 (core/pool.ts `capacity`). */
+  capacity(): number {
+    return this.#pool.capacity(this.#deps.now());
+  }
+
   /** Backends that left the pool and still carry work. */
   get draining(): number {
     return this.#retirement.size;
@@ -224,11 +229,11 @@ export class PoolRuntime implements TunnelPool {
   }
 
   acquire(backend: UpstreamBackend): void {
-    backend.inFlight++;
+    this.#pool.acquire(backend);
   }
 
   release(backend: UpstreamBackend): void {
-    backend.inFlight--;
+    this.#pool.release(backend);
     this.#retirement.released(backend);
   }
 

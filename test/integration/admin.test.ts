@@ -165,13 +165,14 @@ t.test('/status: pools, backends, listeners, version and last reload; POST /relo
   const file = join(t.testdir(), 'proxy.yaml');
   const h = await startProxy(config(backends), { file });
   const port = h.adminPort();
-  const status = body<{ version: number; last_reload: unknown; pools: { name: string; uncovered: string[]; backends: Record<string, unknown>[] }[]; listeners: unknown[] }>(await get(port, '/status'));
+  const status = body<{ version: number; last_reload: unknown; pools: { name: string; uncovered: string[]; capacity_percent: number; backends: Record<string, unknown>[] }[]; listeners: unknown[] }>(await get(port, '/status'));
   t.equal(status.version, 1);
   t.equal(status.last_reload, null);
   t.match(status.listeners, [{ name: 'web', protocol: 'http', address: `127.0.0.1:${h.port()}`, open_connections: Number }]);
   const pool = status.pools[0];
   t.equal(pool?.name, 'app');
   t.strictSame(pool?.uncovered, []);
+  t.equal(pool?.capacity_percent, 100, 'every hot backend serving: full capacity');
   t.strictSame(pool?.backends.map((b) => b.name), ['app-1', 'app-2', 'spare-1', 'spare-2'], 'config order');
   t.match(pool?.backends[0], {
     name: 'app-1', address: backends[0].address, role: 'hot', state: 'serving', health: 'up', admin: 'enabled', serving: true,
@@ -295,6 +296,7 @@ t.test('/metrics after traffic and after a failover', async (t) => {
   t.equal(value('hotwarm_backend_up{pool="app",backend="spare-2",role="warm"}'), 1);
   t.equal(value('hotwarm_backend_serving{pool="app",backend="spare-1",role="warm"}'), 1, 'the warm serves');
   t.equal(value('hotwarm_backend_serving{pool="app",backend="app-1",role="hot"}'), 0);
+  t.equal(value('hotwarm_pool_capacity_ratio{pool="app"}'), 1, 'a warm of the same weight covers app-1 (no slow start here)');
   t.equal(value('hotwarm_backend_in_flight{pool="app",backend="app-2",role="hot"}'), 0);
   t.ok((value('hotwarm_health_checks_total{pool="app",backend="app-1",result="fail"}') ?? 0) >= 1, 'failed checks counted');
   t.ok((value('hotwarm_health_checks_total{pool="app",backend="spare-2",result="ok"}') ?? 0) >= 1, 'ok checks counted');

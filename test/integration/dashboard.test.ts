@@ -77,6 +77,7 @@ t.test('dashboard: backends, live promotion after a crash, no CSP errors, narrow
     const cards = await page.evaluate<string[][]>("[...document.querySelectorAll('[data-backend]')].map((e) => [e.dataset.backend, e.dataset.state])");
     t.strictSame(cards, [['app-1', 'serving'], ['app-2', 'serving'], ['app-3', 'serving'], ['spare-1', 'standby'], ['spare-2', 'standby']]);
     await page.waitForSelector('li[data-type="listening"]', { timeout: 3_000 });
+    t.equal(await page.getAttribute('.pool-head [data-capacity]', 'data-capacity'), '100', 'full capacity');
 
     await sleep(300);
     const crashed = Date.now();
@@ -91,6 +92,9 @@ t.test('dashboard: backends, live promotion after a crash, no CSP errors, narrow
     t.match(await page.textContent('li[data-type="promoted"]'), 'spare-1 promoted, covers app-1');
     t.match(await page.textContent('li[data-type="backend_down"]'), 'app-1 is down');
     await sleep(1_200); // a status poll with the warm under load and ramping
+    // app-1 (weight 2) is covered by spare-1 (weight 1) still ramping: at most (1 + 1 + 1) / 4 of the hot weight.
+    const capacity = Number(await page.getAttribute('.pool-head [data-capacity]', 'data-capacity'));
+    t.ok(capacity >= 50 && capacity < 75, `capacity shown honestly while the warm ramps: ${capacity}%`);
     await page.screenshot({ path: `${ARTIFACTS}dashboard.png`, fullPage: true });
 
     await page.setViewportSize({ width: 420, height: 900 });

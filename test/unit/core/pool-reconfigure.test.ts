@@ -6,7 +6,7 @@ import { AUTO, MANUAL } from '../../helpers/failover-pool.js';
 const SETTINGS: PoolSettings = { policy: AUTO, slowStartMs: 0, spill: true };
 
 function member(name: string, role: 'hot' | 'warm' = 'hot', weight = 1): PoolMember {
-  return { name, role, weight, maxConns: 0, inFlight: 0, lastPick: 0, servingSince: null, ramp: false };
+  return { name, role, weight, maxConns: 0, inFlight: 0, credit: 0, lastPick: 0, servingSince: null, ramp: false };
 }
 
 t.test('kept objects keep state and load; a new object under an old name starts fresh', async (t) => {
