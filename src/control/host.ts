@@ -3,8 +3,7 @@
  * pools' own state, and operator actions fed to the pools' failover reducers.
  */
 import type { AddressInfo } from 'node:net';
-import { reduce } from '../core/failover.js';
-import { FailoverRefusal, type FailoverEvent, type MemberState } from '../core/failover-types.js';
+import type { FailoverEvent, MemberState } from '../core/failover-types.js';
 import type { Evidence, UpstreamBackend } from '../upstream/backend.js';
 import type { PoolRuntime } from '../upstream/pool-runtime.js';
 import type {
@@ -85,17 +84,12 @@ export class ProxyAdminHost implements AdminHost {
     if (pool.core.member(backendName) === undefined) {
       return { ok: false, status: 404, error: `pool "${poolName}" has no backend "${backendName}"` };
     }
-    const event = failoverEvent(action, backendName);
-    // A dry run on the pure reducer first: a refused action changes nothing and leaves no
-    // audit event, and an accepted one is recorded before the promotions it causes.
-    try {
-      reduce(pool.core.state, event, this.#now(), pool.core.settings.policy);
-    } catch (err) {
-      if (err instanceof FailoverRefusal) return { ok: false, status: 409, error: err.message };
-      throw err;
-    }
-    this.#proxy.events.emit('admin', { pool: poolName, backend: backendName, action, client });
-    pool.dispatch(event);
+    // A refused action changes nothing and leaves no audit event; an accepted one is recorded
+    // before the promotions it causes.
+    const transition = pool.dispatch(failoverEvent(action, backendName), () => {
+      this.#proxy.events.emit('admin', { pool: poolName, backend: backendName, action, client });
+    });
+    if (transition.refusal !== null) return { ok: false, status: 409, error: transition.refusal };
     const backend = pool.core.member(backendName) as UpstreamBackend;
     return { ok: true, backend: backendStatus(pool, backend, this.#now()) };
   }

@@ -340,9 +340,15 @@ export class PoolRuntime implements TunnelPool {
     this.#deps.events.emit('spill', { pool: this.name, backend: backend.name });
   }
 
-  /** Feeds an event to the failover reducer and carries out its commands. */
-  dispatch(event: FailoverEvent): Transition {
+  /**
+   * Feeds an event to the failover reducer and carries out its commands. `accepted` runs before
+   * them when the reducer did not refuse the event (the admin API records its audit event there,
+   * ahead of the promotions it causes); a refused event carries nothing out.
+   */
+  dispatch(event: FailoverEvent, accepted?: () => void): Transition {
     const transition = this.#pool.dispatch(event, this.#deps.now());
+    if (transition.refusal !== null) return transition;
+    accepted?.();
     this.#execute(transition);
     return transition;
   }
