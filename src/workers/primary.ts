@@ -240,16 +240,35 @@ export class Primary implements ReloadTarget<PreparedReload> {
     const firstRound = Promise.all([...this.#pools.values()].map((p) => p.start()));
     cluster.setupPrimary({ exec: this.#options.workerEntry ?? defaultWorkerEntry(), args: [], execArgv: ['--max-semi-space-size=4'], silent: this.#options.pipeWorkerOutput === true });
     try {
-      const started = await Promise.all(this.#slots.map((slot) => this.#spawn(slot, firstRound)));
-      const failure = started.find((r) => r !== null && 'error' in r);
-      if (failure !== undefined && failure !== null && 'error' in failure) throw new ProxyError('LISTEN_FAILED', failure.error);
-      if (this.#state !== 'starting') throw new ProxyError('LISTEN_FAILED', 'shutdown began during startup');
-      const first = started[0];
-      if (first !== null && first !== undefined && 'addresses' in first) this.#addresses = new Map(first.addresses.map((a) => [a.listener, a.address]));
-      for (const l of this.#config.listeners) {
-        this.events.emit('listening', { listener: l.name, protocol: l.protocol, tls: l.tls !== undefined, address: this.#addresses.get(l.name), workers: this.#slots.length });
-      }
-      await this.#startAdmin();
+      // The listeners are announced (and the admin API started) once the first worker listens:
+      // a bind happens once, in this process, for all workers (cluster round-robin), so the
+      // others can only join. Startup still waits for every worker, and fails if one cannot start.
+      let admin: Promise<unknown> | null = null;
+      let failed: (error: string) => void = () => undefined;
+      const firstFailure = new Promise<string>((resolve) => (failed = resolve));
+      const spawns = this.#slots.map((slot) =>
+        this.#spawn(slot, firstRound).then((result) => {
+          if (result === null) failed(`worker ${slot.id} exited before it was listening`);
+          else if ('error' in result) failed(result.error);
+          else if (admin === null && this.#state === 'starting') {
+            this.#addresses = new Map(result.addresses.map((a) => [a.listener, a.address]));
+            for (const l of this.#config.listeners) {
+              this.events.emit('listening', { listener: l.name, protocol: l.protocol, tls: l.tls !== undefined, address: this.#addresses.get(l.name), workers: this.#slots.length });
+            }
+            admin = this.#startAdmin().then(
+              () => null,
+              (err: unknown) => err,
+            );
+          }
+        }),
+      );
+      // One worker that cannot start fails the start at once (the others are stopped below).
+      const failure = await Promise.race([Promise.all(spawns).then(() => null), firstFailure]);
+      // A shutdown that began meanwhile owns the rest (as with one process: start just ends).
+      if (this.#state !== 'starting') return;
+      if (failure !== null) throw new ProxyError('LISTEN_FAILED', failure);
+      const adminError = await admin;
+      if (adminError !== null) throw adminError;
     } catch (err) {
       this.#state = 'stopping';
       await this.#stopWorkers(0);
@@ -258,7 +277,7 @@ export class Primary implements ReloadTarget<PreparedReload> {
       this.#state = 'stopped';
       throw err;
     }
-    this.#state = 'running';
+    if (this.#state === 'starting') this.#state = 'running';
   }
 
   async #startAdmin(): Promise<void> {
