@@ -57,6 +57,10 @@ export const ERROR_CODES = {
     source: 'upstream', status: 0, retry: 'never', passive: false,
     description: 'the backend answered a WebSocket upgrade with something other than 101 (passed back as HTTP)',
   },
+  UPGRADE_BAD_RESPONSE: {
+    source: 'upstream', status: 502, retry: 'never', passive: false,
+    description: 'the backend answered a WebSocket upgrade with a 101 lacking Upgrade: websocket or the Sec-WebSocket-Accept that matches the key; nothing is tunnelled',
+  },
   TUNNEL_UPSTREAM_RESET: {
     source: 'upstream', status: 0, retry: 'never', passive: false,
     description: 'the backend reset or dropped an open tunnel (TCP or WebSocket); the client side is closed too (reset, when the backend reset)',
@@ -84,6 +88,22 @@ export const ERROR_CODES = {
   BAD_REQUEST: {
     source: 'downstream', status: 400, retry: 'never', passive: false,
     description: 'the request is malformed or ambiguous (smuggling guard); it never reaches a backend',
+  },
+  WEBSOCKET_BAD_HANDSHAKE: {
+    source: 'downstream', status: 400, retry: 'never', passive: false,
+    description: 'a WebSocket upgrade that is not a well-formed opening handshake (RFC 6455 §4); it never reaches a backend',
+  },
+  WEBSOCKET_VERSION_UNSUPPORTED: {
+    source: 'downstream', status: 426, retry: 'never', passive: false,
+    description: 'a WebSocket upgrade for a Sec-WebSocket-Version other than 13 (answered with Sec-WebSocket-Version: 13)',
+  },
+  TLS_PLAIN_HTTP: {
+    source: 'downstream', status: 400, retry: 'never', passive: false,
+    description: 'plain HTTP sent to a TLS listener: answered in plain HTTP on an http listener (closed on a tcp one), then the connection closes',
+  },
+  TLS_HANDSHAKE_TIMEOUT: {
+    source: 'downstream', status: 0, retry: 'never', passive: false,
+    description: 'the TLS handshake did not complete within header_timeout; the connection is closed',
   },
   HEADERS_TOO_LARGE: {
     source: 'downstream', status: 431, retry: 'never', passive: false,
@@ -151,6 +171,7 @@ export const STATUS_TEXT: Readonly<Record<number, string>> = {
   404: 'Not Found',
   405: 'Method Not Allowed',
   408: 'Request Timeout',
+  426: 'Upgrade Required',
   431: 'Request Header Fields Too Large',
   502: 'Bad Gateway',
   503: 'Service Unavailable',

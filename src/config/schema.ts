@@ -15,6 +15,7 @@ import {
   type Parsed,
 } from './units.js';
 import { describeValue } from './messages.js';
+import { isNormalPath, normalizePath } from '../core/path.js';
 
 /** Every default, in the units an operator writes them. */
 export const DEFAULTS = {
@@ -101,7 +102,14 @@ const tlsSchema = z.strictObject({
 
 const routeSchema = z.strictObject({
   host: parsedScalar(parseHostPattern, 'a host name like api.example.com or *.example.com').optional(),
-  path_prefix: z.string().startsWith('/', 'must start with "/"').optional(),
+  path_prefix: z.string().startsWith('/', 'must start with "/"').check((ctx) => {
+    // Requests are matched by their normalised path, which never holds `//`, dot segments or
+    // encoded unreserved characters: a prefix spelled with them could never match.
+    const prefix = ctx.value;
+    if (!prefix.startsWith('/')) return;
+    if (/[?#]/.test(prefix)) ctx.issues.push({ code: 'custom', input: prefix, message: 'must be a path without "?" or "#" (routes match the path only)' });
+    else if (!isNormalPath(prefix)) ctx.issues.push({ code: 'custom', input: prefix, message: `must be in normal form: write ${normalizePath(prefix)} (requests are matched by their normalised path)` });
+  }).optional(),
   pool: name,
 });
 

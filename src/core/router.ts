@@ -1,12 +1,19 @@
 /**
  * A listener's compiled route table (SPEC §2 `routes`): first match wins. Hosts match exactly
  * or by `*.example.com` (any depth of subdomain, not the bare domain); path prefixes match the
- * start of the request path.
+ * start of the request path in its normal form ({@link routingPath}: `/%61dmin/../admin//x` is
+ * `/admin/x`), case-sensitively, without the query.
  */
+import { routingPath } from './path.js';
+
 
 export interface RouteRule<T> {
   /** Lower-case exact host or `*.suffix`; undefined = any host. */
   readonly host?: string | undefined;
+  /**
+   * A path in normal form without `?` (config validation ensures both): a prefix in another
+   * spelling never matches, and one with `?` could match into the query.
+   */
   readonly pathPrefix?: string | undefined;
   readonly target: T;
 }
@@ -39,14 +46,18 @@ export class RouteTable<T> {
     this.#catchAll = first && !first.exact && !first.suffix && !first.pathPrefix ? first.target : null;
   }
 
-  /** `hostHeader` as sent (may carry a port, any case); `path` is the request target's path. */
-  match(hostHeader: string | undefined, path: string): T | null {
+  /**
+   * `hostHeader` as sent (may carry a port, any case); `target` is the origin-form request
+   * target as sent (path and query), normalised here only when a path prefix is to be compared.
+   */
+  match(hostHeader: string | undefined, target: string): T | null {
     if (this.#catchAll !== null) return this.#catchAll;
     const host = hostHeader === undefined ? '' : normalizeHost(hostHeader);
+    let path: string | null = null;
     for (const rule of this.#rules) {
       if (rule.exact !== null && rule.exact !== host) continue;
       if (rule.suffix !== null && !(host.endsWith(rule.suffix) && host.length > rule.suffix.length)) continue;
-      if (rule.pathPrefix !== null && !path.startsWith(rule.pathPrefix)) continue;
+      if (rule.pathPrefix !== null && !(path ??= routingPath(target)).startsWith(rule.pathPrefix)) continue;
       return rule.target;
     }
     return null;

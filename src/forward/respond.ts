@@ -38,10 +38,17 @@ export function sendError(res: ServerResponse, status: number, retryAfter: numbe
  * The same answer on a raw socket, for errors Node reports before a response object exists
  * and for WebSocket upgrades (which have no response object either).
  */
-export function rawErrorResponse(status: number, retryAfter = 0): string {
-  const body = bodyFor(status);
+export function rawErrorResponse(status: number, retryAfter = 0, extraHeaders = '', body: Buffer = bodyFor(status)): string {
   const retry = retryAfter > 0 ? `retry-after: ${retryAfter}\r\n` : '';
-  return `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\ncache-control: no-store\r\n${retry}connection: close\r\n\r\n${body.toString()}`;
+  return `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\ncache-control: no-store\r\n${retry}${extraHeaders}connection: close\r\n\r\n${body.toString()}`;
+}
+
+/**
+ * Headers a refusal of this status must carry: a 426 names the protocol to upgrade to
+ * (RFC 9110 §15.5.22) and the WebSocket version we speak (RFC 6455 §4.4).
+ */
+function requiredHeaders(status: number): string {
+  return status === 426 ? 'upgrade: websocket\r\nsec-websocket-version: 13\r\n' : '';
 }
 
 /** The response Node is writing on this client connection, if any (Node's `_httpMessage`). */
@@ -78,7 +85,7 @@ function answerAfterEarlier(socket: Duplex, status: number, retryAfter: number):
     socket.destroy();
     return;
   }
-  socket.end(rawErrorResponse(status, retryAfter), () => socket.destroy());
+  socket.end(rawErrorResponse(status, retryAfter, requiredHeaders(status)), () => socket.destroy());
 }
 
 /**

@@ -22,6 +22,7 @@ import { clientAddress, pathOf, type ExchangeRecord, type ForwardListener } from
 import { rawHead, refuseOnSocket } from './respond.js';
 import { Tunnel, type TunnelPool, type TunnelRecord, type TunnelSummary } from './tunnel.js';
 import { WsEngine } from './ws-engine.js';
+import { checkSwitchingProtocols } from './ws-handshake.js';
 
 export interface WebSocketHooks {
   /** An upgrade that did not become a tunnel (refused, failed, answered as HTTP): like a request. */
@@ -164,6 +165,12 @@ class WebSocketExchange implements AttemptOwner {
       res.destroy();
       return;
     }
+    if (res.statusCode === 101) {
+      // A 101 Node did not take for an upgrade: never passed back (the client would take it for one).
+      res.destroy();
+      this.#refuseBadSwitch('101 not recognised as an upgrade');
+      return;
+    }
     this.#upstreamRes = res;
     this.#attempts.succeeded();
     const socket = this.#socket;
@@ -204,6 +211,14 @@ class WebSocketExchange implements AttemptOwner {
       backendSocket.destroy();
       return;
     }
+    const wrong = checkSwitchingProtocols(res.headers, this.#req.headers['sec-websocket-key'] ?? '');
+    if (wrong !== null) {
+      // Nothing crosses: the backend's bytes after its 101 are dropped with its socket, the
+      // client's early bytes stay unread in its buffer until its socket closes.
+      backendSocket.destroy();
+      this.#refuseBadSwitch(wrong);
+      return;
+    }
     this.#attempts.succeeded();
     // From here the tunnel owns both sockets and the backend's in-flight count.
     const backend = this.#attempts.handOver() as UpstreamBackend;
@@ -225,6 +240,13 @@ class WebSocketExchange implements AttemptOwner {
       startedAt: this.#startedAt,
       onClose: (summary) => this.#recordTunnel(backend, summary),
     });
+  }
+
+  /** A 101 that does not complete the handshake: 502, the upstream request dropped, no retry (the backend may have acted). */
+  #refuseBadSwitch(reason: string): void {
+    this.#attempts.clearTimers();
+    this.abandon();
+    this.#respondError(new ProxyError('UPGRADE_BAD_RESPONSE', reason));
   }
 
   /** A proxy answer (503, 502, 504) on the raw socket; the client's `close` logs it. */

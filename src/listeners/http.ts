@@ -7,17 +7,19 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import { BlockList, isIPv6, type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import type { ListenerConfig } from '../config/schema.js';
 import { bind, closeServer, drainWithin } from './bind.js';
 import { RouteTable } from '../core/router.js';
 import { ProxyError, type ErrorCode } from '../errors.js';
 import { checkRequest, originForm } from '../forward/guard.js';
+import { asksForWebSocket, checkHandshake } from '../forward/ws-handshake.js';
 import { clientAddress, type ExchangeRecord, type ForwardListener, type HttpForwarder } from '../forward/http.js';
 import { pendingResponse, refuseOnSocket, sendError } from '../forward/respond.js';
 import type { UpgradeHandler } from '../forward/websocket.js';
 import type { Logger } from '../log.js';
 import type { PoolRuntime } from '../upstream/pool-runtime.js';
-import { secureContextOptions } from './tls.js';
+import { handshakeTimeout, onHandshakeError, secureContextOptions, setHandshakeTimeout } from './tls.js';
 
 export type { UpgradeHandler } from '../forward/websocket.js';
 
@@ -86,7 +88,7 @@ export class HttpListener implements ForwardListener {
     this.#server =
       config.tls === undefined
         ? http.createServer(options)
-        : https.createServer({ ...options, ...secureContextOptions(config.tls) });
+        : https.createServer({ ...options, ...secureContextOptions(config.tls), handshakeTimeout: handshakeTimeout(config.header_timeout) });
     const server = this.#server;
     // We count headers ourselves (guard.ts) and answer 431; Node would silently drop the excess.
     server.maxHeadersCount = 0;
@@ -100,7 +102,9 @@ export class HttpListener implements ForwardListener {
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
     });
-    if (config.tls !== undefined) server.on('tlsClientError', (_err: Error, socket: Duplex) => socket.destroy());
+    if (config.tls !== undefined) {
+      server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => onHandshakeError(err, socket, true, this.#logger));
+    }
   }
 
   get config(): ListenerConfig {
@@ -137,6 +141,7 @@ export class HttpListener implements ForwardListener {
     (server as http.Server & { maxHeaderSize?: number }).maxHeaderSize = config.max_header_size;
     if (config.tls !== undefined && server instanceof https.Server) {
       server.setSecureContext(secureContextOptions(config.tls));
+      setHandshakeTimeout(server, config.header_timeout);
     }
   }
 
@@ -204,9 +209,11 @@ export class HttpListener implements ForwardListener {
       this.#held.push({ run: () => this.#onRequest(req, res), socket: req.socket });
       return;
     }
-    const refusal = checkRequest(req);
+    // A request naming `websocket` in Upgrade that Node did not take for an upgrade lacks
+    // `Connection: upgrade`: a malformed handshake, refused rather than sent on as a plain GET.
+    const refusal = checkRequest(req) ?? (req.headers.upgrade !== undefined && asksForWebSocket(req.headers) ? checkHandshake(req) : null);
     if (refusal !== null) {
-      this.#logger.debug({ reason: refusal.reason, client: clientAddress(req.socket) }, 'request refused');
+      this.#logger.debug({ code: refusal.code, reason: refusal.reason, client: clientAddress(req.socket) }, 'request refused');
       this.#answer(req, res, refusal.code, true);
       return;
     }
@@ -225,40 +232,49 @@ export class HttpListener implements ForwardListener {
       this.#held.push({ run: () => this.#onUpgrade(req, socket, head), socket });
       return;
     }
-    const refusal = checkRequest(req);
-    const upgrades = this.#deps.upgrades;
-    // Only WebSocket upgrades are proxied, and a WebSocket handshake is a GET (RFC 6455 §4.1).
-    const websocket = req.method === 'GET' && (req.headers.upgrade ?? '').toLowerCase() === 'websocket';
+    const refusal = checkRequest(req) ?? checkHandshake(req);
+    if (refusal !== null) {
+      this.#refuseUpgrade(req, socket, refusal.code, refusal.reason);
+      return;
+    }
     // An upgrade pipelined behind a request still being answered: Node hands the socket over at
     // once, and the tunnel's 101 would overtake that answer. Refused after it instead.
-    const overtakes = pendingResponse(socket) !== null;
-    // A handshake has no body; one announced anyway is either dropped by the backend or read by
-    // it as the start of the next request, which is how smuggling through upgrades begins.
-    const length = req.headers['content-length'];
-    const withBody = req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
-    if (refusal !== null || upgrades === null || !websocket || overtakes || withBody) {
-      refuseOnSocket(socket, refusal === null ? 400 : new ProxyError(refusal.code).status);
+    const upgrades = this.#deps.upgrades;
+    if (upgrades === null || pendingResponse(socket) !== null) {
+      this.#refuseUpgrade(req, socket, 'BAD_REQUEST', upgrades === null ? 'upgrades not proxied' : 'upgrade pipelined behind a pending response');
       return;
     }
     const pool = this.#routes.match(req.headers.host, originForm(req.url ?? '/'));
     if (pool === null) {
-      refuseOnSocket(socket, 404);
+      this.#refuseUpgrade(req, socket, 'NO_ROUTE', 'no route');
       return;
     }
     upgrades.upgrade(req, socket, head, this, pool);
+  }
+
+  /** An upgrade answered by the listener itself, on the raw socket: logged and counted like {@link #answer}. */
+  #refuseUpgrade(req: IncomingMessage, socket: Duplex, code: ErrorCode, reason: string): void {
+    const status = new ProxyError(code).status;
+    this.#logger.debug({ code, reason, client: clientAddress(req.socket) }, 'upgrade refused');
+    refuseOnSocket(socket, status);
+    this.#record(req, code, status, performance.now());
   }
 
   #answer(req: IncomingMessage, res: ServerResponse, code: ErrorCode, close: boolean): void {
     const error = new ProxyError(code);
     const started = performance.now();
     sendError(res, error.status, 0, close || this.closing);
+    this.#record(req, code, error.status, started);
+  }
+
+  #record(req: IncomingMessage, code: ErrorCode, status: number, started: number): void {
     this.#deps.onDone({
       listener: this.name,
       pool: '',
       backend: null,
       method: req.method ?? '',
       path: (req.url ?? '').split('?')[0] ?? '',
-      status: error.status,
+      status,
       durationMs: performance.now() - started,
       bytes: 0,
       retries: 0,

@@ -10,7 +10,7 @@ import { TcpSession } from '../forward/tcp.js';
 import type { TunnelRecord } from '../forward/tunnel.js';
 import type { Logger } from '../log.js';
 import type { PoolRuntime } from '../upstream/pool-runtime.js';
-import { secureContextOptions } from './tls.js';
+import { handshakeTimeout, onHandshakeError, secureContextOptions, setHandshakeTimeout } from './tls.js';
 
 export interface TcpListenerDeps {
   readonly logger: Logger;
@@ -54,12 +54,12 @@ export class TcpListener {
       this.#server = net.createServer({ allowHalfOpen: true }, accept);
     } else {
       this.proto = 'tls';
-      const server = tls.createServer({ allowHalfOpen: true, ...secureContextOptions(config.tls) }, accept);
-      // A failed handshake (TLS 1.1, garbage) concerns that client only.
-      server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
-        this.#logger.debug({ err: err.message, client: socket.remoteAddress }, 'TLS handshake failed');
-        socket.destroy();
-      });
+      const server = tls.createServer(
+        { allowHalfOpen: true, ...secureContextOptions(config.tls), handshakeTimeout: handshakeTimeout(config.header_timeout) },
+        accept,
+      );
+      // A failed handshake (TLS 1.1, plain bytes, too slow) concerns that client only: closed.
+      server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => onHandshakeError(err, socket, false, this.#logger));
       this.#server = server;
     }
     this.#server.maxConnections = config.max_connections;
@@ -96,6 +96,7 @@ export class TcpListener {
     this.#server.maxConnections = config.max_connections;
     if (config.tls !== undefined && this.#server instanceof tls.Server) {
       this.#server.setSecureContext(secureContextOptions(config.tls));
+      setHandshakeTimeout(this.#server, config.header_timeout);
     }
   }
 

@@ -308,8 +308,10 @@ t.test('no serving backend: 503 with Retry-After; non-GET and non-websocket upgr
   t.equal(answer.headers['retry-after'], '1');
   t.match(await rawRequest(h.port(), RAW_UPGRADE('/').replace('GET', 'POST')), /^HTTP\/1\.1 400 /);
   t.match(await rawRequest(h.port(), RAW_UPGRADE('/').replace('Upgrade: websocket', 'Upgrade: h2c')), /^HTTP\/1\.1 400 /);
-  await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
+  await waitFor(() => h.log.access.length === 3, 5_000, 'access lines');
   t.match(h.log.access[0], { status: 503, error: 'NO_SERVING_BACKEND', backend: null });
+  t.match(h.log.access[1], { method: 'POST', status: 400, error: 'WEBSOCKET_BAD_HANDSHAKE', backend: null });
+  t.match(h.log.access[2], { method: 'GET', status: 400, error: 'BAD_REQUEST', backend: null });
   await h.stop();
   await leaks.assertClean(t);
 });
