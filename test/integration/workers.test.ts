@@ -274,9 +274,10 @@ t.test('a worker that cannot listen fails startup with one line; workers out of 
   const out = await runBin(['-c', file], { timeoutMs: 30_000 });
   t.equal(out.code, 1);
   t.match(out.stderr, /^hotwarm: listener web: cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE\n$/);
-  for (const [value, shown] of [[0, '0'], [-1, '-1'], [1.5, '1.5'], [257, '257'], ['many', 'many']] as const) {
+  // The whole table is in test/unit/config/load-errors.test.ts; here the command line says it.
+  for (const [value, shown] of [[0, '0'], [257, '257']] as const) {
     writeConfig(file, { ...config(8080, 9901, [{ name: 'a', address: a.address }]), workers: value });
-    const check = await runBin(['check', '-c', file]);
+    const check = await runBin(['check', '-c', file], { timeoutMs: 30_000 });
     t.equal(check.code, 1, `workers: ${shown} refused`);
     t.match(check.stderr, /proxy\.yaml:1:10: workers: must be "auto" or an integer between 1 and 256/, `workers: ${shown}: ${check.stderr}`);
   }
