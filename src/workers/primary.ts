@@ -47,6 +47,8 @@ export interface PrimaryOptions {
 const WORKER_START_TIMEOUT_MS = 30_000;
 /** A worker's reply to a reload's prepare step: new listeners are bound, nothing checked. */
 const WORKER_PREPARE_TIMEOUT_MS = 30_000;
+/** At most one `spill` event per pool per this many ms, host-wide (pool-runtime.ts does the same per process). */
+const SPILL_EVENT_INTERVAL_MS = 1_000;
 /** How long a read of /metrics or /status waits for the workers' fresh figures. */
 const REFRESH_TIMEOUT_MS = 200;
 /** A worker that dies within this long of starting counts as dying again (backoff grows). */
@@ -136,6 +138,8 @@ export class Primary implements ReloadTarget<PreparedReload> {
   #gen = 1;
   #seq = 0;
   #publishQueued = false;
+  /** Pool → when its last `spill` event was emitted (`performance.now()`). */
+  readonly #lastSpill = new Map<string, number>();
   /** seq → when it was published (`performance.now()`), for the apply latency in `/status`. */
   readonly #published = new Map<number, number>();
 
@@ -240,35 +244,28 @@ export class Primary implements ReloadTarget<PreparedReload> {
     const firstRound = Promise.all([...this.#pools.values()].map((p) => p.start()));
     cluster.setupPrimary({ exec: this.#options.workerEntry ?? defaultWorkerEntry(), args: [], execArgv: ['--max-semi-space-size=4'], silent: this.#options.pipeWorkerOutput === true });
     try {
-      // The listeners are announced (and the admin API started) once the first worker listens:
-      // a bind happens once, in this process, for all workers (cluster round-robin), so the
-      // others can only join. Startup still waits for every worker, and fails if one cannot start.
-      let admin: Promise<unknown> | null = null;
+      // Every worker listens before the listeners are announced: a SIGHUP that arrives after
+      // `listening` then finds the proxy running (as with one process), not still starting.
       let failed: (error: string) => void = () => undefined;
       const firstFailure = new Promise<string>((resolve) => (failed = resolve));
       const spawns = this.#slots.map((slot) =>
         this.#spawn(slot, firstRound).then((result) => {
           if (result === null) failed(`worker ${slot.id} exited before it was listening`);
           else if ('error' in result) failed(result.error);
-          else if (admin === null && this.#state === 'starting') {
-            this.#addresses = new Map(result.addresses.map((a) => [a.listener, a.address]));
-            for (const l of this.#config.listeners) {
-              this.events.emit('listening', { listener: l.name, protocol: l.protocol, tls: l.tls !== undefined, address: this.#addresses.get(l.name), workers: this.#slots.length });
-            }
-            admin = this.#startAdmin().then(
-              () => null,
-              (err: unknown) => err,
-            );
-          }
+          return result;
         }),
       );
       // One worker that cannot start fails the start at once (the others are stopped below).
-      const failure = await Promise.race([Promise.all(spawns).then(() => null), firstFailure]);
+      const outcome = await Promise.race([Promise.all(spawns), firstFailure]);
       // A shutdown that began meanwhile owns the rest (as with one process: start just ends).
       if (this.#state !== 'starting') return;
-      if (failure !== null) throw new ProxyError('LISTEN_FAILED', failure);
-      const adminError = await admin;
-      if (adminError !== null) throw adminError;
+      if (typeof outcome === 'string') throw new ProxyError('LISTEN_FAILED', outcome);
+      const first = outcome[0];
+      if (first !== null && first !== undefined && 'addresses' in first) this.#addresses = new Map(first.addresses.map((a) => [a.listener, a.address]));
+      for (const l of this.#config.listeners) {
+        this.events.emit('listening', { listener: l.name, protocol: l.protocol, tls: l.tls !== undefined, address: this.#addresses.get(l.name), workers: this.#slots.length });
+      }
+      await this.#startAdmin();
     } catch (err) {
       this.#state = 'stopping';
       await this.#stopWorkers(0);
@@ -530,9 +527,18 @@ export class Primary implements ReloadTarget<PreparedReload> {
         if (at !== undefined) slot.lastApplyMs = Math.round((performance.now() - at) * 1000) / 1000;
         return;
       }
-      case 'event':
+      case 'event': {
+        // `spill` is a state, not a per-request log: at most one per pool per second for the
+        // host, as with one process (each worker limits its own; this limits them together).
+        if (message.type === 'spill') {
+          const pool = String(message.details.pool);
+          const now = performance.now();
+          if (now - (this.#lastSpill.get(pool) ?? -Infinity) < SPILL_EVENT_INTERVAL_MS) return;
+          this.#lastSpill.set(pool, now);
+        }
         this.events.emit(message.type as EventType, { ...message.details, worker: slot.id });
         return;
+      }
       default:
         slot.waiting.get(message.t)?.(message);
     }

@@ -53,7 +53,7 @@ async function start(t: Test, cfg: (web: number, admin: number) => Record<string
   t.teardown(() => proxy.kill());
   await proxy.waitForLine((l) => l.event === 'listening' && l.admin === true, 20_000);
   const status = async (): Promise<Status> => body<Status>(await adminRequest(admin, '/status'));
-  // `listening` comes with the first worker ready; the test wants both.
+  // Both workers run once `listening` is logged; this says so if not.
   const deadline = Date.now() + 20_000;
   while (!(await status()).workers.every((w) => w.state === 'running')) {
     if (Date.now() > deadline) throw new Error('workers did not all start');
