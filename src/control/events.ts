@@ -18,6 +18,7 @@ export const EVENT_TYPES = [
   'listening',
   'shutdown',
   'worker_exit',
+  'discovery_failed',
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];
@@ -47,6 +48,7 @@ const LEVEL: Readonly<Record<EventType, Level>> = {
   listening: 'info',
   shutdown: 'info',
   worker_exit: 'error',
+  discovery_failed: 'warn',
 };
 
 export type EventListener = (event: ProxyEvent) => void;

@@ -36,6 +36,7 @@ export interface ProxyView {
   readonly events: EventLog;
   readonly version: number;
   readonly lastReload: ReloadResult | null;
+  readonly ready: boolean;
   reload(): Promise<ReloadResult>;
   /** The worker processes (SPEC §9); with one process, that process. */
   workers(): readonly WorkerStatus[];
@@ -59,6 +60,10 @@ export class ProxyAdminHost implements AdminHost {
 
   get lastReload(): ReloadResult | null {
     return this.#proxy.lastReload;
+  }
+
+  get ready(): boolean {
+    return this.#proxy.ready;
   }
 
   reload(): Promise<ReloadResult> {

@@ -20,6 +20,8 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ExchangeRecord } from '../records.js';
 import type { UpstreamBackend } from '../upstream/backend.js';
 import type { PoolRuntime } from '../upstream/pool-runtime.js';
+import { isDnsName } from '../config/dns-names.js';
+import { LOOKUP_FAILURES } from '../upstream/discovery.js';
 import type { EventLog, ProxyEvent } from './events.js';
 import { RequestTally, type SeriesDelta } from './tally.js';
 
@@ -43,6 +45,7 @@ export const METRICS = [
   { name: 'hotwarm_worker_cpu_seconds_total', type: 'counter', labels: ['worker'], help: 'CPU time (user + system) of each worker process, as it last reported.' },
   { name: 'hotwarm_worker_in_flight', type: 'gauge', labels: ['worker'], help: 'HTTP requests in progress plus open tunnels on each worker.' },
   { name: 'hotwarm_worker_restarts_total', type: 'counter', labels: ['worker'], help: 'Times a worker process died and was replaced.' },
+  { name: 'hotwarm_discovery_failures_total', type: 'counter', labels: ['pool', 'result'], help: 'DNS lookups for discover entries and names in address that gave no answer, by result (nxdomain, empty, timeout, servfail, refused, error).' },
 ] as const;
 
 /** Rendered from the tally (tally.ts), not registered with prom-client. */
@@ -148,6 +151,9 @@ export class Metrics {
       case 'reload':
         this.#counter('hotwarm_reloads_total').inc({ result: reloadSucceeded(event) ? 'ok' : 'failed' });
         break;
+      case 'discovery_failed':
+        this.#counter('hotwarm_discovery_failures_total').inc({ pool: String(event.pool), result: String(event.result) });
+        break;
       default:
         break;
     }
@@ -161,8 +167,11 @@ export class Metrics {
     const connections = this.#gauge('hotwarm_client_connections');
     const capacity = this.#gauge('hotwarm_pool_capacity_ratio');
     for (const gauge of [inFlight, up, serving, connections, capacity]) gauge.reset();
+    const discoveryFailures = this.#counter('hotwarm_discovery_failures_total');
     for (const pool of this.#source.pools()) {
       capacity.set({ pool: pool.name }, pool.capacity());
+      // Pools that look names up show their failure counters from the start, at 0.
+      if (usesDns(pool.config)) for (const result of LOOKUP_FAILURES) discoveryFailures.inc({ pool: pool.name, result }, 0);
       for (const b of pool.backends) {
         const labels = { pool: pool.name, backend: b.name, role: b.role };
         inFlight.set(labels, b.inFlight);
@@ -208,4 +217,8 @@ function reloadSucceeded(event: ProxyEvent): boolean {
 
 function helpOf(name: string): string {
   return METRICS.find((m) => m.name === name)?.help ?? '';
+}
+
+function usesDns(config: PoolRuntime['config']): boolean {
+  return (config.discover?.length ?? 0) > 0 || config.backends.some((b) => isDnsName(b.address.host));
 }

@@ -176,6 +176,16 @@ export class Primary implements ReloadTarget<PreparedReload> {
     return this.#state === 'running';
   }
 
+  /** `GET /readyz`: every worker listening and the first round of checks done, and not shutting down. */
+  get ready(): boolean {
+    return this.#state === 'running';
+  }
+
+  /** SIGUSR1: every worker opens the log file again (the primary's own sink is main.ts's). */
+  reopenLogs(): void {
+    for (const slot of this.#slots) slot.send({ t: 'reopen' });
+  }
+
   get version(): number {
     return this.#reloader.version;
   }

@@ -5,6 +5,7 @@
  * {@link STATS_INTERVAL_MS}. An IPC round trip costs ~50 µs on a 2-vCPU VM.
  */
 import { availableParallelism } from 'node:os';
+import { isDnsName } from '../config/dns-names.js';
 import type { Config } from '../config/schema.js';
 import type { PoolState } from '../core/failover-types.js';
 import type { SeriesDelta } from '../control/tally.js';
@@ -38,7 +39,9 @@ export type ToWorker =
   | { readonly t: 'abort'; readonly gen: number }
   | { readonly t: 'shutdown' }
   /** Report now (a scrape of /metrics or /status wants the host as of now). */
-  | { readonly t: 'report' };
+  | { readonly t: 'report' }
+  /** SIGUSR1 reached the primary: open the log file again by name (logrotate). */
+  | { readonly t: 'reopen' };
 
 export interface WorkerStats {
   readonly counts: readonly SeriesDelta[];
@@ -82,4 +85,12 @@ export function workerConfig(config: Config, workers: number): Config {
 /** `workers: auto` is one per CPU this process may use; a number is itself (1 = a single process). */
 export function workerCount(setting: Config['workers']): number {
   return setting === 'auto' ? Math.max(1, Math.min(256, availableParallelism())) : setting;
+}
+
+/**
+ * Whether `config` takes backends from DNS (`discover`, or a name in `address`). The primary does
+ * not carry DNS answers to the workers yet, so such a config runs as one process (main.ts warns).
+ */
+export function usesDns(config: Config): boolean {
+  return Object.values(config.pools).some((p) => (p.discover?.length ?? 0) > 0 || p.backends.some((b) => isDnsName(b.address.host)));
 }

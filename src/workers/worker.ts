@@ -15,6 +15,7 @@ import type { Config } from '../config/schema.js';
 import { EventLog } from '../control/events.js';
 import { ProxyError } from '../errors.js';
 import { createLogger, flushLogger, type Logger } from '../log.js';
+import { LogSink } from '../log-sink.js';
 import { Proxy } from '../proxy.js';
 import type { PoolRuntime } from '../upstream/pool-runtime.js';
 import { STATS_INTERVAL_MS, type BoundAddress, type FromWorker, type Snapshot, type ToWorker } from './protocol.js';
@@ -50,6 +51,7 @@ class Worker {
   #shift = 0;
   #prepared: { readonly gen: number; readonly value: Awaited<ReturnType<Proxy['prepare']>> } | null = null;
   #stopping = false;
+  #sink: LogSink | null = null;
 
   constructor(id: number) {
     this.#id = id;
@@ -85,12 +87,17 @@ class Worker {
       case 'report':
         this.#report();
         return;
+      case 'reopen':
+        this.#sink?.reopen();
+        return;
     }
   }
 
   async #init(config: Config, snapshot: Snapshot): Promise<void> {
     freeze(config);
-    const logger = createLogger({ level: config.log.level, shared: true, fields: { worker: this.#id } });
+    // The primary's log, written whole lines at a time by every process (log-sink.ts).
+    this.#sink = new LogSink({ format: config.log.format, file: config.log.file ?? null, shared: true });
+    const logger = createLogger({ level: config.log.level, destination: this.#sink, fields: { worker: this.#id } });
     this.#logger = logger;
     // Events are the primary's (its ring buffer, log and stream): forwarded, not logged here.
     const events = new EventLog(pino({ level: 'silent' }));
