@@ -77,6 +77,8 @@ export function createLogger(options: LogOptions): Logger {
 export class AccessLog {
   readonly #stream: DestinationStream;
   readonly #prefix: string;
+  /** `,"worker":N` with workers (last, so a text line reads listener first), else empty. */
+  readonly #suffix: string;
   /** Lines not yet handed to the destination: see `#append`. */
   #pending = '';
   #timer: NodeJS.Timeout | null = null;
@@ -89,7 +91,8 @@ export class AccessLog {
   /** `worker`: the worker id every line carries (SPEC §9), when running with workers. */
   constructor(root: Logger, enabled: boolean, options: { readonly worker?: number } = {}) {
     this.#stream = (root as unknown as Record<symbol, DestinationStream>)[pino.symbols.streamSym] as DestinationStream;
-    this.#prefix = `,"pid":${process.pid}${options.worker === undefined ? '' : `,"worker":${options.worker}`},"type":"access"`;
+    this.#prefix = `,"pid":${process.pid},"type":"access"`;
+    this.#suffix = options.worker === undefined ? '' : `,"worker":${options.worker}`;
     this.#shared = options.worker !== undefined;
     this.enabled = enabled;
   }
@@ -99,14 +102,15 @@ export class AccessLog {
     let line = `{"level":"info"${isoTimeCached()}${this.#prefix},"listener":"${r.listener}","pool":"${r.pool}","backend":${r.backend === null ? 'null' : `"${r.backend}"`},"method":${JSON.stringify(r.method)},"path":${JSON.stringify(r.path)},"status":${r.status},"duration_ms":${Math.round(r.durationMs * 1000) / 1000},"bytes":${r.bytes},"retries":${r.retries},"client":"${r.client}"`;
     if (r.error !== null) line += `,"error":"${r.error}"`;
     if (r.via !== null && r.via !== 'serving') line += `,"via":"${r.via}"`;
-    this.#append(`${line}}\n`);
+    this.#append(`${line}${this.#suffix}}\n`);
   }
 
   /** Tunnels are one line per connection, not per request: the generic path is fine. */
   entry(fields: Readonly<Record<string, unknown>>): void {
     if (!this.enabled) return;
     const body = JSON.stringify(fields);
-    this.#append(`{"level":"info"${isoTimeCached()}${this.#prefix}${body.length > 2 ? `,${body.slice(1)}` : '}'}\n`);
+    const inner = body.length > 2 ? `,${body.slice(1, -1)}` : '';
+    this.#append(`{"level":"info"${isoTimeCached()}${this.#prefix}${inner}${this.#suffix}}\n`);
   }
 
   /** Hands the lines collected so far to the destination; called by the flush timer and before exit. */

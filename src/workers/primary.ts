@@ -273,7 +273,7 @@ export class Primary implements ReloadTarget<PreparedReload> {
       const first = outcome[0];
       if (first !== null && first !== undefined && 'addresses' in first) this.#addresses = new Map(first.addresses.map((a) => [a.listener, a.address]));
       for (const l of this.#config.listeners) {
-        this.events.emit('listening', { listener: l.name, protocol: l.protocol, tls: l.tls !== undefined, address: this.#addresses.get(l.name), workers: this.#slots.length });
+        this.events.emit('listening', { listener: l.name, protocol: l.protocol, tls: l.tls !== undefined, address: this.#addresses.get(l.name) });
       }
       await this.#startAdmin();
     } catch (err) {
@@ -402,7 +402,7 @@ export class Primary implements ReloadTarget<PreparedReload> {
     for (const [name, address] of prepared.addresses) {
       this.#addresses.set(name, address);
       const l = config.listeners.find((c) => c.name === name);
-      this.events.emit('listening', { listener: name, protocol: l?.protocol, tls: l?.tls !== undefined, address, workers: this.#slots.length });
+      this.events.emit('listening', { listener: name, protocol: l?.protocol, tls: l?.tls !== undefined, address });
     }
     if (old.log.level !== config.log.level) this.#options.logger.level = config.log.level;
   }
