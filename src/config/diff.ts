@@ -83,7 +83,8 @@ export function diffConfig(old: Config, next: Config): ReloadPlan {
  * Top-level settings read at startup only: the admin listener and its token (they guard the
  * reload itself), and where and how logs are written (the open log file is the process's).
  */
-const AT_NEXT_START: readonly string[] = ['admin', 'log.format', 'log.file'];
+/** Read at startup only: the admin listener and its token (they guard the reload), the log's format and file, the process layout. */
+const AT_NEXT_START: readonly string[] = ['admin', 'log.format', 'log.file', 'workers'];
 
 /** Keys of the root that are not settings (compared on their own) or not comparable. */
 const TOP_LEVEL_SKIP: ReadonlySet<string> = new Set(['listeners', 'pools', 'file']);

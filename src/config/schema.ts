@@ -22,6 +22,8 @@ import { headerRulesSchema, redirectSchema } from './web-rules.js';
 /** Every default, in the units an operator writes them. */
 export const DEFAULTS = {
   shutdown_timeout: '30s',
+  /** `auto` = one worker per available CPU (os.availableParallelism()). */
+  workers: 'auto',
   watch: false,
   log: { level: 'info', access: true, format: 'json' },
   listener: {
@@ -266,11 +268,15 @@ const logSchema = z.strictObject({
   file: z.string().min(1, 'must be a file path').optional(),
 });
 
+/** `auto`, or a number of worker processes (1 = a single process, no primary). */
+const workersSchema = z.union([z.literal('auto'), z.int()], { error: (issue) => (issue.input === undefined ? undefined : 'must be "auto" or an integer between 1 and 256') })
+  .refine((n) => n === 'auto' || (n >= 1 && n <= 256), { message: 'must be "auto" or an integer between 1 and 256' });
 /** A DNS server: an IP address with an optional port (default 53). */
 const resolverSchema = parsedScalar(parseResolver, 'a DNS server address like 10.0.0.2 or 10.0.0.2:53');
 
 export const configSchema = z.strictObject({
   admin: adminSchema.optional(),
+  workers: workersSchema.prefault(DEFAULTS.workers),
   log: logSchema.prefault({}),
   shutdown_timeout: duration().prefault(DEFAULTS.shutdown_timeout),
   watch: boolean().prefault(DEFAULTS.watch),

@@ -218,6 +218,15 @@ export class Pool<B extends PoolMember> {
     );
   }
 
+  /**
+   * Takes a state decided elsewhere — the primary's failover reducer, carried to a worker as a
+   * snapshot (SPEC §9) — in place of this pool's own: a worker balances by it and decides nothing.
+   */
+  adopt(state: PoolState): void {
+    this.#state = state;
+    this.#rebuild();
+  }
+
   #apply(transition: Transition): Transition {
     this.#state = transition.state;
     this.#rebuild();

@@ -8,27 +8,10 @@
  */
 import type { Socket } from 'node:net';
 import { ProxyError, type ErrorCode } from '../errors.js';
-import type { Selection } from '../core/pool.js';
 import type { UpstreamBackend } from '../upstream/backend.js';
+import type { AttemptPool } from '../upstream/contracts.js';
 
-/** What the attempt loop needs of a pool (upstream/pool-runtime.ts implements it). */
-export interface AttemptPool {
-  readonly name: string;
-  readonly connectTimeoutMs: number;
-  /** 0 = no limit. */
-  readonly responseTimeoutMs: number;
-  readonly retries: number;
-  select(exclude: readonly UpstreamBackend[], retry: boolean): Selection<UpstreamBackend>;
-  acquire(backend: UpstreamBackend): void;
-  release(backend: UpstreamBackend): void;
-  /** Live-traffic failure: feeds passive detection when the error says so. */
-  upstreamFailed(backend: UpstreamBackend, error: ProxyError): void;
-  upstreamSucceeded(backend: UpstreamBackend): void;
-  /** A client is being retried after `error` on `failed` (counted and logged). */
-  noteRetry(failed: UpstreamBackend, error: ProxyError): void;
-  /** A client overflowed to a standby warm. */
-  noteSpill(backend: UpstreamBackend): void;
-}
+export type { AttemptPool } from '../upstream/contracts.js';
 
 /** A route's own limits; null = the pool's. */
 export interface AttemptOverrides {

@@ -23,7 +23,9 @@ import type { Readable } from 'node:stream';
 import httpProxy from 'http-proxy';
 import { ProxyError, type ErrorCode } from '../errors.js';
 import type { UpstreamBackend } from '../upstream/backend.js';
-import { Attempts, classifyUpstreamError, type AttemptOwner, type AttemptPool } from './attempt.js';
+import { Attempts, classifyUpstreamError, type AttemptOwner } from './attempt.js';
+import type { ExchangeRecord } from '../records.js';
+import type { ForwardPool } from '../upstream/contracts.js';
 import { prepareForBackend, responseHeaders } from './headers.js';
 import { originForm } from './guard.js';
 import { ReplayableBody } from './replay.js';
@@ -34,12 +36,7 @@ import { clientAddress, proxiedClient } from './client-address.js';
 import { chooseSticky, stickyCookie, type StickyPool } from './sticky.js';
 import { applyRequestRules, applyResponseRules, backendTarget, NO_RULES, type RouteRules } from './route-rules.js';
 
-/** What the HTTP forwarder needs of a pool (upstream/pool-runtime.ts implements it). */
-export interface ForwardPool extends AttemptPool, StickyPool {
-  readonly maxReplayBody: number;
-  /** Seconds a client is told to wait when nothing serves. */
-  readonly retryAfterSeconds: number;
-}
+export type { ForwardPool } from '../upstream/contracts.js';
 
 export interface ForwardListener {
   readonly name: string;
@@ -50,22 +47,7 @@ export interface ForwardListener {
   readonly closing?: boolean;
 }
 
-/** Everything the access log and metrics need of a finished request. */
-export interface ExchangeRecord {
-  readonly listener: string;
-  readonly pool: string;
-  readonly backend: string | null;
-  readonly method: string;
-  readonly path: string;
-  readonly status: number;
-  readonly durationMs: number;
-  readonly bytes: number;
-  readonly retries: number;
-  readonly client: string;
-  readonly error: ErrorCode | null;
-  /** How the last backend was chosen. */
-  readonly via: 'serving' | 'spill' | 'standby' | null;
-}
+export type { ExchangeRecord } from '../records.js';
 
 export interface ForwarderHooks {
   /** Once per request, after the client side closed: access log and metrics. */

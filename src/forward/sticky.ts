@@ -3,14 +3,10 @@
  * where the pool says its session lives, and tell the exchange whether the response must carry
  * a new cookie. The decision itself is the core's (core/pool.ts `affinity`).
  */
-import type { Affinity } from '../core/pool.js';
 import type { UpstreamBackend } from '../upstream/backend.js';
+import type { StickyPool } from '../upstream/contracts.js';
 
-/** What the forwarders need of a sticky pool (upstream/pool-runtime.ts implements it). */
-export interface StickyPool {
-  readonly sticky: { readonly cookie: string; tokenOf(name: string): string | undefined } | null;
-  affinity(token: string): Affinity<UpstreamBackend>;
-}
+export type { StickyPool } from '../upstream/contracts.js';
 
 export interface StickyChoice {
   /** The backend the session lives on (first attempt only; a retry may go elsewhere). */

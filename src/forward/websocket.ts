@@ -14,7 +14,6 @@ import type { ClientRequest, IncomingMessage } from 'node:http';
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ProxyError } from '../errors.js';
-import type { UpgradeHandler } from '../listeners/http.js';
 import type { UpstreamBackend } from '../upstream/backend.js';
 import { Attempts, classifyUpstreamError, type AttemptOwner } from './attempt.js';
 import { originForm } from './guard.js';
@@ -33,6 +32,11 @@ export interface WebSocketHooks {
   onDone(record: ExchangeRecord): void;
   /** A tunnel closed. */
   onTunnel(record: TunnelRecord): void;
+}
+
+/** What an HTTP listener hands a WebSocket upgrade to (the listener side of the contract). */
+export interface UpgradeHandler {
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, listener: ForwardListener, pool: TunnelPool, rules: RouteRules): void;
 }
 
 export class WebSocketForwarder implements UpgradeHandler {

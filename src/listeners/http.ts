@@ -16,6 +16,7 @@ import { checkRequest, originForm } from '../forward/guard.js';
 import { asksForWebSocket, checkHandshake } from '../forward/ws-handshake.js';
 import { clientAddress, type ExchangeRecord, type ForwardListener, type HttpForwarder } from '../forward/http.js';
 import { pendingResponse, refuseOnSocket, sendError } from '../forward/respond.js';
+import type { UpgradeHandler } from '../forward/websocket.js';
 import type { Logger } from '../log.js';
 import type { PoolRuntime } from '../upstream/pool-runtime.js';
 import { compileRoute, type CompiledRoute } from './routes.js';
@@ -24,9 +25,7 @@ import { httpsLocation, rawRedirect, routeLocation, sendRedirect } from '../forw
 import type { RouteRules } from '../forward/route-rules.js';
 import { Certificates, handshakeTimeout, onHandshakeError, setHandshakeTimeout } from './tls.js';
 
-export interface UpgradeHandler {
-  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, listener: ForwardListener, pool: PoolRuntime, rules: RouteRules): void;
-}
+export type { UpgradeHandler } from '../forward/websocket.js';
 
 export interface HttpListenerDeps {
   readonly forwarder: HttpForwarder;

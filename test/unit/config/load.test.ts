@@ -244,8 +244,9 @@ t.test('proxy.yaml at the repository root', async (t) => {
 t.test('proxy.yaml mentions every key that has a default', async (t) => {
   const { readFile } = await import('node:fs/promises');
   const text = await readFile(EXAMPLE, 'utf8');
-  const { shutdown_timeout: _top, implicit_health_check: _implicit, ...sections } = DEFAULTS;
+  const { shutdown_timeout: _top, workers: _workers, implicit_health_check: _implicit, ...sections } = DEFAULTS;
   t.match(text, /\bshutdown_timeout:/, 'shutdown_timeout');
+  t.match(text, /\bworkers:/, 'workers');
   for (const [section, keys] of Object.entries(sections)) {
     for (const key of Object.keys(keys)) t.match(text, new RegExp(`\\b${key}:`), `${section}.${key}`);
   }
