@@ -22,6 +22,7 @@ export const EVENT_TYPES = [
   'reload',
   'listening',
   'shutdown',
+  'worker_exit',
   'discovery_failed',
 ] as const;
 
@@ -51,6 +52,7 @@ const LEVEL: Readonly<Record<EventType, Level>> = {
   reload: 'info',
   listening: 'info',
   shutdown: 'info',
+  worker_exit: 'error',
   discovery_failed: 'warn',
 };
 

@@ -5,18 +5,19 @@
  *
  * Three ways values arrive:
  * - per request, through the forwarder's `onDone` hook ({@link Metrics.request}): the hot path,
- *   so label children are bound once per label combination and kept in nested maps — no label
- *   objects or key strings are built per request;
+ *   counted in plain arrays by tally.ts (no label hashing) and rendered at scrape time; with
+ *   workers, each worker's tally deltas are added up here (SPEC §9: one view of the host);
  * - per event, from the EventLog (promotions, releases, reloads) and per health check, from the
  *   pool runtime's `onCheck` hook;
  * - at scrape time, read from the pools and listeners (in-flight, up, serving, connections), so
  *   the request path never touches a gauge.
  *
  * Labels are limited to listener, pool, backend, role and the status class, plus `result` on
- * checks and reloads: all bounded by the config, never a path, host or client.
+ * checks and reloads and `worker` (1..N) on per-worker process metrics: all bounded by the
+ * config, never a path, host or client.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { ExchangeRecord } from '../forward/http.js';
+import type { ExchangeRecord } from '../records.js';
 import type { UpstreamBackend } from '../upstream/backend.js';
 import type { PoolRuntime } from '../upstream/pool-runtime.js';
 import { isDnsName } from '../config/dns-names.js';
@@ -26,6 +27,7 @@ import type { TunnelRecord } from '../forward/tunnel.js';
 import { hotwarmVersion } from '../version.js';
 import { ProcessSampler } from './process-stats.js';
 import type { BackendTotals } from './traffic-history.js';
+import { RequestTally, type SeriesDelta } from './tally.js';
 
 /** Every metric hotwarm exports. */
 export const METRICS = [
@@ -42,50 +44,32 @@ export const METRICS = [
   { name: 'hotwarm_health_checks_total', type: 'counter', labels: ['pool', 'backend', 'result'], help: 'Active health checks, by result (ok, fail).' },
   { name: 'hotwarm_reloads_total', type: 'counter', labels: ['result'], help: 'Configuration reloads, by result (ok, failed).' },
   { name: 'hotwarm_client_connections', type: 'gauge', labels: ['listener'], help: 'Open client connections per listener.' },
+  { name: 'hotwarm_workers', type: 'gauge', labels: [], help: 'Worker processes running (1 when hotwarm runs as a single process).' },
+  { name: 'hotwarm_worker_resident_memory_bytes', type: 'gauge', labels: ['worker'], help: 'Resident memory of each worker process, as it last reported.' },
+  { name: 'hotwarm_worker_cpu_seconds_total', type: 'counter', labels: ['worker'], help: 'CPU time (user + system) of each worker process, as it last reported.' },
+  { name: 'hotwarm_worker_in_flight', type: 'gauge', labels: ['worker'], help: 'HTTP requests in progress plus open tunnels on each worker.' },
+  { name: 'hotwarm_worker_restarts_total', type: 'counter', labels: ['worker'], help: 'Times a worker process died and was replaced.' },
   { name: 'hotwarm_build_info', type: 'gauge', labels: ['version'], help: 'Always 1; the version label says which hotwarm runs.' },
   { name: 'hotwarm_config_version', type: 'gauge', labels: [], help: 'Config version: 1 at start, +1 per applied reload.' },
   { name: 'hotwarm_last_reload_success_timestamp_seconds', type: 'gauge', labels: [], help: 'When the config was last applied (seconds since the epoch): the start time before any reload.' },
-  { name: 'hotwarm_process_cpu_seconds_total', type: 'counter', labels: [], help: 'CPU time (user + system) of the proxy process, in seconds.' },
-  { name: 'hotwarm_process_resident_memory_bytes', type: 'gauge', labels: [], help: 'Resident memory of the proxy process, in bytes.' },
-  { name: 'hotwarm_process_open_fds', type: 'gauge', labels: [], help: 'Open file descriptors of the proxy process (Linux).' },
-  { name: 'hotwarm_event_loop_lag_seconds', type: 'gauge', labels: [], help: 'Mean event-loop delay since the previous scrape, in seconds.' },
+  { name: 'hotwarm_process_cpu_seconds_total', type: 'counter', labels: [], help: 'CPU time (user + system) of the proxy process (the primary, with workers), in seconds.' },
+  { name: 'hotwarm_process_resident_memory_bytes', type: 'gauge', labels: [], help: 'Resident memory of the proxy process (the primary, with workers), in bytes.' },
+  { name: 'hotwarm_process_open_fds', type: 'gauge', labels: [], help: 'Open file descriptors of the proxy process (the primary, with workers; Linux).' },
+  { name: 'hotwarm_event_loop_lag_seconds', type: 'gauge', labels: [], help: 'Mean event-loop delay of the proxy process (the primary, with workers) since the previous scrape, in seconds.' },
   { name: 'hotwarm_listener_bytes_total', type: 'counter', labels: ['listener', 'direction'], help: 'Traffic bytes through the listener (in: from clients, out: to clients); HTTP counts bodies, tunnels every byte.' },
   { name: 'hotwarm_backend_bytes_total', type: 'counter', labels: ['pool', 'backend', 'direction'], help: 'Traffic bytes exchanged with the backend (in: from clients to it, out: from it to clients); health checks are not counted.' },
   { name: 'hotwarm_discovery_failures_total', type: 'counter', labels: ['pool', 'result'], help: 'DNS lookups for discover entries and names in address that gave no answer, by result (nxdomain, empty, timeout, servfail, refused, error).' },
 ] as const;
 
-type Spec = (typeof METRICS)[number];
-type NameOf<T extends Spec['type']> = Extract<Spec, { type: T }>['name'];
-
-/** Seconds: from a fast local hit to the default 30 s response timeout. */
-const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
-
-/** Status classes by `floor(status / 100)`; status 0 (closed instead of answered) is 5xx. */
-const CODE_CLASSES = ['5xx', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
-
-function classIndex(status: number): number {
-  const c = Math.floor(status / 100);
-  return c >= 1 && c <= 5 ? c : 0;
-}
-
-/** A counter or histogram bound to fixed labels: what prom-client's `labels()` returns. */
-interface CounterChild {
-  inc(value?: number): void;
-}
-interface HistogramChild {
-  observe(value: number): void;
-}
-
-/** Label children of one listener × pool. */
-interface PoolSeries {
-  readonly durations: readonly HistogramChild[];
-  readonly retries: CounterChild;
-  readonly noBackend: CounterChild;
-  /** backend name ('' = none) → one child per status class. */
-  readonly requests: Map<string, readonly CounterChild[]>;
-  /** backend name → plain totals for the dashboard's traffic history. */
-  readonly totals: Map<string, { requests: number; errors: number; durationMsSum: number }>;
-}
+/** Rendered from the tally (tally.ts), not registered with prom-client. */
+const TALLIED: ReadonlySet<string> = new Set([
+  'hotwarm_requests_total',
+  'hotwarm_request_duration_seconds',
+  'hotwarm_retries_total',
+  'hotwarm_no_backend_total',
+  'hotwarm_listener_bytes_total',
+  'hotwarm_backend_bytes_total',
+]);
 
 /** The pools a listener sends to, from its config (for series present from the start). */
 interface ListenerRouting {
@@ -93,28 +77,39 @@ interface ListenerRouting {
   readonly routes?: readonly { readonly pool: string }[] | undefined;
 }
 
+type Spec = (typeof METRICS)[number];
+type NameOf<T extends Spec['type']> = Extract<Spec, { type: T }>['name'];
+
+/** A counter bound to fixed labels: what prom-client's `labels()` returns. */
+interface CounterChild {
+  inc(value?: number): void;
+}
+
+/** One worker as the metrics show it (with one process there are none). */
+export interface WorkerMetricsView {
+  readonly id: number;
+  readonly rssBytes: number;
+  readonly cpuSeconds: number;
+  readonly inFlight: number;
+  readonly restarts: number;
+}
+
 /** Where scrape-time values are read. */
 export interface MetricsSource {
   pools(): Iterable<PoolRuntime>;
-  listeners(): Iterable<{ readonly name: string; readonly openConnections: number; readonly config?: ListenerRouting }>;
-}
-
-interface BytesChildren {
-  readonly in: CounterChild;
-  readonly out: CounterChild;
+  listeners(): Iterable<{ readonly name: string; readonly openConnections: number; readonly config?: object }>;
+  /** Worker processes (absent or empty with one process). */
+  workers?(): Iterable<WorkerMetricsView>;
 }
 
 export class Metrics {
   readonly #registry = new Registry();
   readonly #metrics = new Map<string, Counter | Gauge | Histogram>();
   readonly #source: MetricsSource;
-  readonly #series = new Map<string, Map<string, PoolSeries>>();
+  readonly #tally = new RequestTally();
   readonly #checks = new WeakMap<UpstreamBackend, { readonly ok: CounterChild; readonly fail: CounterChild }>();
   readonly #unsubscribe: () => void;
   readonly #process = new ProcessSampler();
-  readonly #listenerBytes = new Map<string, BytesChildren>();
-  /** pool → backend → bytes children. */
-  readonly #backendBytes = new Map<string, Map<string, BytesChildren>>();
   #configVersion = 1;
   /** When the config was last applied (epoch ms): the start until a reload succeeds. */
   #appliedAt = Date.now();
@@ -122,11 +117,12 @@ export class Metrics {
   constructor(events: EventLog, source: MetricsSource) {
     this.#source = source;
     for (const spec of METRICS) {
+      if (TALLIED.has(spec.name)) continue;
       const config = { name: spec.name, help: spec.help, labelNames: [...spec.labels], registers: [this.#registry] };
       const metric =
         spec.type === 'counter' ? new Counter(config)
         : spec.type === 'gauge' ? new Gauge(config)
-        : new Histogram({ ...config, buckets: DURATION_BUCKETS });
+        : new Histogram(config);
       this.#metrics.set(spec.name, metric);
     }
     this.#unsubscribe = events.subscribe((event) => this.#event(event));
@@ -136,57 +132,29 @@ export class Metrics {
     return this.#registry.contentType;
   }
 
-  /** One finished request (the `onDone` hook): cheap, no allocation once its labels were seen. */
+  /** One finished request (the `onDone` hook): a few array increments. */
   request(r: ExchangeRecord): void {
-    const series = this.#poolSeries(r.listener, r.pool);
-    const cls = classIndex(r.status);
-    const backend = r.backend ?? '';
-    let requests = series.requests.get(backend);
-    if (requests === undefined) {
-      const counter = this.#counter('hotwarm_requests_total');
-      requests = CODE_CLASSES.map((code) => counter.labels(r.listener, r.pool, backend, code));
-      series.requests.set(backend, requests);
-      series.totals.set(backend, { requests: 0, errors: 0, durationMsSum: 0 });
-    }
-    const totals = series.totals.get(backend);
-    if (totals !== undefined && backend !== '') {
-      totals.requests++;
-      if (cls === 0 || cls === 5) totals.errors++;
-      totals.durationMsSum += r.durationMs;
-    }
-    (requests[cls] as CounterChild).inc();
-    (series.durations[cls] as HistogramChild).observe(r.durationMs / 1000);
-    if (r.retries > 0) series.retries.inc(r.retries);
-    if (r.error === 'NO_SERVING_BACKEND' || r.error === 'ALL_BACKENDS_FULL') series.noBackend.inc();
-    this.#bytes(r.listener, r.pool, r.backend, r.bytesIn ?? 0, r.bytes);
+    this.#tally.request(r);
   }
 
   /** One closed tunnel (TCP connection or WebSocket): its bytes, both ways. */
   tunnel(r: TunnelRecord): void {
-    this.#bytes(r.listener, r.pool, r.backend, r.bytesIn, r.bytesOut);
+    this.#tally.tunnel(r.listener, r.pool, r.backend, r.bytesIn, r.bytesOut);
   }
 
-  #bytes(listener: string, pool: string, backend: string | null, bytesIn: number, bytesOut: number): void {
-    if (bytesIn === 0 && bytesOut === 0) return;
-    let l = this.#listenerBytes.get(listener);
-    if (l === undefined) {
-      const counter = this.#counter('hotwarm_listener_bytes_total');
-      l = { in: counter.labels(listener, 'in'), out: counter.labels(listener, 'out') };
-      this.#listenerBytes.set(listener, l);
-    }
-    l.in.inc(bytesIn);
-    l.out.inc(bytesOut);
-    if (backend === null) return;
-    let byBackend = this.#backendBytes.get(pool);
-    if (byBackend === undefined) this.#backendBytes.set(pool, (byBackend = new Map()));
-    let b = byBackend.get(backend);
-    if (b === undefined) {
-      const counter = this.#counter('hotwarm_backend_bytes_total');
-      b = { in: counter.labels(pool, backend, 'in'), out: counter.labels(pool, backend, 'out') };
-      byBackend.set(backend, b);
-    }
-    b.in.inc(bytesIn);
-    b.out.inc(bytesOut);
+  /** Each backend's request totals per listener (the dashboard's traffic history sums them). */
+  backendTotals(): Iterable<BackendTotals> {
+    return this.#tally.backendTotals();
+  }
+
+  /** A worker's counts since its last report (the primary adds up the host). */
+  addWorkerCounts(deltas: readonly SeriesDelta[]): void {
+    this.#tally.add(deltas);
+  }
+
+  /** What this process counted since the last call (a worker sends it to the primary). */
+  takeCounts(): SeriesDelta[] {
+    return this.#tally.take();
   }
 
   /** One active health check result (the pool runtime's `onCheck` hook). */
@@ -214,7 +182,14 @@ export class Metrics {
     this.#gauge('hotwarm_process_resident_memory_bytes').set(stats.residentBytes);
     if (stats.openFds !== null) this.#gauge('hotwarm_process_open_fds').set(stats.openFds);
     this.#gauge('hotwarm_event_loop_lag_seconds').set(stats.loopLagSeconds);
-    return this.#registry.metrics();
+    const registered = await this.#registry.metrics();
+    return `${this.#tally.render(helpOf)}\n${registered}`;
+  }
+
+  /** Stops listening to events and sampling the event loop. */
+  close(): void {
+    this.#unsubscribe();
+    this.#process.close();
   }
 
   /**
@@ -224,23 +199,14 @@ export class Metrics {
   #prime(): void {
     const pools = new Map<string, PoolRuntime>();
     for (const pool of this.#source.pools()) pools.set(pool.name, pool);
-    const requests = this.#counter('hotwarm_requests_total');
-    const listenerBytes = this.#counter('hotwarm_listener_bytes_total');
-    const backendBytes = this.#counter('hotwarm_backend_bytes_total');
     for (const l of this.#source.listeners()) {
-      for (const direction of ['in', 'out']) listenerBytes.inc({ listener: l.name, direction }, 0);
+      const routing = l.config as ListenerRouting | undefined;
       const routed = new Set<string>();
-      if (l.config?.pool !== undefined) routed.add(l.config.pool);
-      for (const route of l.config?.routes ?? []) routed.add(route.pool);
+      if (routing?.pool !== undefined) routed.add(routing.pool);
+      for (const route of routing?.routes ?? []) routed.add(route.pool);
       for (const name of routed) {
         const pool = pools.get(name);
-        if (pool === undefined) continue;
-        this.#poolSeries(l.name, name);
-        this.#counter('hotwarm_retries_total').inc({ listener: l.name, pool: name }, 0);
-        this.#counter('hotwarm_no_backend_total').inc({ listener: l.name, pool: name }, 0);
-        for (const code of CODE_CLASSES.slice(1)) {
-          for (const b of pool.backends) requests.inc({ listener: l.name, pool: name, backend: b.name, code }, 0);
-        }
+        if (pool !== undefined) this.#tally.prime(l.name, name, pool.backends.map((b) => b.name));
       }
     }
     for (const pool of pools.values()) {
@@ -249,51 +215,9 @@ export class Metrics {
         this.#counter('hotwarm_promotions_total').inc(labels, 0);
         this.#counter('hotwarm_releases_total').inc(labels, 0);
         for (const result of ['ok', 'fail']) this.#counter('hotwarm_health_checks_total').inc({ ...labels, result }, 0);
-        for (const direction of ['in', 'out']) backendBytes.inc({ ...labels, direction }, 0);
       }
     }
     for (const result of ['ok', 'failed']) this.#counter('hotwarm_reloads_total').inc({ result }, 0);
-  }
-
-  /** Each backend's request totals per listener (the dashboard's traffic history sums them). */
-  *backendTotals(): Iterable<BackendTotals> {
-    for (const byPool of this.#series.values()) {
-      for (const [pool, series] of byPool) {
-        for (const [backend, t] of series.totals) {
-          if (backend !== '') yield { pool, backend, requests: t.requests, errors: t.errors, durationMsSum: t.durationMsSum };
-        }
-      }
-    }
-  }
-
-  /** Stops listening to events and sampling the event loop. */
-  close(): void {
-    this.#unsubscribe();
-    this.#process.close();
-  }
-
-  #poolSeries(listener: string, pool: string): PoolSeries {
-    let byPool = this.#series.get(listener);
-    if (byPool === undefined) {
-      byPool = new Map();
-      this.#series.set(listener, byPool);
-    }
-    let series = byPool.get(pool);
-    if (series === undefined) {
-      const durations = this.#histogram('hotwarm_request_duration_seconds');
-      // Every observation of this listener × pool goes through this series: zeroing it now,
-      // before the first, clobbers nothing and makes the histogram visible from the start.
-      for (const code of CODE_CLASSES.slice(1)) durations.zero({ listener, pool, code });
-      series = {
-        durations: CODE_CLASSES.map((code) => durations.labels(listener, pool, code)),
-        retries: this.#counter('hotwarm_retries_total').labels(listener, pool),
-        noBackend: this.#counter('hotwarm_no_backend_total').labels(listener, pool),
-        requests: new Map(),
-        totals: new Map(),
-      };
-      byPool.set(pool, series);
-    }
-    return series;
   }
 
   #event(event: ProxyEvent): void {
@@ -340,6 +264,20 @@ export class Metrics {
       }
     }
     for (const l of this.#source.listeners()) connections.set({ listener: l.name }, l.openConnections);
+    const workers = [...(this.#source.workers?.() ?? [])];
+    this.#gauge('hotwarm_workers').set(Math.max(1, workers.length));
+    const rss = this.#gauge('hotwarm_worker_resident_memory_bytes');
+    const workerInFlight = this.#gauge('hotwarm_worker_in_flight');
+    const cpu = this.#counter('hotwarm_worker_cpu_seconds_total');
+    const restarts = this.#counter('hotwarm_worker_restarts_total');
+    for (const metric of [rss, workerInFlight, cpu, restarts]) metric.reset();
+    for (const w of workers) {
+      const labels = { worker: String(w.id) };
+      rss.set(labels, w.rssBytes);
+      workerInFlight.set(labels, w.inFlight);
+      cpu.inc(labels, w.cpuSeconds);
+      restarts.inc(labels, w.restarts);
+    }
   }
 
   #counter(name: NameOf<'counter'>): Counter {
@@ -350,9 +288,6 @@ export class Metrics {
     return this.#metrics.get(name) as Gauge;
   }
 
-  #histogram(name: NameOf<'histogram'>): Histogram {
-    return this.#metrics.get(name) as Histogram;
-  }
 }
 
 /**
@@ -362,6 +297,10 @@ export class Metrics {
 function reloadSucceeded(event: ProxyEvent): boolean {
   if (typeof event.ok === 'boolean') return event.ok;
   return !(Array.isArray(event.errors) && event.errors.length > 0);
+}
+
+function helpOf(name: string): string {
+  return METRICS.find((m) => m.name === name)?.help ?? '';
 }
 
 function usesDns(config: PoolRuntime['config']): boolean {
