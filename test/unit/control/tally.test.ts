@@ -53,10 +53,29 @@ t.test('take() returns what was counted since the last take, then nothing', asyn
   w.request(record());
   const first = w.take();
   t.equal(first.length, 1);
-  t.same(first[0]?.requests, [['a', [0, 1, 0, 0, 0]]]);
+  // Per backend: the five classes, then the duration sum (ms), bytes in and bytes out.
+  t.same(first[0]?.requests, [['a', [0, 1, 0, 0, 0, 3, 0, 1]]]);
   t.same(w.take(), [], 'nothing new');
   w.request(record({ status: 301 }));
-  t.same(w.take()[0]?.requests, [['a', [0, 0, 1, 0, 0]]], 'only the new one');
+  t.same(w.take()[0]?.requests, [['a', [0, 0, 1, 0, 0, 3, 0, 1]]], 'only the new one');
+});
+
+t.test('bytes and tunnels add up across workers; primed series show at 0', async (t) => {
+  const w = new RequestTally();
+  w.request(record({ bytesIn: 5, bytes: 7 }));
+  w.tunnel('web', 'app', 'a', 100, 200);
+  const primary = new RequestTally();
+  primary.prime('web', 'app', ['a', 'b']);
+  primary.add(w.take());
+  primary.add(w.take());
+  const text = primary.render(help);
+  t.match(text, 'hotwarm_backend_bytes_total{pool="app",backend="a",direction="in"} 105');
+  t.match(text, 'hotwarm_backend_bytes_total{pool="app",backend="a",direction="out"} 207');
+  t.match(text, 'hotwarm_listener_bytes_total{listener="web",direction="in"} 105');
+  t.match(text, 'hotwarm_requests_total{listener="web",pool="app",backend="b",code="5xx"} 0', 'a primed backend, before any request');
+  t.match(text, 'hotwarm_backend_bytes_total{pool="app",backend="b",direction="out"} 0');
+  t.match(text, 'hotwarm_request_duration_seconds_count{listener="web",pool="app",code="5xx"} 0');
+  t.match([...primary.backendTotals()], [{ pool: 'app', backend: 'a', requests: 1, errors: 0, durationMsSum: 3 }, { pool: 'app', backend: 'b', requests: 0 }]);
 });
 
 t.test('malformed deltas are ignored slot by slot', async (t) => {
