@@ -60,6 +60,15 @@ export interface ExchangeRecord {
   readonly error: ErrorCode | null;
   /** How the last backend was chosen. */
   readonly via: 'serving' | 'spill' | 'standby' | null;
+  /** What the client spoke: HTTP/1.x or HTTP/2 (SPEC §11). */
+  readonly protocol: ClientProtocol;
+}
+
+export type ClientProtocol = 'http1' | 'http2';
+
+/** The client protocol of a request (node:http and node:http2's compatibility requests both carry the version). */
+export function clientProtocol(req: { readonly httpVersionMajor: number }): ClientProtocol {
+  return req.httpVersionMajor === 2 ? 'http2' : 'http1';
 }
 
 export interface ForwarderHooks {
@@ -335,6 +344,7 @@ class HttpExchange implements AttemptOwner {
       client: this.#client,
       error: this.#error === null ? null : this.#error.code,
       via: attempts.via,
+      protocol: clientProtocol(this.#req),
     });
   }
 }

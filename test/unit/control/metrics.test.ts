@@ -18,6 +18,7 @@ const record = (over: Partial<ExchangeRecord> = {}): ExchangeRecord => ({
   client: '127.0.0.1',
   error: null,
   via: 'serving',
+  protocol: 'http1',
   ...over,
 });
 
