@@ -25,6 +25,8 @@ export class ProxiedH2Request extends Http2ServerRequest {
   #translated: IncomingHttpHeaders | null = null;
   /** Why the head cannot be forwarded as HTTP/1.1 (null: it can). Decided once, on first use. */
   #refusal: Refusal | null = null;
+  /** RFC 9113 §6.5.2 size of the header list received. */
+  #listSize = 0;
 
   /**
    * HTTP/1.1 headers for the backend, built once: pseudo-headers out, `:authority` as `Host`.
@@ -36,9 +38,15 @@ export class ProxiedH2Request extends Http2ServerRequest {
     return this.#translated;
   }
 
-  /** The verdict on this head (400 for a `host` that is not `:authority`, and the HTTP/1.1 guard's rules); null = forward it. */
-  refusal(): Refusal | null {
+  /**
+   * The verdict on this head; null = forward it. 431 past `maxHeaderSize` (the header list size
+   * of RFC 9113 §6.5.2: names, values and 32 bytes a field — Node enforces the same limit only once
+   * the client has acknowledged our SETTINGS, so it is checked here too), 400 for a `host` that is
+   * not `:authority`, then the HTTP/1.1 guard's rules.
+   */
+  refusal(maxHeaderSize: number): Refusal | null {
     this.#translated ??= this.#translate();
+    if (this.#listSize > maxHeaderSize) return { code: 'HEADERS_TOO_LARGE', reason: `header list of ${this.#listSize} bytes` };
     return this.#refusal;
   }
 
@@ -52,10 +60,14 @@ export class ProxiedH2Request extends Http2ServerRequest {
       if (name.charCodeAt(0) === 58 /* ':' */) continue;
       out[name] = original[name] as string | string[];
     }
+    let listSize = 0;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i] as string;
-      if (name.charCodeAt(0) !== 58 && name !== 'host') guardRaw.push(name, raw[i + 1] as string);
+      const value = raw[i + 1] as string;
+      listSize += name.length + value.length + 32;
+      if (name.charCodeAt(0) !== 58 && name !== 'host') guardRaw.push(name, value);
     }
+    this.#listSize = listSize;
     const authority = original[':authority'];
     const host = original.host;
     if (this.method === 'CONNECT') {

@@ -27,7 +27,10 @@ import type { TLSSocket } from 'node:tls';
 import { Budget } from '../core/budget.js';
 import { ProxiedH2Request, ProxiedH2Response } from '../forward/h2-adapter.js';
 import { MAX_HEADER_COUNT } from '../forward/guard.js';
+import type { ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
+
+const ABUSE: ErrorCode = 'HTTP2_ABUSE';
 
 /** HTTP/2 limits; fixed, listed in the README. */
 export const H2_LIMITS = {
@@ -67,6 +70,8 @@ export class H2Sessions {
   readonly #logger: Logger;
   readonly #onRequest: H2RequestHandler;
   readonly #sessions = new Map<ServerHttp2Session, SessionGuard>();
+  /** Streams handed to the request handler. */
+  readonly #dispatched = new WeakSet<ServerHttp2Stream>();
   #settings: H2Settings;
 
   constructor(settings: H2Settings, onRequest: H2RequestHandler, logger: Logger) {
@@ -84,10 +89,15 @@ export class H2Sessions {
     });
     this.#server.on('session', (session: ServerHttp2Session) => this.#onSession(session));
     this.#server.on('stream', (stream: ServerHttp2Stream) => {
-      const guard = this.#sessions.get(stream.session as ServerHttp2Session);
+      const session = stream.session as ServerHttp2Session;
+      const guard = this.#sessions.get(session);
       if (guard === undefined) return;
       guard.open++;
-      stream.once('close', () => guard.open--);
+      stream.once('close', () => {
+        guard.open--;
+        // Reset before it was forwarded (forwarded streams are judged in dispatch()).
+        if (stream.rstCode !== 0 && !this.#dispatched.has(stream)) this.#reset(session);
+      });
     });
     this.#server.on('request', (req: ProxiedH2Request, res: ProxiedH2Response) => {
       // One event-loop turn later: a reset that came in the same read as the HEADERS (the
@@ -141,10 +151,9 @@ export class H2Sessions {
   /** Internal to the request dispatch. */
   dispatch(req: ProxiedH2Request, res: ProxiedH2Response): void {
     const stream = req.stream;
-    if (stream.destroyed || stream.closed) {
-      this.#reset(stream.session as ServerHttp2Session | undefined);
-      return;
-    }
+    // Reset in the same read as its HEADERS: counted when it closed, never forwarded.
+    if (stream.destroyed || stream.closed) return;
+    this.#dispatched.add(stream);
     stream.once('close', () => {
       // A reset by the client before the response was complete (ours are marked).
       if (stream.rstCode !== 0 && !res.resetByProxy && !res.writableFinished) this.#reset(stream.session as ServerHttp2Session | undefined);
@@ -180,7 +189,7 @@ export class H2Sessions {
   /** GOAWAY(ENHANCE_YOUR_CALM), then the connection is gone; others are not touched. */
   #abuse(session: ServerHttp2Session, reason: string): void {
     if (session.destroyed) return;
-    this.#logger.info({ code: 'HTTP2_ABUSE', reason, client: session.socket?.remoteAddress }, 'http2 connection ended');
+    this.#logger.info({ code: ABUSE, reason, client: session.socket?.remoteAddress }, 'http2 connection ended');
     this.#sessions.delete(session);
     session.goaway(NGHTTP2_ENHANCE_YOUR_CALM);
     // The GOAWAY is queued on the socket first; destroy() then closes it without waiting on streams.

@@ -236,7 +236,7 @@ export class HttpListener implements ForwardListener {
     // A request naming `websocket` in Upgrade that Node did not take for an upgrade lacks
     // `Connection: upgrade`: a malformed handshake, refused rather than sent on as a plain GET.
     const refusal =
-      req instanceof ProxiedH2Request ? req.refusal()
+      req instanceof ProxiedH2Request ? req.refusal(this.#config.max_header_size)
       : checkRequest(req) ?? (req.headers.upgrade !== undefined && asksForWebSocket(req.headers) ? checkHandshake(req) : null);
     if (refusal !== null) {
       this.#logger.debug({ code: refusal.code, reason: refusal.reason, client: clientAddress(req.socket) }, 'request refused');
