@@ -12,7 +12,8 @@
  * - at scrape time, read from the pools and listeners (in-flight, up, serving, connections), so
  *   the request path never touches a gauge.
  *
- * Labels are limited to listener, pool, backend, role and the status class, plus `result` on
+ * Labels are limited to listener, pool, backend, role, the status class and the client protocol
+ * (`http1`, `http2`), plus `result` on
  * checks and reloads: all bounded by the config, never a path, host or client.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
@@ -23,8 +24,8 @@ import type { EventLog, ProxyEvent } from './events.js';
 
 /** Every metric hotwarm exports. */
 export const METRICS = [
-  { name: 'hotwarm_requests_total', type: 'counter', labels: ['listener', 'pool', 'backend', 'code'], help: 'HTTP requests answered, by status class (code: 1xx-5xx; a connection closed instead of answered counts as 5xx; backend is empty when none was chosen).' },
-  { name: 'hotwarm_request_duration_seconds', type: 'histogram', labels: ['listener', 'pool', 'code'], help: 'Time from the request head to the end of the exchange, in seconds.' },
+  { name: 'hotwarm_requests_total', type: 'counter', labels: ['listener', 'pool', 'backend', 'code', 'protocol'], help: 'HTTP requests answered, by status class (code: 1xx-5xx; a connection closed instead of answered counts as 5xx; backend is empty when none was chosen).' },
+  { name: 'hotwarm_request_duration_seconds', type: 'histogram', labels: ['listener', 'pool', 'code', 'protocol'], help: 'Time from the request head to the end of the exchange, in seconds (protocol: http1 or http2, what the client spoke).' },
   { name: 'hotwarm_retries_total', type: 'counter', labels: ['listener', 'pool'], help: 'Retries of requests on another backend.' },
   { name: 'hotwarm_no_backend_total', type: 'counter', labels: ['listener', 'pool'], help: 'Requests answered 503 because no backend could take them (none serving, or all full).' },
   { name: 'hotwarm_backend_in_flight', type: 'gauge', labels: ['pool', 'backend', 'role'], help: 'HTTP requests in progress plus open tunnels on the backend.' },
@@ -47,9 +48,22 @@ const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.
 /** Status classes by `floor(status / 100)`; status 0 (closed instead of answered) is 5xx. */
 const CODE_CLASSES = ['5xx', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 
+/** Client protocols (SPEC §11); series are laid out as [protocol][code class]. */
+const PROTOCOLS = ['http1', 'http2'] as const;
+
 function classIndex(status: number): number {
   const c = Math.floor(status / 100);
   return c >= 1 && c <= 5 ? c : 0;
+}
+
+/** Index into a [protocol][code class] series list. */
+function seriesIndex(r: ExchangeRecord): number {
+  return (r.protocol === 'http2' ? CODE_CLASSES.length : 0) + classIndex(r.status);
+}
+
+/** One child per protocol × status class, in {@link seriesIndex} order. */
+function perProtocolAndClass<T>(make: (code: string, protocol: string) => T): T[] {
+  return PROTOCOLS.flatMap((protocol) => CODE_CLASSES.map((code) => make(code, protocol)));
 }
 
 /** A counter or histogram bound to fixed labels: what prom-client's `labels()` returns. */
@@ -103,16 +117,16 @@ export class Metrics {
   /** One finished request (the `onDone` hook): cheap, no allocation once its labels were seen. */
   request(r: ExchangeRecord): void {
     const series = this.#poolSeries(r.listener, r.pool);
-    const cls = classIndex(r.status);
+    const index = seriesIndex(r);
     const backend = r.backend ?? '';
     let requests = series.requests.get(backend);
     if (requests === undefined) {
       const counter = this.#counter('hotwarm_requests_total');
-      requests = CODE_CLASSES.map((code) => counter.labels(r.listener, r.pool, backend, code));
+      requests = perProtocolAndClass((code, protocol) => counter.labels(r.listener, r.pool, backend, code, protocol));
       series.requests.set(backend, requests);
     }
-    (requests[cls] as CounterChild).inc();
-    (series.durations[cls] as HistogramChild).observe(r.durationMs / 1000);
+    (requests[index] as CounterChild).inc();
+    (series.durations[index] as HistogramChild).observe(r.durationMs / 1000);
     if (r.retries > 0) series.retries.inc(r.retries);
     if (r.error === 'NO_SERVING_BACKEND' || r.error === 'ALL_BACKENDS_FULL') series.noBackend.inc();
   }
@@ -149,7 +163,7 @@ export class Metrics {
     if (series === undefined) {
       const durations = this.#histogram('hotwarm_request_duration_seconds');
       series = {
-        durations: CODE_CLASSES.map((code) => durations.labels(listener, pool, code)),
+        durations: perProtocolAndClass((code, protocol) => durations.labels(listener, pool, code, protocol)),
         retries: this.#counter('hotwarm_retries_total').labels(listener, pool),
         noBackend: this.#counter('hotwarm_no_backend_total').labels(listener, pool),
         requests: new Map(),

@@ -288,8 +288,8 @@ t.test('/metrics after traffic and after a failover', async (t) => {
     const line = text.split('\n').find((l) => l.startsWith(`${series} `));
     return line === undefined ? undefined : Number(line.slice(series.length + 1));
   };
-  t.equal(value('hotwarm_requests_total{listener="web",pool="app",backend="app-1",code="2xx"}'), 5, 'requests per backend and class');
-  t.equal(value('hotwarm_request_duration_seconds_count{listener="web",pool="app",code="2xx"}'), 11);
+  t.equal(value('hotwarm_requests_total{listener="web",pool="app",backend="app-1",code="2xx",protocol="http1"}'), 5, 'requests per backend and class');
+  t.equal(value('hotwarm_request_duration_seconds_count{listener="web",pool="app",code="2xx",protocol="http1"}'), 11);
   t.equal(value('hotwarm_promotions_total{pool="app",backend="spare-1"}'), 1, 'promotions');
   t.equal(value('hotwarm_backend_up{pool="app",backend="app-1",role="hot"}'), 0, 'the crashed backend is down');
   t.equal(value('hotwarm_backend_up{pool="app",backend="spare-2",role="warm"}'), 1);
