@@ -491,9 +491,9 @@ const crossCases: Case[] = [
       BACKEND,
     ),
     issues: [
-      '2:68 listeners[0].http2: HTTP/2 is offered on TLS listeners only (by ALPN); h2c on plain TCP is not: add "tls" or remove "http2"',
-      '4:82 listeners[2].http2: applies to http listeners only',
-      '5:68 listeners[3].http2: expected boolean, received string',
+      '2:62 listeners[0].http2: HTTP/2 is offered on TLS listeners only (by ALPN); h2c on plain TCP is not: add "tls" or remove "http2"',
+      '4:74 listeners[2].http2: applies to http listeners only',
+      '5:61 listeners[3].http2: expected true or false, got "yes"',
     ],
   },
   {
