@@ -29,6 +29,8 @@ export interface BackendOptions {
 export class TestBackend {
   readonly name: string;
   readonly received: Received[] = [];
+  /** Connections accepted (a tcp health check is one). */
+  connections = 0;
   port = 0;
   #server: http.Server | null = null;
   readonly #sockets = new Set<Socket>();
@@ -61,6 +63,7 @@ export class TestBackend {
     const server = http.createServer((req, res) => this.#onRequest(req, res));
     server.keepAliveTimeout = 5_000;
     server.on('connection', (socket: Socket) => {
+      this.connections++;
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
     });

@@ -12,7 +12,7 @@ const http = require('node:http');
 const server = http.createServer((req, res) => res.end('ok'));
 server.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => process.stdout.write(server.address().port + '\\n'));
 // Blocked for at most a minute, then gone: a test killed at its timeout cannot leave it behind.
-process.stdin.once('data', () => { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60000); process.exit(0); });
+process.stdin.once('data', () => { process.stdout.write('blocked\\n', () => { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60000); process.exit(0); }); });
 `;
 
 export class Blackhole {
@@ -40,8 +40,9 @@ export class Blackhole {
 
   /** From now on connects hang: the loop stops accepting and the queue is filled. */
   async swallow(): Promise<void> {
+    const blocked = new Promise((resolve) => this.#child.stdout?.once('data', resolve));
     this.#child.stdin?.write('block\n');
-    await new Promise((r) => setTimeout(r, 50));
+    await blocked; // its event loop stops right after saying so
     for (let i = 0; i < 4; i++) {
       const s = net.connect(this.port, '127.0.0.1');
       s.on('error', () => undefined);

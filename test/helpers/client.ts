@@ -39,7 +39,7 @@ export function request(port: number, options: RequestOptions = {}): Promise<Rep
     const timer = setTimeout(() => {
       req.destroy();
       done({ status: 0, headers: {}, body: '', error: 'client timeout' });
-    }, options.timeoutMs ?? 5_000);
+    }, options.timeoutMs ?? 30_000); // a bound for a hung exchange, generous for a loaded machine
     req.on('response', (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));

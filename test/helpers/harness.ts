@@ -96,11 +96,19 @@ export async function startProxy(config: Record<string, unknown>, options: Start
   };
 }
 
-/** Polls `predicate` every 10 ms until true or `timeoutMs` (then throws with `what`). */
-export async function waitFor(predicate: () => boolean, timeoutMs = 3_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+/**
+ * The least a {@link waitFor} waits before giving up. A wait is bounded, not timed: on a loaded
+ * machine (two cores shared with other work) what takes 300 ms on a quiet one can take seconds,
+ * and a test that means "soon" asserts the order of events instead.
+ */
+export const WAIT_FLOOR_MS = 10_000;
+
+/** Polls `predicate` every 10 ms until true, or throws with `what` after `timeoutMs` (at least {@link WAIT_FLOOR_MS}). */
+export async function waitFor(predicate: () => boolean, timeoutMs = WAIT_FLOOR_MS, what = 'condition'): Promise<void> {
+  const bound = Math.max(timeoutMs, WAIT_FLOOR_MS);
+  const deadline = Date.now() + bound;
   while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${bound} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
 }

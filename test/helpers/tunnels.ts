@@ -127,8 +127,8 @@ export class TcpClient {
     return this.socket.destroyed;
   }
 
-  /** Waits until `received` contains `text` (or throws after `timeoutMs`). */
-  async waitFor(text: string, timeoutMs = 5_000): Promise<void> {
+  /** Waits until `received` contains `text`; throws at once if the socket closes first, or after `timeoutMs` (a bound, generous for a loaded machine). */
+  async waitFor(text: string, timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!this.received.includes(text)) {
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${JSON.stringify(text)}; got ${JSON.stringify(this.received)}`);

@@ -7,8 +7,9 @@ import http from 'node:http';
 import { startBackends, type TestBackend } from '../helpers/backend.js';
 import { rawRequest } from '../helpers/client.js';
 import { leakCheck } from '../helpers/handles.js';
-import { backendSpecs, simpleConfig, sleep, startProxy } from '../helpers/harness.js';
+import { backendSpecs, simpleConfig, startProxy } from '../helpers/harness.js';
 import { ok, RawBackend } from '../helpers/raw-backend.js';
+import { close, closeAll, stopProxy, owned } from '../helpers/owned.js';
 
 const POST = 'POST / HTTP/1.1\r\nHost: a\r\n';
 const GET = (extra = '') => `GET / HTTP/1.1\r\nHost: a\r\n${extra}\r\n`;
@@ -75,49 +76,50 @@ const CASES: [string, string, number][] = [
 
 t.test('malformed and smuggling-shaped requests', async (t) => {
   const leaks = leakCheck();
-  const [b] = (await startBackends(['recorder'])) as [TestBackend];
-  const h = await startProxy(simpleConfig(backendSpecs([b])));
+  const own = owned(t);
+  const [b] = own((await startBackends(['recorder'])) as [TestBackend], closeAll);
+  const h = own(await startProxy(simpleConfig(backendSpecs([b]))), stopProxy);
   for (const [name, raw, status] of CASES) {
     const out = await rawRequest(h.port(), raw);
     t.match(out, new RegExp(`^HTTP/1\\.1 ${status} `), `${name} → ${status}`);
     t.notMatch(out, /recorder|Error|at \w+ \(/, `${name}: no backend output, no stack`);
   }
-  await sleep(100);
-  t.equal(b.traffic.length, 0, 'the recording backend received nothing');
   t.equal((await rawRequest(h.port(), GET('Connection: close\r\n'))).split('\r\n')[0], 'HTTP/1.1 200 OK', 'still serving afterwards');
-  await h.stop();
-  await b.close();
+  // That good request, sent last, is a marker: whatever had been forwarded before it was there first.
+  t.equal(b.traffic.length, 1, 'the recording backend received nothing but the last, good request');
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('pipelined requests are answered in order', async (t) => {
   const leaks = leakCheck();
-  const [b] = (await startBackends(['b'], {
+  const own = owned(t);
+  const [b] = own((await startBackends(['b'], {
     handler: (req, res) => {
       // Later requests answer faster: order must come from the proxy, not from timing.
       const n = Number(req.url?.slice(1));
       setTimeout(() => res.end(`r${n}`), (5 - n) * 20);
     },
-  })) as [TestBackend];
-  const h = await startProxy(simpleConfig(backendSpecs([b])));
+  })) as [TestBackend], closeAll);
+  const h = own(await startProxy(simpleConfig(backendSpecs([b]))), stopProxy);
   const raw = [1, 2, 3, 4].map((n) => `GET /${n} HTTP/1.1\r\nHost: a\r\n${n === 4 ? 'Connection: close\r\n' : ''}\r\n`).join('');
-  const out = await rawRequest(h.port(), raw, 3_000);
+  const out = await rawRequest(h.port(), raw, 30_000); // the proxy closes after the 4th (Connection: close)
   const bodies = [...out.matchAll(/\r\n\r\n(r\d)/g)].map((m) => m[1]);
   t.strictSame(bodies, ['r1', 'r2', 'r3', 'r4']);
   t.equal(b.traffic.length, 4, 'exactly the requests sent');
-  await h.stop();
-  await b.close();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('a malformed or upgrade request pipelined behind others is refused after their answers, in order', async (t) => {
   const leaks = leakCheck();
-  const [b] = (await startBackends(['b'], {
+  const own = owned(t);
+  const [b] = own((await startBackends(['b'], {
     handler: (req, res) => {
       setTimeout(() => res.end(`r${req.url?.slice(1)}`), 60);
     },
-  })) as [TestBackend];
-  const h = await startProxy(simpleConfig(backendSpecs([b])));
+  })) as [TestBackend], closeAll);
+  const h = own(await startProxy(simpleConfig(backendSpecs([b]))), stopProxy);
   const upgrade = `GET /ws HTTP/1.1\r\nHost: a\r\n${UPGRADE}\r\n`;
   const tails: [string, string][] = [
     ['a malformed request line', 'G@T /x HTTP/1.1\r\nHost: a\r\n\r\n'],
@@ -126,7 +128,7 @@ t.test('a malformed or upgrade request pipelined behind others is refused after 
   ];
   for (const [name, tail] of tails) {
     b.received.length = 0;
-    const out = await rawRequest(h.port(), `GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n${tail}`, 3_000);
+    const out = await rawRequest(h.port(), `GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n${tail}`, 30_000);
     const statuses = [...out.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
     const bodies = [...out.matchAll(/\r\n\r\n(r\d)/g)].map((m) => m[1]);
     const forwarded = name === 'a body that runs into garbage' ? ['/1', '/2', '/3'] : ['/1', '/2'];
@@ -135,23 +137,23 @@ t.test('a malformed or upgrade request pipelined behind others is refused after 
     t.equal(statuses.at(-1), '400', `${name}: then refused, and the connection closed`);
     t.strictSame(b.traffic.map((r) => r.url), forwarded, `${name}: nothing else reached the backend`);
   }
-  await h.stop();
-  await b.close();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('Expect: 100-continue answered 417 by a backend does not poison the pooled connection', async (t) => {
   const leaks = leakCheck();
+  const own = owned(t);
   // A raw backend that answers 417 to anything carrying Expect (without reading the body) and 200
   // otherwise; RawBackend frames requests by Content-Length, so leftover body bytes would show up
   // as a request line of their own.
-  const raw = await new RawBackend((socket, head) => {
+  const raw = own(await new RawBackend((socket, head) => {
     if (/\r\nexpect:/i.test(head)) socket.write('HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n');
     else ok(socket);
-  }).start();
+  }).start(), close);
   const port = raw.port;
-  const h = await startProxy(simpleConfig([{ name: 'raw', address: `127.0.0.1:${port}` }], { health_check: { protocol: 'tcp', interval: '1h', timeout: '200ms' } }));
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const h = own(await startProxy(simpleConfig([{ name: 'raw', address: `127.0.0.1:${port}` }], { health_check: { protocol: 'tcp', interval: '1h', timeout: '200ms' } })), stopProxy);
+  const agent = own(new http.Agent({ keepAlive: true, maxSockets: 1 }), (a) => a.destroy());
   const first = await new Promise<number>((resolve) => {
     const req = http.request({ host: '127.0.0.1', port: h.port(), method: 'POST', path: '/upload', agent, headers: { expect: '100-continue', 'content-length': '5' } }, (res) => {
       res.resume();
@@ -169,8 +171,6 @@ t.test('Expect: 100-continue answered 417 by a backend does not poison the poole
   });
   t.equal(second, 200);
   t.strictSame(raw.requests.map((h) => h.split('\r\n')[0]), ['POST /upload HTTP/1.1', 'GET /next HTTP/1.1'], 'no body bytes were read as a request');
-  agent.destroy();
-  await h.stop();
-  await raw.close();
+  await own.stopAll();
   await leaks.assertClean(t);
 });

@@ -3,7 +3,7 @@
  * it — a reload that succeeds (200) or fails (422), control outcomes mapped to status codes, a
  * host that throws (500 without details), and refused upgrades.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { AdminServer } from '../../src/control/admin.js';
 import type { AdminHost, ControlOutcome, ReloadResult } from '../../src/control/admin-types.js';
 import { EventLog } from '../../src/control/events.js';
@@ -36,7 +36,8 @@ class FakeHost implements AdminHost {
   }
 }
 
-async function serve(host: AdminHost, log = new LogSink()) {
+/** An admin server for `host`, closed with the test (closing twice is allowed). */
+async function serve(t: Test, host: AdminHost, log = new LogSink()) {
   const events = new EventLog(log.logger('error'));
   const server = new AdminServer({
     listen: { host: '127.0.0.1', port: 0 },
@@ -46,6 +47,7 @@ async function serve(host: AdminHost, log = new LogSink()) {
     metrics: { render: async () => 'm 1\n', contentType: 'text/plain; version=0.0.4; charset=utf-8' },
     logger: log.logger('error'),
   });
+  t.teardown(() => server.close());
   const { port } = await server.listen();
   return { server, port, log };
 }
@@ -53,7 +55,7 @@ async function serve(host: AdminHost, log = new LogSink()) {
 t.test('reload: 200 with the result when applied, 422 when rejected; /status shows version and last reload', async (t) => {
   const leaks = leakCheck();
   const host = new FakeHost();
-  const { server, port } = await serve(host);
+  const { server, port } = await serve(t, host);
   const ok = await get(port, '/reload', { method: 'POST' });
   t.equal(ok.status, 200);
   t.strictSame(body(ok), host.next);
@@ -69,7 +71,7 @@ t.test('reload: 200 with the result when applied, 422 when rejected; /status sho
 t.test('control outcomes: 200 with the backend, 404 and 409 with the error; the client address is passed on', async (t) => {
   const leaks = leakCheck();
   const host = new FakeHost();
-  const { server, port } = await serve(host);
+  const { server, port } = await serve(t, host);
   const missing = await get(port, '/pools/x/backends/a/drain', { method: 'POST' });
   t.equal(missing.status, 404);
   t.strictSame(body(missing), { error: 'unknown pool "x"' });
@@ -88,7 +90,7 @@ t.test('a failing host: 500 with a generic error, the detail only in the log', a
   const leaks = leakCheck();
   const host = new FakeHost();
   host.broken = true;
-  const { server, port, log } = await serve(host);
+  const { server, port, log } = await serve(t, host);
   const reply = await get(port, '/status');
   t.equal(reply.status, 500);
   t.strictSame(body(reply), { error: 'internal error' });
@@ -99,7 +101,7 @@ t.test('a failing host: 500 with a generic error, the detail only in the log', a
 
 t.test('refused upgrades: wrong path 404, not a WebSocket 400', async (t) => {
   const leaks = leakCheck();
-  const { server, port } = await serve(new FakeHost());
+  const { server, port } = await serve(t, new FakeHost());
   const wrongPath = await rawRequest(port, 'GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
   t.match(wrongPath, /^HTTP\/1\.1 404 /);
   const notWs = await rawRequest(port, 'GET /events/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n');

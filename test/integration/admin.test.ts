@@ -4,12 +4,13 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { adminRequest as get, body, isOpen, openStream } from '../helpers/admin.js';
 import { startBackends, type TestBackend } from '../helpers/backend.js';
 import { request } from '../helpers/client.js';
 import { leakCheck } from '../helpers/handles.js';
 import { FAST_CHECKS, startProxy, waitFor, writeConfig, type Harness } from '../helpers/harness.js';
+import { closeAll, stopProxy, owned } from '../helpers/owned.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -36,12 +37,15 @@ function config(backends: readonly TestBackend[], options: { token?: boolean; fa
   };
 }
 
-async function setup(options: Parameters<typeof config>[1] = {}): Promise<{ h: Harness; backends: Backends; port: number }> {
-  const backends = (await startBackends(['app-1', 'app-2', 'spare-1', 'spare-2'])) as Backends;
-  const h = await startProxy(config(backends, options), options.token ? { env: ENV } : {});
+/** A proxy over four backends, stopped with the test (or earlier with {@link teardown}). */
+async function setup(t: Test, options: Parameters<typeof config>[1] = {}): Promise<{ h: Harness; backends: Backends; port: number }> {
+  const own = owned(t);
+  const backends = own((await startBackends(['app-1', 'app-2', 'spare-1', 'spare-2'])) as Backends, closeAll);
+  const h = own(await startProxy(config(backends, options), options.token ? { env: ENV } : {}), stopProxy);
   return { h, backends, port: h.adminPort() };
 }
 
+/** Stops the proxy, then its backends (both may be stopped again). */
 async function teardown(h: Harness, backends: readonly TestBackend[]): Promise<void> {
   await h.stop();
   await Promise.all(backends.map((b) => b.close()));
@@ -62,7 +66,7 @@ const control = (port: number, backend: string, action: string, token?: string) 
 
 t.test('auth: bearer token on every endpoint but /healthz, ?token= on the page, subprotocol on the stream', async (t) => {
   const leaks = leakCheck();
-  const { h, backends, port } = await setup({ token: true });
+  const { h, backends, port } = await setup(t, { token: true });
 
   const none = await get(port, '/status');
   t.equal(none.status, 401, 'no token → 401');
@@ -109,7 +113,7 @@ t.test('auth: bearer token on every endpoint but /healthz, ?token= on the page, 
 
 t.test('without a token: loopback Host names only, cross-origin mutations and streams refused', async (t) => {
   const leaks = leakCheck();
-  const { h, backends, port } = await setup();
+  const { h, backends, port } = await setup(t);
   t.equal((await get(port, '/status')).status, 200);
   t.equal((await get(port, '/status', { headers: { host: `localhost:${port}` } })).status, 200);
   const rebound = await get(port, '/status', { headers: { host: `evil.example:${port}` } });
@@ -126,7 +130,7 @@ t.test('without a token: loopback Host names only, cross-origin mutations and st
 
 t.test('routing: 404 for unknown paths, 405 with Allow for wrong methods, JSON errors', async (t) => {
   const leaks = leakCheck();
-  const { h, backends, port } = await setup();
+  const { h, backends, port } = await setup(t);
   const cases: [string, string, number, string | undefined][] = [
     ['GET', '/nope', 404, undefined],
     ['GET', '/status/', 404, undefined],
@@ -161,9 +165,10 @@ t.test('routing: 404 for unknown paths, 405 with Allow for wrong methods, JSON e
 
 t.test('/status: pools, backends, listeners, version and last reload; POST /reload applies the file or answers 422 with its errors', async (t) => {
   const leaks = leakCheck();
-  const backends = (await startBackends(['app-1', 'app-2', 'spare-1', 'spare-2'])) as Backends;
+  const own = owned(t);
+  const backends = own((await startBackends(['app-1', 'app-2', 'spare-1', 'spare-2'])) as Backends, closeAll);
   const file = join(t.testdir(), 'proxy.yaml');
-  const h = await startProxy(config(backends), { file });
+  const h = own(await startProxy(config(backends), { file }), stopProxy);
   const port = h.adminPort();
   const status = body<{ version: number; last_reload: unknown; pools: { name: string; uncovered: string[]; capacity_percent: number; backends: Record<string, unknown>[] }[]; listeners: unknown[] }>(await get(port, '/status'));
   t.equal(status.version, 1);
@@ -194,13 +199,13 @@ t.test('/status: pools, backends, listeners, version and last reload; POST /relo
   t.equal(refused.status, 422);
   t.match(body(refused), { ok: false, version: 2, changes: [], errors: [/proxy\.yaml:\d+:\d+: /] });
   t.equal(body(await get(port, '/healthz')).status, 'ok');
-  await teardown(h, backends);
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('drain a hot: no new requests to it, a warm covers it; enable: it serves again and the warm is released', async (t) => {
   const leaks = leakCheck();
-  const { h, backends, port } = await setup();
+  const { h, backends, port } = await setup(t);
   const drained = await control(port, 'app-1', 'drain');
   t.equal(drained.status, 200);
   t.match(body(drained), { name: 'app-1', admin: 'draining', state: 'draining', serving: false, covered_by: 'spare-1' });
@@ -226,7 +231,7 @@ t.test('drain a hot: no new requests to it, a warm covers it; enable: it serves 
 
 t.test('disable a hot: it takes nothing and a warm covers it', async (t) => {
   const leaks = leakCheck();
-  const { h, backends, port } = await setup();
+  const { h, backends, port } = await setup(t);
   const disabled = await control(port, 'app-2', 'disable');
   t.match(body(disabled), { name: 'app-2', admin: 'disabled', state: 'disabled', serving: false, covered_by: 'spare-1' });
   const during = await spread(h, backends);
@@ -240,7 +245,7 @@ t.test('disable a hot: it takes nothing and a warm covers it', async (t) => {
 
 t.test('promote a standby warm: it takes traffic; demote: it stops; meaningless actions → 409', async (t) => {
   const leaks = leakCheck();
-  const { h, backends, port } = await setup({ failover: { failback: 'manual' } });
+  const { h, backends, port } = await setup(t, { failover: { failback: 'manual' } });
   const promoted = await control(port, 'spare-2', 'promote');
   t.equal(promoted.status, 200);
   t.match(body(promoted), { name: 'spare-2', promotion: 'operator', state: 'serving', serving: true, covers: null });
@@ -275,7 +280,7 @@ t.test('promote a standby warm: it takes traffic; demote: it stops; meaningless 
 
 t.test('/metrics after traffic and after a failover', async (t) => {
   const leaks = leakCheck();
-  const { h, backends, port } = await setup();
+  const { h, backends, port } = await setup(t);
   await spread(h, backends, 10);
   await backends[0].kill();
   await waitFor(() => h.log.events('promoted').length === 1, 3_000, 'promotion');
@@ -307,7 +312,7 @@ t.test('/metrics after traffic and after a failover', async (t) => {
 
 t.test('/events and the event stream: a crash is streamed as backend_down then promoted', async (t) => {
   const leaks = leakCheck();
-  const { h, backends, port } = await setup({ token: true });
+  const { h, backends, port } = await setup(t, { token: true });
   const events = body<{ events: { type: string }[] }>(await get(port, '/events', { token: TOKEN }));
   t.ok(events.events.some((e) => e.type === 'listening'), '/events holds the ring buffer');
   const stream = await openStream(port, { headerToken: TOKEN });
@@ -327,12 +332,12 @@ t.test('/events and the event stream: a crash is streamed as backend_down then p
 
 t.test('an admin port that cannot be bound fails startup like a listener', async (t) => {
   const leaks = leakCheck();
-  const blocker = http.createServer();
+  const own = owned(t);
+  const blocker = own(http.createServer(), (s) => new Promise((resolve) => s.close(resolve)));
   await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
   const taken = (blocker.address() as AddressInfo).port;
-  const backends = await startBackends(['app-1', 'app-2', 'spare-1', 'spare-2']);
+  const backends = own(await startBackends(['app-1', 'app-2', 'spare-1', 'spare-2']), closeAll);
   await t.rejects(startProxy(config(backends, { admin: `127.0.0.1:${taken}` })), { code: 'LISTEN_FAILED', message: /admin: cannot listen/ });
-  await new Promise<void>((resolve) => blocker.close(() => resolve()));
-  await Promise.all(backends.map((b) => b.close()));
+  await own.stopAll();
   await leaks.assertClean(t);
 });

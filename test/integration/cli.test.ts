@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { startBackends, type TestBackend } from '../helpers/backend.js';
 import { request } from '../helpers/client.js';
 import { ProxyProcess, runBin } from '../helpers/process.js';
+import { closeAll, owned } from '../helpers/owned.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const NO_STACK = /\n\s+at |Error:/;
@@ -90,19 +91,19 @@ function config(dir: string, listen: string, backend: TestBackend): string {
 }
 
 t.test('a listener that cannot bind: one line on stderr, exit 1', async (t) => {
-  const blocker = net.createServer();
+  const own = owned(t);
+  const blocker = own(net.createServer(), (s) => new Promise((resolve) => s.close(resolve)));
   await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
   const port = (blocker.address() as net.AddressInfo).port;
-  const [b] = (await startBackends(['a'])) as [TestBackend];
+  const [b] = own((await startBackends(['a'])) as [TestBackend], closeAll);
   const out = await runBin(['-c', config(t.testdir(), `127.0.0.1:${port}`, b)]);
   t.equal(out.code, 1);
   t.match(out.stderr, /^hotwarm: listener web: cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE\n$/);
-  await new Promise<void>((r) => blocker.close(() => r()));
-  await b.close();
 });
 
 t.test('serves, logs JSON, and exits 0 on SIGTERM', async (t) => {
-  const [b] = (await startBackends(['a'])) as [TestBackend];
+  const own = owned(t);
+  const [b] = own((await startBackends(['a'])) as [TestBackend], closeAll);
   const proxy = new ProxyProcess(['-c', config(t.testdir(), '127.0.0.1:0', b)]);
   t.teardown(() => proxy.kill());
   const port = await proxy.port('web');
@@ -115,5 +116,4 @@ t.test('serves, logs JSON, and exits 0 on SIGTERM', async (t) => {
   const exit = await proxy.exited;
   t.equal(exit.code, 0, 'clean shutdown');
   t.ok(proxy.events('shutdown').length >= 1, 'shutdown event flushed before exit');
-  await b.close();
 });

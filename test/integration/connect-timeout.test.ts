@@ -12,14 +12,16 @@ import { request } from '../helpers/client.js';
 import { leakCheck } from '../helpers/handles.js';
 import { simpleConfig, startProxy, STEADY_CHECKS, waitFor } from '../helpers/harness.js';
 import { startTcpBackends, TcpClient, tcpConfig, type TcpBackend, startWsBackends, type WsBackend } from '../helpers/tunnels.js';
+import { close, closeAll, stopProxy, owned } from '../helpers/owned.js';
 
 const CONNECT_TIMEOUT = { connect_timeout: '150ms', health_check: { ...STEADY_CHECKS, timeout: '1s', fall: 5 }, passive: { consecutive_failures: 2 } };
 
 t.test('HTTP: a hanging connect is abandoned at connect_timeout and retried elsewhere; passive detection counts it', async (t) => {
   const leaks = leakCheck();
-  const hole = await Blackhole.start();
-  const [good] = (await startBackends(['good'])) as [TestBackend];
-  const h = await startProxy(simpleConfig([{ name: 'hole', address: hole.address, weight: 10 }, { name: 'good', address: good.address }], CONNECT_TIMEOUT));
+  const own = owned(t);
+  const hole = own(await Blackhole.start(), close);
+  const [good] = own((await startBackends(['good'])) as [TestBackend], closeAll);
+  const h = own(await startProxy(simpleConfig([{ name: 'hole', address: hole.address, weight: 10 }, { name: 'good', address: good.address }], CONNECT_TIMEOUT)), stopProxy);
   await hole.swallow();
 
   const started = Date.now();
@@ -27,42 +29,41 @@ t.test('HTTP: a hanging connect is abandoned at connect_timeout and retried else
   const took = Date.now() - started;
   t.equal(reply.status, 200, 'answered by the other backend');
   t.equal(good.traffic[0]?.body, 'payload', 'with its body intact (nothing had been sent)');
-  t.ok(took >= 140 && took < 1_000, `after about connect_timeout (${took} ms)`);
+  t.ok(took >= 140, `not before connect_timeout (${took} ms)`);
   await waitFor(() => h.log.access.length === 1, 2_000, 'access line');
   t.match(h.log.access[0], { backend: 'good', retries: 1, status: 200 });
-  t.ok(h.log.lines.some((l) => JSON.stringify(l).includes('UPSTREAM_CONNECT_TIMEOUT')), 'the timeout is logged with its code');
+  // The code says which clock gave up: ours (connect_timeout), not the OS's (ETIMEDOUT, minutes).
+  t.ok(h.log.lines.some((l) => JSON.stringify(l).includes('UPSTREAM_CONNECT_TIMEOUT')), 'abandoned at connect_timeout: the timeout is logged with its code');
 
   await request(h.port());
   await waitFor(() => h.log.events('backend_down').length === 1, 2_000, 'backend_down');
   t.match(h.log.events('backend_down')[0], { backend: 'hole', source: 'passive' }, 'two timeouts in a row mark it down');
   t.match(JSON.stringify(h.log.events('backend_down')[0]), /UPSTREAM_CONNECT_TIMEOUT/, 'with the timeouts as evidence');
 
-  await h.stop();
-  await good.close();
-  await hole.close();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('HTTP: with nothing else to try the client gets 502 at connect_timeout', async (t) => {
   const leaks = leakCheck();
-  const hole = await Blackhole.start();
-  const h = await startProxy(simpleConfig([{ name: 'hole', address: hole.address }], { ...CONNECT_TIMEOUT, passive: { consecutive_failures: 0 } }));
+  const own = owned(t);
+  const hole = own(await Blackhole.start(), close);
+  const h = own(await startProxy(simpleConfig([{ name: 'hole', address: hole.address }], { ...CONNECT_TIMEOUT, passive: { consecutive_failures: 0 } })), stopProxy);
   await hole.swallow();
-  const started = Date.now();
   const reply = await request(h.port());
   t.equal(reply.status, 502);
-  t.ok(Date.now() - started < 1_000, 'at once after the timeout, not at the OS connect timeout');
+  t.ok(h.log.lines.some((l) => JSON.stringify(l).includes('UPSTREAM_CONNECT_TIMEOUT')), 'at once after connect_timeout, not at the OS connect timeout');
   t.notMatch(reply.body, /127\.0\.0\.1|ETIMEDOUT|Error/, 'a generic body');
-  await h.stop();
-  await hole.close();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('WebSocket: an upgrade whose first backend hangs is tunnelled to another', async (t) => {
   const leaks = leakCheck();
-  const hole = await Blackhole.start();
-  const [ws] = (await startWsBackends(['ws-1'])) as [WsBackend];
-  const h = await startProxy(simpleConfig([{ name: 'hole', address: hole.address, weight: 10 }, { name: 'ws-1', address: ws.address }], CONNECT_TIMEOUT));
+  const own = owned(t);
+  const hole = own(await Blackhole.start(), close);
+  const [ws] = own((await startWsBackends(['ws-1'])) as [WsBackend], closeAll);
+  const h = own(await startProxy(simpleConfig([{ name: 'hole', address: hole.address, weight: 10 }, { name: 'ws-1', address: ws.address }], CONNECT_TIMEOUT)), stopProxy);
   await hole.swallow();
   const client = new WebSocket(`ws://127.0.0.1:${h.port()}/`);
   await new Promise<void>((resolve, reject) => {
@@ -77,17 +78,16 @@ t.test('WebSocket: an upgrade whose first backend hangs is tunnelled to another'
   await new Promise((r) => client.once('close', r));
   await waitFor(() => h.log.access.length === 1, 2_000, 'access line');
   t.match(h.log.access[0], { backend: 'ws-1', retries: 1 });
-  await h.stop();
-  await ws.close();
-  await hole.close();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('TCP: a connection whose first backend hangs is piped to another, even one that only half-closed', async (t) => {
   const leaks = leakCheck();
-  const hole = await Blackhole.start();
-  const [echo] = (await startTcpBackends(['echo-1'])) as [TcpBackend];
-  const h = await startProxy(tcpConfig([{ name: 'hole', address: hole.address, weight: 10 }, { name: 'echo-1', address: echo.address }], CONNECT_TIMEOUT));
+  const own = owned(t);
+  const hole = own(await Blackhole.start(), close);
+  const [echo] = own((await startTcpBackends(['echo-1'])) as [TcpBackend], closeAll);
+  const h = own(await startProxy(tcpConfig([{ name: 'hole', address: hole.address, weight: 10 }, { name: 'echo-1', address: echo.address }], CONNECT_TIMEOUT)), stopProxy);
   await hole.swallow();
   // No bytes, only a FIN: by the time the hanging attempt is given up, Node has long emitted the
   // client's `end` (its buffer is empty), before the tunnel to echo-1 listens for it.
@@ -105,8 +105,6 @@ t.test('TCP: a connection whose first backend hangs is piped to another, even on
     { backend: 'echo-1', retries: 1, reason: 'closed', bytes: 0 },
     { backend: 'echo-1', retries: 1, reason: 'closed', bytes: 10 },
   ]);
-  await h.stop();
-  await echo.close();
-  await hole.close();
+  await own.stopAll();
   await leaks.assertClean(t);
 });

@@ -4,7 +4,7 @@
  */
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import WebSocket from 'ws';
 import { EventStream, type EventStreamOptions } from '../../src/control/event-stream.js';
 import { EventLog } from '../../src/control/events.js';
@@ -12,14 +12,15 @@ import { leakCheck } from '../helpers/handles.js';
 import { waitFor } from '../helpers/harness.js';
 import { LogSink } from '../helpers/log-sink.js';
 
-async function serve(options: EventStreamOptions) {
+/** An event stream on its own server, closed with the test (closing twice is allowed). */
+async function serve(t: Test, options: EventStreamOptions) {
   const events = new EventLog(new LogSink().logger('error'));
   const stream = new EventStream(events, options);
   const server = http.createServer((_req, res) => res.writeHead(404).end());
   server.on('upgrade', (req, socket, head) => stream.accept(req, socket, head));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
-  return {
+  const served = {
     events,
     stream,
     port,
@@ -29,12 +30,15 @@ async function serve(options: EventStreamOptions) {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+  t.teardown(() => served.close());
+  return served;
 }
 
 /** A peer that completes the handshake by hand and then does nothing: no pongs, no reads. */
-function silentPeer(port: number): Promise<net.Socket> {
+function silentPeer(t: Test, port: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1');
+    t.teardown(() => socket.destroy());
     socket.on('error', () => undefined);
     socket.once('connect', () =>
       socket.write(
@@ -56,8 +60,9 @@ interface Peer {
   until(count: number): Promise<void>;
 }
 
-function wsPeer(port: number): Promise<Peer> {
+function wsPeer(t: Test, port: number): Promise<Peer> {
   const ws = new WebSocket(`ws://127.0.0.1:${port}/events/stream`, ['hotwarm.v1']);
+  t.teardown(() => ws.terminate());
   const received: string[] = [];
   let wake: (() => void) | null = null;
   ws.on('message', (d: Buffer) => {
@@ -73,9 +78,11 @@ function wsPeer(port: number): Promise<Peer> {
 
 t.test('a peer that stops answering pings is cut; a live one stays', async (t) => {
   const leaks = leakCheck();
-  const s = await serve({ heartbeatMs: 50 });
-  const silent = await silentPeer(s.port);
-  const live = await wsPeer(s.port);
+  // 500 ms, not less: the live peer answers pings from this same event loop, which a loaded
+  // machine can stall for a few hundred milliseconds; the silent one is still cut within a second.
+  const s = await serve(t, { heartbeatMs: 500 });
+  const silent = await silentPeer(t, s.port);
+  const live = await wsPeer(t, s.port);
   t.equal(s.stream.clients, 2);
   const closed = new Promise<void>((resolve) => silent.once('close', () => resolve()));
   await closed;
@@ -93,11 +100,10 @@ t.test('a peer that stops answering pings is cut; a live one stays', async (t) =
 
 t.test('a peer that stops reading is dropped once its send buffer passes the bound', async (t) => {
   const leaks = leakCheck();
-  const s = await serve({ maxBufferedBytes: 256 * 1024, heartbeatMs: 60_000 });
-  const slow = await silentPeer(s.port);
+  const s = await serve(t, { maxBufferedBytes: 256 * 1024, heartbeatMs: 60_000 });
+  const slow = await silentPeer(t, s.port);
   slow.pause();
-  t.teardown(() => slow.destroy());
-  const fast = await wsPeer(s.port);
+  const fast = await wsPeer(t, s.port);
   const detail = 'x'.repeat(32 * 1024);
   let sent = 0;
   // One event at a time, each read by the fast peer before the next: only the slow one lags.
@@ -117,14 +123,14 @@ t.test('a peer that stops reading is dropped once its send buffer passes the bou
 
 t.test('full, close, and messages from peers are capped', async (t) => {
   const leaks = leakCheck();
-  const s = await serve({ maxClients: 1 });
+  const s = await serve(t, { maxClients: 1 });
   t.equal(s.stream.full, false);
-  const peer = await wsPeer(s.port);
+  const peer = await wsPeer(t, s.port);
   t.equal(s.stream.full, true, 'one peer fills a stream of one');
   const closed = new Promise<number>((resolve) => peer.ws.once('close', (code) => resolve(code)));
   peer.ws.send('x'.repeat(8 * 1024));
   t.equal(await closed, 1009, 'a message over maxPayload closes the peer (1009)');
-  const again = await wsPeer(s.port);
+  const again = await wsPeer(t, s.port);
   const cut = new Promise<void>((resolve) => again.ws.once('close', () => resolve()));
   await s.close();
   await cut;

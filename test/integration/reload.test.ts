@@ -10,8 +10,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startBackends, TestBackend } from '../helpers/backend.js';
 import { request, type Reply } from '../helpers/client.js';
-import { freePort, freePorts, STEADY_CHECKS, writeConfig } from '../helpers/harness.js';
+import { freePort, freePorts, STEADY_CHECKS, waitFor, writeConfig } from '../helpers/harness.js';
 import { ProxyProcess, type LogLine } from '../helpers/process.js';
+import { closeAll, owned, type Owned } from '../helpers/owned.js';
 
 interface Backend {
   readonly name: string;
@@ -50,8 +51,16 @@ async function reload(proxy: ProxyProcess, n: number): Promise<LogLine> {
 
 const failed = (r: Reply): boolean => r.status !== 200 || r.error !== null;
 
+/** A server on 127.0.0.1 port 0, closed with the test. */
+async function listening(own: Owned, server: net.Server): Promise<number> {
+  own(server, (s) => new Promise((resolve) => s.close(resolve)));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return (server.address() as net.AddressInfo).port;
+}
+
 t.test('10 reloads under steady load (8 clients, keep-alive and not): no request fails', async (t) => {
-  const backends = await startBackends(['a', 'b', 'c', 'd'], { latencyMs: 3 });
+  const own = owned(t);
+  const backends = own(await startBackends(['a', 'b', 'c', 'd'], { latencyMs: 3 }), closeAll);
   const [a, b, c, d] = backends as [TestBackend, TestBackend, TestBackend, TestBackend];
   const port = await freePort();
   const file = join(t.testdir(), 'proxy.yaml');
@@ -74,19 +83,28 @@ t.test('10 reloads under steady load (8 clients, keep-alive and not): no request
 
   let running = true;
   const replies: Reply[] = [];
-  const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  const keepAlive = own(new http.Agent({ keepAlive: true, maxSockets: 4 }), (x) => x.destroy());
   const worker = async (agent: http.Agent | false): Promise<void> => {
     while (running) replies.push(await request(port, { agent, path: '/x/y' }));
   };
   const workers = [...Array.from({ length: 4 }, () => worker(keepAlive)), ...Array.from({ length: 4 }, () => worker(false))];
+  own(workers, async (w) => {
+    running = false;
+    await Promise.all(w);
+  });
+  /** Requests flow under the config in force before the next step. */
+  const someTraffic = async (): Promise<void> => {
+    const before = replies.length;
+    await waitFor(() => replies.length >= before + 16, undefined, 'requests between reloads');
+  };
 
   for (const [i, step] of steps.entries()) {
-    await new Promise((r) => setTimeout(r, 80));
+    await someTraffic();
     writeConfig(file, step);
     const event = await reload(proxy, i + 1);
     t.equal(event.ok, true, `reload ${i + 1}: ${JSON.stringify(event.changes)}`);
   }
-  await new Promise((r) => setTimeout(r, 80));
+  await someTraffic();
   running = false;
   await Promise.all(workers);
   keepAlive.destroy();
@@ -98,16 +116,16 @@ t.test('10 reloads under steady load (8 clients, keep-alive and not): no request
   t.ok(proxy.events('reload').every((e) => (e.changes as unknown[]).length > 0), 'each changed something');
   proxy.signal('SIGTERM');
   t.equal((await proxy.exited).code, 0);
-  await Promise.all(backends.map((x) => x.close()));
 });
 
 t.test('new weights change the shares', async (t) => {
-  const [a, b] = (await startBackends(['a', 'b'], { latencyMs: 10 })) as [TestBackend, TestBackend];
+  const own = owned(t);
+  const [a, b] = own((await startBackends(['a', 'b'], { latencyMs: 10 })) as [TestBackend, TestBackend], closeAll);
   const port = await freePort();
   const file = join(t.testdir(), 'proxy.yaml');
   writeConfig(file, config(port, [spec(a), spec(b)]));
   const proxy = await start(t, file);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 10 });
+  const agent = own(new http.Agent({ keepAlive: true, maxSockets: 10 }), (x) => x.destroy());
   const shareOfA = async (): Promise<number> => {
     const before = a.traffic.length + b.traffic.length;
     const beforeA = a.traffic.length;
@@ -125,11 +143,11 @@ t.test('new weights change the shares', async (t) => {
   agent.destroy();
   proxy.signal('SIGTERM');
   await proxy.exited;
-  await Promise.all([a.close(), b.close()]);
 });
 
 t.test('invalid YAML and schema errors: the old config keeps serving; FILE:LINE:COL in the log', async (t) => {
-  const [a] = (await startBackends(['a'])) as [TestBackend];
+  const own = owned(t);
+  const [a] = own((await startBackends(['a'])) as [TestBackend], closeAll);
   const port = await freePort();
   const file = join(t.testdir(), 'proxy.yaml');
   writeConfig(file, config(port, [spec(a)]));
@@ -165,25 +183,29 @@ t.test('invalid YAML and schema errors: the old config keeps serving; FILE:LINE:
   t.match(await reload(proxy, 3), { ok: true, version: 2 }, 'a valid file is applied afterwards');
   proxy.signal('SIGTERM');
   await proxy.exited;
-  await a.close();
 });
 
 t.test('a removed backend gets no new request while its in-flight request completes', async (t) => {
-  const [a, b] = (await startBackends(['a', 'b'])) as [TestBackend, TestBackend];
+  const own = owned(t);
+  const [a, b] = own((await startBackends(['a', 'b'])) as [TestBackend, TestBackend], closeAll);
   let release = (): void => undefined;
   const held = new Promise<void>((resolve) => (release = resolve));
+  own(held, () => release());
   b.handler = async (_req, res) => {
     await held;
     res.writeHead(200, { 'content-type': 'text/plain' }).end('b finished');
   };
   const port = await freePort();
   const file = join(t.testdir(), 'proxy.yaml');
-  writeConfig(file, config(port, [spec(b)], { drain_timeout: '5s' }));
+  // Bounds far above what the test takes even on a loaded machine: the held request must end by
+  // its release, not by response_timeout (504) or drain_timeout (cut).
+  const LONG = { drain_timeout: '30s', response_timeout: '30s' };
+  writeConfig(file, config(port, [spec(b)], LONG));
   const proxy = await start(t, file);
   const slow = request(port);
-  await proxy.waitForLine(() => b.traffic.length === 1);
+  await waitFor(() => b.traffic.length === 1, undefined, 'the request held at b');
 
-  writeConfig(file, config(port, [spec(a)], { drain_timeout: '5s' }));
+  writeConfig(file, config(port, [spec(a)], LONG));
   t.match(await reload(proxy, 1), { ok: true, changes: [`pool app: backend a added (${a.address}, hot, weight 1)`, 'pool app: backend b removed'] });
   for (let i = 0; i < 10; i++) t.equal((await request(port)).body, 'a');
   t.equal(b.traffic.length, 1, 'no new request reached b');
@@ -193,11 +215,11 @@ t.test('a removed backend gets no new request while its in-flight request comple
   t.match(proxy.lines.find((l) => l.type === 'access' && l.backend === 'b'), { status: 200 });
   proxy.signal('SIGTERM');
   t.equal((await proxy.exited).code, 0);
-  await Promise.all([a.close(), b.close()]);
 });
 
 t.test('a promoted warm stays promoted across an unrelated reload', async (t) => {
-  const [hot, warm] = (await startBackends(['hot', 'warm'])) as [TestBackend, TestBackend];
+  const own = owned(t);
+  const [hot, warm] = own((await startBackends(['hot', 'warm'])) as [TestBackend, TestBackend], closeAll);
   const port = await freePort();
   const file = join(t.testdir(), 'proxy.yaml');
   const backends = [spec(hot), spec(warm, { role: 'warm' })];
@@ -210,21 +232,21 @@ t.test('a promoted warm stays promoted across an unrelated reload', async (t) =>
   writeConfig(file, config(port, backends, { failover: { slow_start: '0s' }, response_timeout: '3s', retries: 1 }));
   const event = await reload(proxy, 1);
   t.strictSame(event.changes, ['pool app: response_timeout 2s → 3s', 'pool app: retries 2 → 1']);
-  await new Promise((r) => setTimeout(r, 400)); // several check intervals
+  // Several health checks (tcp: one connection each) reach both backends under the new config.
+  const checksBefore = warm.connections;
+  await waitFor(() => warm.connections >= checksBefore + 3, undefined, 'three more health checks of the warm');
   for (let i = 0; i < 5; i++) t.equal((await request(port)).body, 'warm', 'traffic keeps reaching the warm');
   t.strictSame(proxy.events('released'), [], 'no released');
   t.equal(proxy.events('promoted').length, 1, 'no second promotion either');
   t.equal(proxy.events('backend_up').filter((l) => l.backend === 'warm').length, 1, 'the warm kept its health');
   proxy.signal('SIGTERM');
   await proxy.exited;
-  await warm.close();
 });
 
 t.test('a reload to a port in use changes nothing', async (t) => {
-  const [a, b] = (await startBackends(['a', 'b'])) as [TestBackend, TestBackend];
-  const blocker = net.createServer((socket) => socket.destroy());
-  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve()));
-  const busy = (blocker.address() as net.AddressInfo).port;
+  const own = owned(t);
+  const [a, b] = own((await startBackends(['a', 'b'])) as [TestBackend, TestBackend], closeAll);
+  const busy = await listening(own, net.createServer((socket) => socket.destroy()));
   const [port, extra] = (await freePorts(2)) as [number, number];
   const file = join(t.testdir(), 'proxy.yaml');
   writeConfig(file, config(port, [spec(a)]));
@@ -241,16 +263,13 @@ t.test('a reload to a port in use changes nothing', async (t) => {
   t.equal(proxy.events('listening').length, 1, 'no new listener announced');
   proxy.signal('SIGTERM');
   t.equal((await proxy.exited).code, 0);
-  await new Promise<void>((resolve) => blocker.close(() => resolve()));
-  await Promise.all([a.close(), b.close()]);
 });
 
 t.test('SIGHUPs during a reload are coalesced into one more reload', async (t) => {
-  const [a] = (await startBackends(['a'])) as [TestBackend];
+  const own = owned(t);
+  const [a] = own((await startBackends(['a'])) as [TestBackend], closeAll);
   // An http check against a server that never answers takes the whole check timeout: a slow reload.
-  const silent = net.createServer((socket) => socket.resume());
-  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', () => resolve()));
-  const silentPort = (silent.address() as net.AddressInfo).port;
+  const silentPort = await listening(own, net.createServer((socket) => socket.resume()));
   const port = await freePort();
   const file = join(t.testdir(), 'proxy.yaml');
   writeConfig(file, config(port, [spec(a)]));
@@ -264,18 +283,16 @@ t.test('SIGHUPs during a reload are coalesced into one more reload', async (t) =
   });
   proxy.signal('SIGHUP');
   await proxy.waitForLine((l) => l.msg === 'reloading');
-  await new Promise((r) => setTimeout(r, 50));
+  // Two more while the first reload waits out its 400 ms check.
+  t.equal(proxy.events('reload').length, 0, 'the first reload is still running');
   proxy.signal('SIGHUP');
-  await new Promise((r) => setTimeout(r, 50));
   proxy.signal('SIGHUP');
-  await proxy.waitForLine(() => proxy.events('reload').length >= 2, 3_000);
-  await new Promise((r) => setTimeout(r, 600));
-  t.equal(proxy.events('reload').length, 2, 'the reload, then one more for the signals that came during it');
-  t.strictSame(proxy.events('reload').map((e) => e.changes), [['pool slow added (1 backend)'], []], 'the second found nothing more to change');
+  await proxy.waitForLine(() => proxy.events('reload').length >= 2);
+  // A third reload would begin as soon as the second ended, and be logged before the shutdown ends the log.
   proxy.signal('SIGTERM');
   await proxy.exited;
-  silent.close();
-  await a.close();
+  t.equal(proxy.events('reload').length, 2, 'the reload, then one more for the signals that came during it');
+  t.strictSame(proxy.events('reload').map((e) => e.changes), [['pool slow added (1 backend)'], []], 'the second found nothing more to change');
 });
 
 function escape(text: string): string {

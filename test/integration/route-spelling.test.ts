@@ -3,15 +3,16 @@
  * a protected prefix reaches the protected pool, and the backend receives the request target
  * exactly as the client sent it. Encoded slashes, backslashes and other letter case do not.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { TestBackend } from '../helpers/backend.js';
 import { rawRequest } from '../helpers/client.js';
 import { leakCheck } from '../helpers/handles.js';
 import { FAST_CHECKS, startProxy } from '../helpers/harness.js';
 
-async function setup(): Promise<{ admin: TestBackend; app: TestBackend; port: number; stop(): Promise<void> }> {
+async function setup(t: Test): Promise<{ admin: TestBackend; app: TestBackend; port: number; stop(): Promise<void> }> {
   const admin = await new TestBackend({ name: 'admin' }).start();
   const app = await new TestBackend({ name: 'app' }).start();
+  t.teardown(() => Promise.all([admin.close(), app.close()]));
   const h = await startProxy({
     log: { level: 'debug' },
     shutdown_timeout: '1s',
@@ -21,6 +22,7 @@ async function setup(): Promise<{ admin: TestBackend; app: TestBackend; port: nu
       app: { health_check: FAST_CHECKS, backends: [{ name: 'app', address: app.address }] },
     },
   });
+  t.teardown(() => h.stop());
   return {
     admin,
     app,
@@ -40,7 +42,7 @@ async function routedTo(port: number, target: string): Promise<string> {
 
 t.test('every spelling class of /admin/ reaches the admin pool, with its target unchanged', async (t) => {
   const leaks = leakCheck();
-  const s = await setup();
+  const s = await setup(t);
   const spellings: [string, string][] = [
     ['encoded unreserved', '/%61dmin/panel'],
     ['encoded unreserved, lower and upper hex', '/%61%64%6d%69%6E/panel'],
@@ -63,7 +65,7 @@ t.test('every spelling class of /admin/ reaches the admin pool, with its target 
 
 t.test('encoded slashes, backslashes and other case are other paths; odd targets are forwarded as sent', async (t) => {
   const leaks = leakCheck();
-  const s = await setup();
+  const s = await setup(t);
   const elsewhere = ['/admin%2Fpanel', '/admin%2fpanel', '/ADMIN/panel', '/%41dmin/panel', '/admin', '/x/..%2Fadmin/panel', '/admin\\panel'];
   for (const target of elsewhere) {
     t.equal(await routedTo(s.port, target), 'app', target);
@@ -80,7 +82,7 @@ t.test('encoded slashes, backslashes and other case are other paths; odd targets
 
 t.test('WebSocket upgrades are routed by the normalised path too', async (t) => {
   const leaks = leakCheck();
-  const s = await setup();
+  const s = await setup(t);
   // The admin backend is not a WebSocket server: it answers 200, passed back as HTTP.
   const reply = await rawRequest(
     s.port,

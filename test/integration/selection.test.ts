@@ -12,6 +12,7 @@ import { startBackends, type TestBackend } from '../helpers/backend.js';
 import { load, request, steadyLoad } from '../helpers/client.js';
 import { leakCheck } from '../helpers/handles.js';
 import { sleep, startProxy, STEADY_CHECKS, waitFor } from '../helpers/harness.js';
+import { closeAll, stopLoad, stopProxy, owned } from '../helpers/owned.js';
 
 const LATENCY_MS = 5;
 
@@ -35,8 +36,9 @@ function poolConfig(backends: readonly TestBackend[], weights: readonly number[]
 
 t.test('weights 3:2:1 give 3:2:1 of the requests at 1, 4 and 32 clients', async (t) => {
   const leaks = leakCheck();
-  const backends = await startBackends(['a', 'b', 'c'], { latencyMs: LATENCY_MS });
-  const h = await startProxy(poolConfig(backends, [3, 2, 1]));
+  const own = owned(t);
+  const backends = own(await startBackends(['a', 'b', 'c'], { latencyMs: LATENCY_MS }), closeAll);
+  const h = own(await startProxy(poolConfig(backends, [3, 2, 1])), stopProxy);
   const want = [3 / 6, 2 / 6, 1 / 6];
   for (const [clients, count] of [[1, 240], [4, 480], [32, 960]] as const) {
     const before = backends.map((b) => b.traffic.length);
@@ -53,8 +55,7 @@ t.test('weights 3:2:1 give 3:2:1 of the requests at 1, 4 and 32 clients', async 
       t.ok(Math.abs(share / (want[i] as number) - 1) <= margin, `${clients} clients, ${backends[i]?.name}: ${(share * 100).toFixed(1)}% ≈ ${((want[i] as number) * 100).toFixed(1)}%`);
     });
   }
-  await h.stop();
-  await Promise.all(backends.map((b) => b.close()));
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
@@ -67,8 +68,9 @@ function rampShare(sinceMs: number, slowStartMs: number): number {
 for (const clients of [4, 32]) {
   t.test(`slow start at ${clients} clients: the promoted warm takes a request at once, then its effective share through the ramp`, async (t) => {
     const leaks = leakCheck();
+    const own = owned(t);
     const SLOW_START = 3_000;
-    const backends = await startBackends(['app-1', 'app-2', 'spare'], { latencyMs: 0 });
+    const backends = own(await startBackends(['app-1', 'app-2', 'spare'], { latencyMs: 0 }), closeAll);
     const [, app2, spare] = backends as [TestBackend, TestBackend, TestBackend];
     // Arrival order and concurrency at the backends, recorded as requests come in.
     const arrivals: { name: string; at: number }[] = [];
@@ -89,13 +91,14 @@ for (const clients of [4, 32]) {
         res.writeHead(200).end(b.name);
       };
     }
-    const h = await startProxy(poolConfig(backends, [1, 1, 1], { slow_start: `${SLOW_START}ms` }));
+    const h = own(await startProxy(poolConfig(backends, [1, 1, 1], { slow_start: `${SLOW_START}ms` })), stopProxy);
     let promotedAt = -1;
     const unsubscribe = h.proxy.events.subscribe((e) => {
       if (e.type === 'promoted') promotedAt = arrivals.length;
     });
-    const traffic = steadyLoad(h.port(), clients);
-    await sleep(300);
+    const traffic = own(steadyLoad(h.port(), clients), stopLoad);
+    // Traffic flows before the crash: a number of replies, not a fixed time.
+    await waitFor(() => traffic.replies.length >= 30, undefined, 'traffic before the crash');
     await app2.kill();
     await waitFor(() => promotedAt >= 0, 5_000, 'promotion');
     const core = h.proxy.pools.get('app')?.core;
@@ -119,8 +122,7 @@ for (const clients of [4, 32]) {
       t.ok(mine > 0 && Math.abs(mine / want - 1) <= 0.4, `part ${part + 1} of 5: ${mine} of ${slice.length} requests, effective share ${want.toFixed(1)}`);
     }
     if (clients === 4) t.ok(spareMaxEarly <= 2, `never more than its cap early in the ramp (held ${spareMaxEarly} at most)`);
-    await h.stop();
-    await Promise.all(backends.map((b) => b.close()));
+    await own.stopAll();
     await leaks.assertClean(t);
   });
 }

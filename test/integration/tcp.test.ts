@@ -8,11 +8,13 @@ import net, { type Socket } from 'node:net';
 import { leakCheck } from '../helpers/handles.js';
 import { sleep, startProxy, waitFor } from '../helpers/harness.js';
 import { TCP_CHECKS, TcpBackend, TcpClient, startTcpBackends, tcpConfig } from '../helpers/tunnels.js';
+import { close, closeAll, stopProxy, owned } from '../helpers/owned.js';
 
 t.test('TCP echo through the proxy; one access-log line per tunnel', async (t) => {
   const leaks = leakCheck();
-  const [echo] = (await startTcpBackends(['echo-1'])) as [TcpBackend];
-  const h = await startProxy(tcpConfig([{ name: 'echo-1', address: echo.address }]));
+  const own = owned(t);
+  const [echo] = own((await startTcpBackends(['echo-1'])) as [TcpBackend], closeAll);
+  const h = own(await startProxy(tcpConfig([{ name: 'echo-1', address: echo.address }])), stopProxy);
   const client = TcpClient.connect(h.port());
   client.socket.write('hello ');
   await client.waitFor('hello ');
@@ -32,18 +34,18 @@ t.test('TCP echo through the proxy; one access-log line per tunnel', async (t) =
   });
   t.notOk('error' in (h.log.access[0] ?? {}), 'a clean close carries no error');
   t.type(h.log.access[0]?.duration_ms, 'number');
-  await h.stop();
-  await echo.close();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('20 connections with one backend stopped all succeed (retried elsewhere)', async (t) => {
   const leaks = leakCheck();
-  const backends = await startTcpBackends(['a', 'b', 'c'], { greet: true });
+  const own = owned(t);
+  const backends = own(await startTcpBackends(['a', 'b', 'c'], { greet: true }), closeAll);
   // Checks far apart: only live traffic can notice the stopped backend.
-  const h = await startProxy(tcpConfig(backends.map((b) => ({ name: b.name, address: b.address })), {
+  const h = own(await startProxy(tcpConfig(backends.map((b) => ({ name: b.name, address: b.address })), {
     health_check: { ...TCP_CHECKS, interval: '10s' },
-  }));
+  })), stopProxy);
   await (backends[1] as TcpBackend).kill();
   const clients = Array.from({ length: 20 }, () => TcpClient.connect(h.port()));
   await Promise.all(clients.map((c) => c.waitFor('\n')));
@@ -57,22 +59,22 @@ t.test('20 connections with one backend stopped all succeed (retried elsewhere)'
   await Promise.all(clients.map((c) => c.closed));
   await waitFor(() => h.log.access.length === 20, 5_000, '20 access lines');
   t.ok(h.log.access.some((l) => (l.retries as number) > 0), 'retries are in the access log');
-  await h.stop();
-  await Promise.all(backends.map((b) => b.close()));
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('half-close: the client ends its side and still receives the reply, then both close', async (t) => {
   const leaks = leakCheck();
+  const own = owned(t);
   // Reads until the client's end, then answers and ends (like `nc -q` or a request/response protocol).
-  const server = await new TcpBackend('upper', {
+  const server = own(await new TcpBackend('upper', {
     handler: (socket) => {
       let text = '';
       socket.on('data', (d: Buffer) => (text += d.toString()));
       socket.on('end', () => setTimeout(() => socket.end(`got ${text.toUpperCase()}`), 50));
     },
-  }).start();
-  const h = await startProxy(tcpConfig([{ name: 'upper', address: server.address }]));
+  }).start(), close);
+  const h = own(await startProxy(tcpConfig([{ name: 'upper', address: server.address }])), stopProxy);
   const client = TcpClient.connect(h.port());
   client.socket.end('quiet please');
   await client.waitFor('got QUIET PLEASE');
@@ -81,8 +83,7 @@ t.test('half-close: the client ends its side and still receives the reply, then 
   t.equal(client.error, null);
   await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
   t.match(h.log.access[0], { reason: 'closed', bytes_in: 12, bytes_out: 16 });
-  await h.stop();
-  await server.close();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
@@ -108,12 +109,13 @@ function pump(socket: Socket, total: number): { written: () => number; done: Pro
 
 t.test('backpressure both ways: a side that does not read holds the other back', async (t) => {
   const leaks = leakCheck();
+  const own = owned(t);
   // Well above what the kernel buffers on loopback (~7 MiB each way were seen in flight).
   const TOTAL = 24 * 1024 * 1024;
   let backendSocket: Socket | null = null;
   // The connection that says hello is the tunnel's (health checks connect too).
-  const server = await new TcpBackend('bulk', { handler: (socket) => socket.once('data', () => (backendSocket = socket)) }).start();
-  const h = await startProxy(tcpConfig([{ name: 'bulk', address: server.address }]));
+  const server = own(await new TcpBackend('bulk', { handler: (socket) => socket.once('data', () => (backendSocket = socket)) }).start(), close);
+  const h = own(await startProxy(tcpConfig([{ name: 'bulk', address: server.address }])), stopProxy);
   const client = net.connect(h.port(), '127.0.0.1');
   await new Promise((resolve) => client.once('connect', resolve));
   client.write('!');
@@ -123,6 +125,8 @@ t.test('backpressure both ways: a side that does not read holds the other back',
   // Backend → client, while the client does not read.
   client.pause();
   const down = pump(backend, TOTAL);
+  // The scenario, not a wait for anything: 300 ms of not reading. A loaded machine moves fewer
+  // bytes in that time, which only makes an unbounded queue harder to miss, never a false alarm.
   await sleep(300);
   const heldDown = down.written();
   t.ok(heldDown < (TOTAL * 2) / 3, `the backend was held back at ${(heldDown / 2 ** 20).toFixed(1)} MiB of 24`);
@@ -135,7 +139,7 @@ t.test('backpressure both ways: a side that does not read holds the other back',
   // Client → backend, while the backend does not read.
   backend.pause();
   const up = pump(client, TOTAL);
-  await sleep(300);
+  await sleep(300); // 300 ms of not reading, as above
   const heldUp = up.written();
   t.ok(heldUp < (TOTAL * 2) / 3, `the client was held back at ${(heldUp / 2 ** 20).toFixed(1)} MiB of 24`);
   let arrived = 0;
@@ -149,58 +153,66 @@ t.test('backpressure both ways: a side that does not read holds the other back',
   await new Promise((resolve) => client.once('close', resolve));
   await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
   t.match(h.log.access[0], { reason: 'closed', bytes_in: TOTAL + 1, bytes_out: TOTAL });
-  await h.stop();
-  await server.close();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('tunnel_idle_timeout closes a quiet tunnel; traffic either way keeps it open', async (t) => {
   const leaks = leakCheck();
-  const [echo] = (await startTcpBackends(['echo'])) as [TcpBackend];
-  const h = await startProxy(tcpConfig([{ name: 'echo', address: echo.address }], { tunnel_idle_timeout: '200ms' }));
+  const own = owned(t);
+  const [echo] = own((await startTcpBackends(['echo'])) as [TcpBackend], closeAll);
+  const h = own(await startProxy(tcpConfig([{ name: 'echo', address: echo.address }], { tunnel_idle_timeout: '200ms' })), stopProxy);
   const client = TcpClient.connect(h.port());
-  let quietSince = Date.now();
+  // Bytes every 80 ms, each echoed before the next, for longer than the 200 ms timeout in all:
+  // the tunnel must stay open throughout. The pace is the scenario; on a loaded machine a gap
+  // can stretch past the timeout, so the gaps are measured and the check made on the premise.
+  let lastWrite = Date.now();
+  let longestGap = 0;
   for (let i = 0; i < 5; i++) {
     if (i > 0) await sleep(80);
+    longestGap = Math.max(longestGap, Date.now() - lastWrite);
+    lastWrite = Date.now();
     client.socket.write(`${i}`);
-    quietSince = Date.now();
+    await client.waitFor('01234'.slice(0, i + 1)).catch(() => undefined);
   }
-  await client.waitFor('01234');
-  await sleep(80);
-  t.notOk(client.isClosed, 'open after 400ms with bytes every 80ms');
+  if (longestGap < 150) t.equal(client.received, '01234', `open throughout, bytes each way at most ${longestGap} ms apart`);
+  else t.comment(`a gap of ${longestGap} ms (loaded machine): the tunnel may rightly have idled out`);
   await client.closed;
-  const quiet = Date.now() - quietSince;
-  t.ok(quiet >= 150 && quiet < 3_000, `closed after ${quiet}ms of silence`);
   await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
-  t.match(h.log.access[0], { reason: 'idle_timeout', error: 'TUNNEL_IDLE_TIMEOUT', bytes_in: 5, bytes_out: 5 });
-  await h.stop();
-  await echo.close();
+  const line = h.log.access[0];
+  t.match(line, { reason: 'idle_timeout', error: 'TUNNEL_IDLE_TIMEOUT' }, 'then closed for silence');
+  if (longestGap < 150) t.match(line, { bytes_in: 5, bytes_out: 5 });
+  // The proxy's own clock: closed no sooner than the timeout after the last byte it forwarded.
+  t.ok(Number(line?.duration_ms) >= 200, `open ${line?.duration_ms} ms in all`);
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('tunnel_idle_timeout: 0s means no limit', async (t) => {
   const leaks = leakCheck();
-  const [echo] = (await startTcpBackends(['echo'])) as [TcpBackend];
-  const h = await startProxy(tcpConfig([{ name: 'echo', address: echo.address }], { tunnel_idle_timeout: '0s' }));
+  const own = owned(t);
+  const [echo] = own((await startTcpBackends(['echo'])) as [TcpBackend], closeAll);
+  const h = own(await startProxy(tcpConfig([{ name: 'echo', address: echo.address }], { tunnel_idle_timeout: '0s' })), stopProxy);
   const timersBefore = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
   const client = TcpClient.connect(h.port());
   client.socket.write('x');
   await client.waitFor('x');
+  // A stretch of silence (not a wait for anything): longer than any idle timeout these tests use.
   await sleep(300);
   t.notOk(client.isClosed, 'still open');
   const timersAfter = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
   t.ok(timersAfter <= timersBefore, 'no idle timer was started for the tunnel');
   client.socket.end();
   await client.closed;
-  await h.stop();
-  await echo.close();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('a backend crash closes its tunnels and the clients see the close', async (t) => {
   const leaks = leakCheck();
-  const [echo] = (await startTcpBackends(['echo'])) as [TcpBackend];
-  const h = await startProxy(tcpConfig([{ name: 'echo', address: echo.address }]));
+  const own = owned(t);
+  const [echo] = own((await startTcpBackends(['echo'])) as [TcpBackend], closeAll);
+  const h = own(await startProxy(tcpConfig([{ name: 'echo', address: echo.address }])), stopProxy);
   const clients = [0, 1, 2].map(() => TcpClient.connect(h.port()));
   for (const c of clients) c.socket.write('ping');
   await Promise.all(clients.map((c) => c.waitFor('ping')));
@@ -213,14 +225,15 @@ t.test('a backend crash closes its tunnels and the clients see the close', async
   t.ok(h.log.access.every((l) => l.reason === 'backend_reset' && l.error === 'TUNNEL_UPSTREAM_RESET'));
   t.equal(backend?.inFlight, 0);
   t.equal(backend?.tunnels.size, 0);
-  await h.stop();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('a backend marked down by its checks has its open tunnels closed', async (t) => {
   const leaks = leakCheck();
-  const [echo] = (await startTcpBackends(['echo'])) as [TcpBackend];
-  const h = await startProxy(tcpConfig([{ name: 'echo', address: echo.address }]));
+  const own = owned(t);
+  const [echo] = own((await startTcpBackends(['echo'])) as [TcpBackend], closeAll);
+  const h = own(await startProxy(tcpConfig([{ name: 'echo', address: echo.address }])), stopProxy);
   const client = TcpClient.connect(h.port());
   client.socket.write('ping');
   await client.waitFor('ping');
@@ -230,19 +243,19 @@ t.test('a backend marked down by its checks has its open tunnels closed', async 
   t.equal(h.log.events('backend_down').length, 1);
   await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
   t.match(h.log.access[0], { reason: 'backend down', error: 'TUNNEL_CLOSED' });
-  await h.stop();
-  await echo.close();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('a released warm keeps its tunnels until drain_timeout, then they are closed', async (t) => {
   const leaks = leakCheck();
-  const hot = await new TcpBackend('hot', { greet: true }).start();
-  const warm = await new TcpBackend('warm', { greet: true }).start();
-  const h = await startProxy(tcpConfig(
+  const own = owned(t);
+  const hot = own(await new TcpBackend('hot', { greet: true }).start(), close);
+  const warm = own(await new TcpBackend('warm', { greet: true }).start(), close);
+  const h = own(await startProxy(tcpConfig(
     [{ name: 'hot', address: hot.address }, { name: 'warm', address: warm.address, role: 'warm' }],
     { drain_timeout: '300ms', failover: { failback_hold: '0s', slow_start: '0s' } },
-  ));
+  )), stopProxy);
   const hotPort = hot.port;
   await hot.close();
   await waitFor(() => h.log.events('promoted').length === 1, 5_000, 'warm promoted');
@@ -250,31 +263,31 @@ t.test('a released warm keeps its tunnels until drain_timeout, then they are clo
   await client.waitFor('warm\n');
   await hot.start(hotPort);
   await waitFor(() => h.log.events('released').length === 1, 5_000, 'warm released');
-  const releasedAt = Date.now();
   client.socket.write('still served');
   await client.waitFor('still served');
   t.notOk(client.isClosed, 'the tunnel outlives the release');
   await client.closed;
-  const after = Date.now() - releasedAt;
-  t.ok(after >= 250 && after < 5_000, `closed ${after}ms after the release`);
   await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
   t.match(h.log.access[0], { backend: 'warm', reason: 'drain timeout', error: 'TUNNEL_CLOSED' });
-  await h.stop();
-  await Promise.all([hot.close(), warm.close()]);
+  // The proxy's own clock, so a late observer cannot shorten it: closed drain_timeout after the release.
+  const after = Date.parse(String(h.log.access[0]?.time)) - Date.parse(String(h.log.events('released')[0]?.time));
+  t.ok(after >= 250, `closed ${after}ms after the release`);
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('tunnels count in least connections: new connections avoid the backend holding many', async (t) => {
   const leaks = leakCheck();
-  const a = await new TcpBackend('a', { greet: true }).start();
-  const b = new TcpBackend('b', { greet: true });
+  const own = owned(t);
+  const a = own(await new TcpBackend('a', { greet: true }).start(), close);
+  const b = own(new TcpBackend('b', { greet: true }), close);
   await b.start();
   const bPort = b.port;
   await b.close(); // down at startup: a takes the first tunnels alone
-  const h = await startProxy(tcpConfig(
+  const h = own(await startProxy(tcpConfig(
     [{ name: 'a', address: a.address }, { name: 'b', address: `127.0.0.1:${bPort}` }],
     { failover: { slow_start: '0s' } },
-  ));
+  )), stopProxy);
   const first = [0, 1, 2, 3].map(() => TcpClient.connect(h.port()));
   await Promise.all(first.map((c) => c.waitFor('\n')));
   t.strictSame(first.map((c) => c.received.trim()), ['a', 'a', 'a', 'a']);
@@ -289,51 +302,51 @@ t.test('tunnels count in least connections: new connections avoid the backend ho
   t.equal((ba?.inFlight ?? 0) + (bb?.inFlight ?? 0), 8);
   for (const c of [...first, ...next]) c.socket.end();
   await Promise.all([...first, ...next].map((c) => c.closed));
-  await h.stop();
-  await Promise.all([a.close(), b.close()]);
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('nothing serving: the client is closed at once', async (t) => {
   const leaks = leakCheck();
+  const own = owned(t);
   const gone = new TcpBackend('gone');
   await gone.start();
   const address = gone.address;
   await gone.close();
-  const h = await startProxy(tcpConfig([{ name: 'gone', address }]));
-  const started = Date.now();
+  const h = own(await startProxy(tcpConfig([{ name: 'gone', address }])), stopProxy);
   const client = TcpClient.connect(h.port());
   await client.closed;
-  t.ok(Date.now() - started < 1_000, 'closed without waiting');
-  t.notOk(h.log.lines.some((l) => l.msg === 'retry'), 'no backend was tried');
+  t.notOk(h.log.lines.some((l) => l.msg === 'retry'), 'closed without waiting: no backend was tried');
   t.equal(client.received, '');
   await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
   t.match(h.log.access[0], { tunnel: 'tcp', backend: null, reason: 'not_connected', error: 'NO_SERVING_BACKEND', bytes: 0 });
-  await h.stop();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('every backend refuses: retries run out and the client is closed', async (t) => {
   const leaks = leakCheck();
-  const backends = await startTcpBackends(['a', 'b']);
-  const h = await startProxy(tcpConfig(backends.map((b) => ({ name: b.name, address: b.address })), {
+  const own = owned(t);
+  const backends = own(await startTcpBackends(['a', 'b']), closeAll);
+  const h = own(await startProxy(tcpConfig(backends.map((b) => ({ name: b.name, address: b.address })), {
     retries: 1,
     health_check: { ...TCP_CHECKS, interval: '10s', fall: 3 },
-  }));
+  })), stopProxy);
   await Promise.all(backends.map((b) => b.close()));
   const client = TcpClient.connect(h.port());
   await client.closed;
   await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
   t.match(h.log.access[0], { reason: 'not_connected', error: 'UPSTREAM_CONNECT_FAILED', retries: 1 });
   t.equal(h.proxy.pools.get('db')?.backends.reduce((n, b) => n + b.inFlight, 0), 0, 'nothing left in flight');
-  await h.stop();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('max_connections: connections beyond the limit are closed', async (t) => {
   const leaks = leakCheck();
-  const [echo] = (await startTcpBackends(['echo'])) as [TcpBackend];
-  const h = await startProxy(tcpConfig([{ name: 'echo', address: echo.address }], {}, { max_connections: 2 }));
+  const own = owned(t);
+  const [echo] = own((await startTcpBackends(['echo'])) as [TcpBackend], closeAll);
+  const h = own(await startProxy(tcpConfig([{ name: 'echo', address: echo.address }], {}, { max_connections: 2 })), stopProxy);
   const open = [0, 1].map(() => TcpClient.connect(h.port()));
   for (const c of open) c.socket.write('in');
   await Promise.all(open.map((c) => c.waitFor('in')));
@@ -343,15 +356,15 @@ t.test('max_connections: connections beyond the limit are closed', async (t) => 
   t.notOk(open.some((c) => c.isClosed), 'the first two stay open');
   for (const c of open) c.socket.end();
   await Promise.all(open.map((c) => c.closed));
-  await h.stop();
-  await echo.close();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('shutdown closes open tunnels at shutdown_timeout', async (t) => {
   const leaks = leakCheck();
-  const [echo] = (await startTcpBackends(['echo'])) as [TcpBackend];
-  const h = await startProxy(tcpConfig([{ name: 'echo', address: echo.address }], { tunnel_idle_timeout: '0s' }));
+  const own = owned(t);
+  const [echo] = own((await startTcpBackends(['echo'])) as [TcpBackend], closeAll);
+  const h = own(await startProxy(tcpConfig([{ name: 'echo', address: echo.address }], { tunnel_idle_timeout: '0s' })), stopProxy);
   const client = TcpClient.connect(h.port());
   client.socket.write('x');
   await client.waitFor('x');
@@ -359,8 +372,9 @@ t.test('shutdown closes open tunnels at shutdown_timeout', async (t) => {
   await h.stop();
   await client.closed;
   const took = Date.now() - started;
-  t.ok(took >= 400 && took < 5_000, `closed at shutdown_timeout (${took}ms)`);
+  t.ok(took >= 400, `not before shutdown_timeout (${took}ms)`);
+  t.match(h.log.events('shutdown').at(-1), { phase: 'stopped', outcome: 'timeout' }, 'closed at shutdown_timeout');
   t.match(h.log.access[0], { reason: 'shutdown', error: 'TUNNEL_CLOSED' });
-  await echo.close();
+  await own.stopAll();
   await leaks.assertClean(t);
 });

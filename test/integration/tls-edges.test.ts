@@ -4,7 +4,7 @@
  * within header_timeout — a silent client, or one that stalls half-way — is closed. Neither
  * reaches a backend.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import net from 'node:net';
 import type { Harness } from '../helpers/harness.js';
 import { rawRequest } from '../helpers/client.js';
@@ -15,11 +15,12 @@ import { TCP_CHECKS, TcpBackend, selfSigned } from '../helpers/tunnels.js';
 const dir = t.testdir({});
 const cert = await selfSigned(dir, 'edge', 'localhost');
 
-async function setup(headerTimeout: string): Promise<{ h: Harness; backend: TcpBackend; got: () => string }> {
+async function setup(t: Test, headerTimeout: string): Promise<{ h: Harness; backend: TcpBackend; got: () => string }> {
   let got = '';
   const backend = await new TcpBackend('echo', {
     handler: (socket) => socket.on('data', (d: Buffer) => (got += d.toString('latin1'))),
   }).start();
+  t.teardown(() => backend.close());
   const h = await startProxy({
     log: { level: 'debug' },
     shutdown_timeout: '500ms',
@@ -29,6 +30,7 @@ async function setup(headerTimeout: string): Promise<{ h: Harness; backend: TcpB
     ],
     pools: { app: { health_check: TCP_CHECKS, backends: [{ name: 'echo', address: backend.address }] } },
   });
+  t.teardown(() => h.stop());
   return { h, backend, got: () => got };
 }
 
@@ -48,7 +50,7 @@ function closedAfter(port: number, data: Buffer | null): Promise<{ received: str
 
 t.test('plain HTTP on a TLS http listener: a readable 400, then the connection closes', async (t) => {
   const leaks = leakCheck();
-  const { h, backend, got } = await setup('10s');
+  const { h, backend, got } = await setup(t, '10s');
   for (const request of ['GET / HTTP/1.1\r\nHost: a\r\n\r\n', 'POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n', 'DELETE /x HTTP/1.1\r\nHost: a\r\n\r\n']) {
     // rawRequest resolves when the server closes: a hang would show as the 2 s timeout with no answer.
     const reply = await rawRequest(h.port('web'), request, 5_000);
@@ -69,7 +71,7 @@ t.test('plain HTTP on a TLS http listener: a readable 400, then the connection c
 
 t.test('plain bytes on a TLS tcp listener: closed without an answer', async (t) => {
   const leaks = leakCheck();
-  const { h, backend, got } = await setup('10s');
+  const { h, backend, got } = await setup(t, '10s');
   const { received } = await closedAfter(h.port('db'), Buffer.from('GET / HTTP/1.1\r\nHost: a\r\n\r\n'));
   t.equal(received, '', 'no bytes back');
   t.equal(got(), '', 'nothing reached the backend');
@@ -80,7 +82,7 @@ t.test('plain bytes on a TLS tcp listener: closed without an answer', async (t) 
 
 t.test('a TLS handshake that does not complete within header_timeout is closed (http and tcp listeners)', async (t) => {
   const leaks = leakCheck();
-  const { h, backend, got } = await setup('300ms');
+  const { h, backend, got } = await setup(t, '300ms');
   // The first bytes of a TLS record announcing a 200-byte ClientHello that never comes.
   const partialHello = Buffer.from([0x16, 0x03, 0x01, 0x00, 0xc8, 0x01]);
   for (const listener of ['web', 'db']) {
@@ -104,7 +106,7 @@ t.test('a TLS handshake that does not complete within header_timeout is closed (
 
 t.test('reconfigure: a new header_timeout bounds the handshakes of new connections', async (t) => {
   const leaks = leakCheck();
-  const { h, backend } = await setup('1m');
+  const { h, backend } = await setup(t, '1m');
   for (const listener of h.config.listeners) {
     h.proxy.listeners.get(listener.name)?.reconfigure({ ...listener, header_timeout: 300 }, h.proxy.pools);
   }

@@ -15,6 +15,7 @@ import { TestBackend } from '../helpers/backend.js';
 import { leakCheck } from '../helpers/handles.js';
 import { startProxy, waitFor } from '../helpers/harness.js';
 import { HTTP_CHECKS, TCP_CHECKS, TcpBackend, TcpClient, WsBackend, selfSigned } from '../helpers/tunnels.js';
+import { close, stopProxy, owned } from '../helpers/owned.js';
 
 const dir = t.testdir({});
 const main = await selfSigned(dir, 'main', 'localhost');
@@ -52,9 +53,10 @@ function readSerial(file: string): string {
 
 t.test('HTTPS listener: requests and WebSockets over TLS, X-Forwarded-Proto https', async (t) => {
   const leaks = leakCheck();
-  const backend = await new TestBackend({ name: 'app' }).start();
-  const ws = await new WsBackend('ws').start();
-  const h = await startProxy({
+  const own = owned(t);
+  const backend = own(await new TestBackend({ name: 'app' }).start(), close);
+  const ws = own(await new WsBackend('ws').start(), close);
+  const h = own(await startProxy({
     log: { level: 'debug' },
     listeners: [{
       name: 'web', listen: '127.0.0.1:0', tls: main,
@@ -64,7 +66,7 @@ t.test('HTTPS listener: requests and WebSockets over TLS, X-Forwarded-Proto http
       app: { health_check: HTTP_CHECKS, backends: [{ name: 'app', address: backend.address }] },
       ws: { health_check: HTTP_CHECKS, backends: [{ name: 'ws', address: ws.address }] },
     },
-  });
+  }), stopProxy);
   const reply = await httpsGet(h.port());
   t.match(reply, { status: 200, body: 'app' });
   t.equal(backend.traffic[0]?.headers['x-forwarded-proto'], 'https');
@@ -83,24 +85,24 @@ t.test('HTTPS listener: requests and WebSockets over TLS, X-Forwarded-Proto http
   const code = new Promise<number>((resolve) => client.once('close', (c) => resolve(c)));
   client.close(1000);
   t.equal(await code, 1000);
-  await h.stop();
-  await Promise.all([backend.close(), ws.close()]);
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('TLS over TCP: echo, half-close, plain bytes at the backend', async (t) => {
   const leaks = leakCheck();
+  const own = owned(t);
   let seen = '';
-  const upper = await new TcpBackend('upper', {
+  const upper = own(await new TcpBackend('upper', {
     handler: (socket) => {
       socket.on('data', (d: Buffer) => (seen += d.toString()));
       socket.on('end', () => socket.end(`got ${seen}`));
     },
-  }).start();
-  const h = await startProxy({
+  }).start(), close);
+  const h = own(await startProxy({
     listeners: [{ name: 'db', listen: '127.0.0.1:0', protocol: 'tcp', pool: 'db', tls: main }],
     pools: { db: { health_check: TCP_CHECKS, backends: [{ name: 'upper', address: upper.address }] } },
-  });
+  }), stopProxy);
   const socket = await secureConnect(h.port());
   t.equal(socket.getProtocol(), 'TLSv1.3');
   const client = new TcpClient(socket);
@@ -110,21 +112,21 @@ t.test('TLS over TCP: echo, half-close, plain bytes at the backend', async (t) =
   t.equal(seen, 'over tls', 'the backend got the plain bytes');
   await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
   t.match(h.log.access[0], { tunnel: 'tcp', reason: 'closed', bytes_in: 8, bytes_out: 12 });
-  await h.stop();
-  await upper.close();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('TLS 1.1 is refused by the server; TLS 1.2 is accepted (http and tcp listeners)', async (t) => {
   const leaks = leakCheck();
-  const echo = await new TcpBackend('echo').start();
-  const h = await startProxy({
+  const own = owned(t);
+  const echo = own(await new TcpBackend('echo').start(), close);
+  const h = own(await startProxy({
     listeners: [
       { name: 'web', listen: '127.0.0.1:0', pool: 'db', tls: main },
       { name: 'db', listen: '127.0.0.1:0', protocol: 'tcp', pool: 'db', tls: main },
     ],
     pools: { db: { health_check: TCP_CHECKS, backends: [{ name: 'echo', address: echo.address }] } },
-  });
+  }), stopProxy);
   for (const listener of ['web', 'db']) {
     await t.rejects(secureConnect(h.port(listener), TLS11), { code: 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION' }, `${listener}: the server refused TLS 1.1`);
     const tls12 = await secureConnect(h.port(listener), { maxVersion: 'TLSv1.2' });
@@ -132,15 +134,15 @@ t.test('TLS 1.1 is refused by the server; TLS 1.2 is accepted (http and tcp list
     tls12.destroy();
   }
   t.equal(h.log.access.length, 0, 'a refused handshake reaches no backend');
-  await h.stop();
-  await echo.close();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('reconfigure swaps the certificate for new connections; open ones keep theirs', async (t) => {
   const leaks = leakCheck();
-  const echo = await new TcpBackend('echo').start();
-  const backend = await new TestBackend({ name: 'app' }).start();
+  const own = owned(t);
+  const echo = own(await new TcpBackend('echo').start(), close);
+  const backend = own(await new TestBackend({ name: 'app' }).start(), close);
   const config = (tlsFiles: { cert: string; key: string }) => ({
     listeners: [
       { name: 'web', listen: '127.0.0.1:0', pool: 'app', tls: tlsFiles },
@@ -151,7 +153,7 @@ t.test('reconfigure swaps the certificate for new connections; open ones keep th
       db: { health_check: TCP_CHECKS, backends: [{ name: 'echo', address: echo.address }] },
     },
   });
-  const h = await startProxy(config(main));
+  const h = own(await startProxy(config(main)), stopProxy);
   const before = await secureConnect(h.port('db'));
   t.equal(before.getPeerCertificate().serialNumber, readSerial(main.cert));
   t.equal((await httpsGet(h.port('web'))).serial, readSerial(main.cert));
@@ -169,7 +171,6 @@ t.test('reconfigure swaps the certificate for new connections; open ones keep th
   before.end();
   after.end();
   await Promise.all([old.closed, new TcpClient(after).closed]);
-  await h.stop();
-  await Promise.all([echo.close(), backend.close()]);
+  await own.stopAll();
   await leaks.assertClean(t);
 });

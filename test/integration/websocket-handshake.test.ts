@@ -13,6 +13,7 @@ import { rawRequest } from '../helpers/client.js';
 import { leakCheck } from '../helpers/handles.js';
 import { simpleConfig, startProxy, waitFor } from '../helpers/harness.js';
 import { TCP_CHECKS, WsBackend } from '../helpers/tunnels.js';
+import { close, stopProxy, owned } from '../helpers/owned.js';
 
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
 
@@ -80,8 +81,9 @@ function handshake(lines: Record<string, string | null> = {}, requestLine = 'GET
 
 t.test('client handshake defects: 400 (426 for another version), nothing reaches the backend', async (t) => {
   const leaks = leakCheck();
+  const own = owned(t);
   const backend = await new RecordingBackend().start();
-  const h = await startProxy(simpleConfig([{ name: 'raw', address: backend.address }], { health_check: TCP_CHECKS }));
+  const h = own(await startProxy(simpleConfig([{ name: 'raw', address: backend.address }], { health_check: TCP_CHECKS })), stopProxy);
   const cases: [string, string, number, string][] = [
     ['POST', handshake({}, 'POST /chat HTTP/1.1'), 400, 'WEBSOCKET_BAD_HANDSHAKE'],
     ['HTTP/1.0', handshake({}, 'GET /chat HTTP/1.0'), 400, 'WEBSOCKET_BAD_HANDSHAKE'],
@@ -111,13 +113,15 @@ t.test('client handshake defects: 400 (426 for another version), nothing reaches
   t.equal(backend.received.length, 0, 'the backend received zero bytes');
   await h.stop();
   await backend.close();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('a well-formed handshake in other case and token lists is accepted', async (t) => {
   const leaks = leakCheck();
-  const echo = await new WsBackend('ws').start();
-  const h = await startProxy(simpleConfig([{ name: 'ws', address: echo.address }], { health_check: TCP_CHECKS }));
+  const own = owned(t);
+  const echo = own(await new WsBackend('ws').start(), close);
+  const h = own(await startProxy(simpleConfig([{ name: 'ws', address: echo.address }], { health_check: TCP_CHECKS })), stopProxy);
   const socket = net.connect(h.port(), '127.0.0.1');
   let received = '';
   socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
@@ -127,8 +131,7 @@ t.test('a well-formed handshake in other case and token lists is accepted', asyn
   t.match(received, new RegExp(`\\r\\nsec-websocket-accept: ${acceptFor(KEY).replaceAll('+', '\\+')}\\r\\n`, 'i'));
   socket.destroy();
   await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
-  await h.stop();
-  await echo.close();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
@@ -136,6 +139,7 @@ const EARLY_FRAME = Buffer.from([0x81, 0x85, 1, 2, 3, 4, 0x69, 0x67, 0x6f, 0x68,
 
 t.test('a backend 101 that does not complete the handshake: 502, nothing tunnelled either way', async (t) => {
   const leaks = leakCheck();
+  const own = owned(t);
   const good = `Sec-WebSocket-Accept: ${acceptFor(KEY)}\r\n`;
   const answers: [string, string][] = [
     ['no Upgrade header', `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n${good}\r\n`],
@@ -150,7 +154,7 @@ t.test('a backend 101 that does not complete the handshake: 502, nothing tunnell
       socket.write(answer);
       socket.write('BACKEND-SECRET-DATA');
     }).start();
-    const h = await startProxy(simpleConfig([{ name: 'bad', address: backend.address }], { health_check: TCP_CHECKS }));
+    const h = own(await startProxy(simpleConfig([{ name: 'bad', address: backend.address }], { health_check: TCP_CHECKS })), stopProxy);
     // The client's frame follows its request at once, before any answer.
     const reply = await rawRequest(h.port(), Buffer.concat([Buffer.from(handshake()), EARLY_FRAME]));
     t.match(reply, /^HTTP\/1\.1 502 /, `${what}: 502`);
@@ -164,13 +168,15 @@ t.test('a backend 101 that does not complete the handshake: 502, nothing tunnell
     await h.stop();
     await backend.close();
   }
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('ws clients still connect through the proxy (a real handshake both ways)', async (t) => {
   const leaks = leakCheck();
-  const echo = await new WsBackend('ws').start();
-  const h = await startProxy(simpleConfig([{ name: 'ws', address: echo.address }], { health_check: TCP_CHECKS }));
+  const own = owned(t);
+  const echo = own(await new WsBackend('ws').start(), close);
+  const h = own(await startProxy(simpleConfig([{ name: 'ws', address: echo.address }], { health_check: TCP_CHECKS })), stopProxy);
   const ws = new WebSocket(`ws://127.0.0.1:${h.port()}/`);
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => resolve());
@@ -182,7 +188,6 @@ t.test('ws clients still connect through the proxy (a real handshake both ways)'
   const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
   ws.close(1000);
   t.equal(await closed, 1000);
-  await h.stop();
-  await echo.close();
+  await own.stopAll();
   await leaks.assertClean(t);
 });

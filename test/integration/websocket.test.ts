@@ -12,6 +12,7 @@ import { rawRequest, request } from '../helpers/client.js';
 import { leakCheck } from '../helpers/handles.js';
 import { simpleConfig, startProxy, waitFor, type BackendSpec } from '../helpers/harness.js';
 import { HTTP_CHECKS, WsBackend, startWsBackends } from '../helpers/tunnels.js';
+import { close, closeAll, stopProxy, owned } from '../helpers/owned.js';
 
 /** simpleConfig with health checks that tolerate a loaded machine. */
 const wsConfig = (backends: readonly BackendSpec[], pool: Record<string, unknown> = {}, listener: Record<string, unknown> = {}) =>
@@ -75,8 +76,9 @@ function upgradeRequest(port: number, path: string): Promise<UpgradeAnswer> {
 
 t.test('WebSocket echo of several messages, then a clean 1000 close', async (t) => {
   const leaks = leakCheck();
-  const [echo] = (await startWsBackends(['ws-1'])) as [WsBackend];
-  const h = await startProxy(wsConfig([{ name: 'ws-1', address: echo.address }]));
+  const own = owned(t);
+  const [echo] = own((await startWsBackends(['ws-1'])) as [WsBackend], closeAll);
+  const h = own(await startProxy(wsConfig([{ name: 'ws-1', address: echo.address }])), stopProxy);
   const ws = await open(h.port(), '/chat?token=secret');
   const backend = h.proxy.pools.get('app')?.backends[0];
   t.equal(backend?.inFlight, 1, 'the open WebSocket counts as in flight');
@@ -106,8 +108,7 @@ t.test('WebSocket echo of several messages, then a clean 1000 close', async (t) 
   t.ok((h.log.access[0]?.bytes_in as number) > 0 && (h.log.access[0]?.bytes_out as number) > 0, 'bytes counted both ways');
   t.equal(backend?.inFlight, 0);
   t.equal(backend?.tunnels.size, 0);
-  await h.stop();
-  await echo.close();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
@@ -139,8 +140,9 @@ async function silentUpgrades(): Promise<{ address: string; held: Socket[]; clos
 
 t.test('a client reset before the 101: no crash, the upstream socket is closed', async (t) => {
   const leaks = leakCheck();
-  const silent = await silentUpgrades();
-  const h = await startProxy(wsConfig([{ name: 'slow', address: silent.address }], { response_timeout: '5s' }));
+  const own = owned(t);
+  const silent = own(await silentUpgrades(), (s) => s.stop());
+  const h = own(await startProxy(wsConfig([{ name: 'slow', address: silent.address }], { response_timeout: '5s' })), stopProxy);
   const client = net.connect(h.port(), '127.0.0.1');
   client.on('error', () => undefined);
   client.write(RAW_UPGRADE('/hang'));
@@ -154,15 +156,15 @@ t.test('a client reset before the 101: no crash, the upstream socket is closed',
   t.match(h.log.access[0], { backend: 'slow', path: '/hang', status: 499, error: 'CLIENT_ABORTED' });
   t.equal(backend?.inFlight, 0);
   t.equal((await request(h.port())).status, 200, 'the proxy still serves');
-  await h.stop();
-  await silent.stop();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('no answer to the upgrade within response_timeout: 504, upstream closed', async (t) => {
   const leaks = leakCheck();
-  const silent = await silentUpgrades();
-  const h = await startProxy(wsConfig([{ name: 'slow', address: silent.address }], { response_timeout: '200ms' }));
+  const own = owned(t);
+  const silent = own(await silentUpgrades(), (s) => s.stop());
+  const h = own(await startProxy(wsConfig([{ name: 'slow', address: silent.address }], { response_timeout: '200ms' })), stopProxy);
   const answer = await upgradeRequest(h.port(), '/late');
   t.match(answer, { status: 504, upgraded: false });
   await silent.closed[0];
@@ -170,14 +172,14 @@ t.test('no answer to the upgrade within response_timeout: 504, upstream closed',
   await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
   t.match(h.log.access[0], { status: 504, error: 'UPSTREAM_RESPONSE_TIMEOUT', retries: 0 });
   t.equal(h.proxy.pools.get('app')?.backends[0]?.inFlight, 0);
-  await h.stop();
-  await silent.stop();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('a backend that answers an upgrade with 426 or 200 is answered back as HTTP', async (t) => {
   const leaks = leakCheck();
-  const refuse = await new TestBackend({
+  const own = owned(t);
+  const refuse = own(await new TestBackend({
     name: 'refuse',
     handler: (_req, res) => {
       // Chunked on purpose: the body must reach the client intact, framed anew.
@@ -185,13 +187,13 @@ t.test('a backend that answers an upgrade with 426 or 200 is answered back as HT
       res.write('upgrade ');
       res.end('required');
     },
-  }).start();
-  const plain = await new TestBackend({ name: 'plain' }).start();
+  }).start(), close);
+  const plain = own(await new TestBackend({ name: 'plain' }).start(), close);
   const pool = (b: TestBackend) => ({ health_check: HTTP_CHECKS, backends: [{ name: b.name, address: b.address }] });
-  const h = await startProxy({
+  const h = own(await startProxy({
     listeners: [{ name: 'web', listen: '127.0.0.1:0', routes: [{ path_prefix: '/refuse', pool: 'refuse' }, { pool: 'plain' }] }],
     pools: { refuse: pool(refuse), plain: pool(plain) },
-  });
+  }), stopProxy);
   const refused = await upgradeRequest(h.port(), '/refuse');
   t.match(refused, { status: 426, upgraded: false, body: 'upgrade required' });
   t.equal(refused.headers['x-reason'], 'old-protocol', 'end-to-end headers are passed back');
@@ -208,17 +210,17 @@ t.test('a backend that answers an upgrade with 426 or 200 is answered back as HT
   t.match(h.log.access[1], { backend: 'plain', status: 200, error: 'UPGRADE_REFUSED' });
   t.notOk(h.log.access.some((l) => 'tunnel' in l), 'nothing was tunnelled');
   t.ok([...h.proxy.pools.values()].every((p) => p.backends.every((b) => b.inFlight === 0)));
-  await h.stop();
-  await Promise.all([refuse.close(), plain.close()]);
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('a backend that cannot be connected to: the upgrade is retried on another', async (t) => {
   const leaks = leakCheck();
-  const backends = await startWsBackends(['a', 'b']);
-  const h = await startProxy(wsConfig(backends.map((b) => ({ name: b.name, address: b.address })), {
+  const own = owned(t);
+  const backends = own(await startWsBackends(['a', 'b']), closeAll);
+  const h = own(await startProxy(wsConfig(backends.map((b) => ({ name: b.name, address: b.address })), {
     health_check: { ...HTTP_CHECKS, interval: '10s' },
-  }));
+  })), stopProxy);
   await (backends[0] as WsBackend).kill();
   const clients = await Promise.all([0, 1, 2, 3, 4, 5].map(() => open(h.port())));
   const replies = await Promise.all(clients.map((ws) => {
@@ -236,8 +238,7 @@ t.test('a backend that cannot be connected to: the upgrade is retried on another
   }));
   await waitFor(() => h.log.access.length === 6, 5_000, 'access lines');
   t.ok(h.log.access.some((l) => (l.retries as number) > 0));
-  await h.stop();
-  await Promise.all(backends.map((b) => b.close()));
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
@@ -251,15 +252,17 @@ function maskedTextFrame(text: string): Buffer {
 
 t.test('an upgrade after requests on a keep-alive connection is not cut by idle_timeout', async (t) => {
   const leaks = leakCheck();
-  const [echo] = (await startWsBackends(['ws'])) as [WsBackend];
-  const h = await startProxy(wsConfig([{ name: 'ws', address: echo.address }], {}, { idle_timeout: '150ms' }));
-  const socket = net.connect(h.port(), '127.0.0.1');
+  const own = owned(t);
+  const [echo] = own((await startWsBackends(['ws'])) as [WsBackend], closeAll);
+  const h = own(await startProxy(wsConfig([{ name: 'ws', address: echo.address }], {}, { idle_timeout: '150ms' })), stopProxy);
+  const socket = own(net.connect(h.port(), '127.0.0.1'), (s) => s.destroy());
   let received = '';
   socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
   socket.write('GET / HTTP/1.1\r\nHost: app.test\r\n\r\n');
   await waitFor(() => received.includes('\r\n0\r\n\r\n'), 5_000, 'first response');
   socket.write(RAW_UPGRADE('/after'));
   await waitFor(() => received.includes('HTTP/1.1 101 Switching Protocols'), 5_000, '101');
+  // A stretch of silence longer than idle_timeout (the scenario, not a wait for anything).
   await new Promise((resolve) => setTimeout(resolve, 400));
   t.notOk(socket.destroyed, 'the tunnel outlived the keep-alive idle_timeout');
   socket.write(maskedTextFrame('hi'));
@@ -268,15 +271,15 @@ t.test('an upgrade after requests on a keep-alive connection is not cut by idle_
   socket.destroy();
   await waitFor(() => h.log.access.length === 2, 5_000, 'access lines');
   t.match(h.log.access[1], { tunnel: 'websocket', path: '/after', status: 101 });
-  await h.stop();
-  await echo.close();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('either side closing closes the other', async (t) => {
   const leaks = leakCheck();
-  const [echo] = (await startWsBackends(['ws'])) as [WsBackend];
-  const h = await startProxy(wsConfig([{ name: 'ws', address: echo.address }]));
+  const own = owned(t);
+  const [echo] = own((await startWsBackends(['ws'])) as [WsBackend], closeAll);
+  const h = own(await startProxy(wsConfig([{ name: 'ws', address: echo.address }])), stopProxy);
 
   const first = await open(h.port());
   await waitFor(() => echo.clients.size === 1, 5_000, 'backend side open');
@@ -292,17 +295,17 @@ t.test('either side closing closes the other', async (t) => {
 
   await waitFor(() => h.log.access.length === 2, 5_000, 'access lines');
   t.equal(h.proxy.pools.get('app')?.backends[0]?.inFlight, 0);
-  await h.stop();
-  await echo.close();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('no serving backend: 503 with Retry-After; non-GET and non-websocket upgrades: 400', async (t) => {
   const leaks = leakCheck();
-  const gone = await new WsBackend('gone').start();
+  const own = owned(t);
+  const gone = own(await new WsBackend('gone').start(), close);
   const address = gone.address;
   await gone.close();
-  const h = await startProxy(wsConfig([{ name: 'gone', address }]));
+  const h = own(await startProxy(wsConfig([{ name: 'gone', address }])), stopProxy);
   const answer = await upgradeRequest(h.port(), '/');
   t.match(answer, { status: 503, upgraded: false });
   t.equal(answer.headers['retry-after'], '1');
@@ -312,14 +315,15 @@ t.test('no serving backend: 503 with Retry-After; non-GET and non-websocket upgr
   t.match(h.log.access[0], { status: 503, error: 'NO_SERVING_BACKEND', backend: null });
   t.match(h.log.access[1], { method: 'POST', status: 400, error: 'WEBSOCKET_BAD_HANDSHAKE', backend: null });
   t.match(h.log.access[2], { method: 'GET', status: 400, error: 'BAD_REQUEST', backend: null });
-  await h.stop();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('shutdown closes open WebSockets at shutdown_timeout', async (t) => {
   const leaks = leakCheck();
-  const [echo] = (await startWsBackends(['ws'])) as [WsBackend];
-  const h = await startProxy({ ...wsConfig([{ name: 'ws', address: echo.address }]), shutdown_timeout: '300ms' });
+  const own = owned(t);
+  const [echo] = own((await startWsBackends(['ws'])) as [WsBackend], closeAll);
+  const h = own(await startProxy({ ...wsConfig([{ name: 'ws', address: echo.address }]), shutdown_timeout: '300ms' }), stopProxy);
   const ws = await open(h.port());
   const code = closed(ws);
   const stopping = h.stop();
@@ -327,6 +331,6 @@ t.test('shutdown closes open WebSockets at shutdown_timeout', async (t) => {
   await stopping;
   await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
   t.match(h.log.access[0], { tunnel: 'websocket', reason: 'shutdown', error: 'TUNNEL_CLOSED' });
-  await echo.close();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
