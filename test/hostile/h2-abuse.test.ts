@@ -11,6 +11,7 @@ import { TestBackend } from '../helpers/backend.js';
 import { leakCheck } from '../helpers/handles.js';
 import { startProxy, waitFor, type Harness } from '../helpers/harness.js';
 import { HTTP_CHECKS, selfSigned } from '../helpers/tunnels.js';
+import { close, owned, stopProxy, type Owned } from '../helpers/owned.js';
 import { FLAG, FRAME, RawH2, frame, getFields, h2close, h2connect, h2request, headerBlock, headersFrame, pingFrame, rstFrame, settingsFrame } from '../helpers/h2.js';
 
 const ENHANCE_YOUR_CALM = 11;
@@ -22,6 +23,10 @@ const ca = [readFileSync(cert.cert)];
 
 interface Setup {
   readonly h: Harness;
+  /** Whatever the test starts is registered here, stopped in teardown even when it fails. */
+  readonly own: Owned;
+  /** A raw HTTP/2 connection, destroyed in teardown. */
+  raw(): Promise<RawH2>;
   readonly app: TestBackend;
   /** A well-behaved connection opened before the abuse. */
   readonly bystander: ClientHttp2Session;
@@ -30,24 +35,25 @@ interface Setup {
 
 async function setup(t: Test, listener: Record<string, unknown> = {}, latencyMs = 0): Promise<Setup> {
   const leaks = leakCheck();
-  const app = await new TestBackend({ name: 'app', latencyMs }).start();
-  const h = await startProxy({
+  const own = owned(t);
+  const app = own(await new TestBackend({ name: 'app', latencyMs }).start(), close);
+  const h = own(await startProxy({
     log: { level: 'info' },
     listeners: [{ name: 'web', listen: '127.0.0.1:0', tls: cert, pool: 'app', ...listener }],
     pools: { app: { health_check: HTTP_CHECKS, response_timeout: '5s', backends: [{ name: 'app', address: app.address }] } },
-  });
-  const bystander = await h2connect(h.port(), ca);
+  }), stopProxy);
+  const bystander = own(await h2connect(h.port(), ca), h2close);
   t.equal((await h2request(bystander, { ':path': '/before' })).status, 200, 'bystander served');
   return {
     h,
+    own,
     app,
     bystander,
+    raw: async () => own(await RawH2.connect(h.port(), ca), (raw) => raw.destroy()),
     async stop() {
       // The abuse disturbed nobody else.
       t.equal((await h2request(bystander, { ':path': '/after' })).status, 200, 'the bystander connection still serves');
-      await h2close(bystander);
-      await h.stop();
-      await app.close();
+      await own.stopAll();
       await leaks.assertClean(t);
     },
   };
@@ -58,7 +64,7 @@ const abusive = (app: TestBackend): number => app.traffic.filter((r) => r.url !=
 
 t.test('rapid reset: HEADERS + RST_STREAM pairs end the connection with GOAWAY; none reaches the backend', async (t) => {
   const s = await setup(t);
-  const raw = await RawH2.connect(s.h.port(), ca);
+  const raw = await s.raw();
   const frames: Buffer[] = [];
   for (let i = 0; i < 500; i++) frames.push(headersFrame(1 + 2 * i, getFields('/flood')), rstFrame(1 + 2 * i));
   raw.open(...frames);
@@ -72,7 +78,7 @@ t.test('rapid reset: HEADERS + RST_STREAM pairs end the connection with GOAWAY; 
 
 t.test('a few cancelled requests are fine (a browser navigating away)', async (t) => {
   const s = await setup(t);
-  const raw = await RawH2.connect(s.h.port(), ca);
+  const raw = await s.raw();
   const frames: Buffer[] = [];
   for (let i = 0; i < 20; i++) frames.push(headersFrame(1 + 2 * i, getFields('/cancelled')), rstFrame(1 + 2 * i));
   frames.push(headersFrame(41, getFields('/kept')));
@@ -92,7 +98,7 @@ t.test('a header block past max_header_size (HEADERS + CONTINUATION) is refused 
   const big = [frame(FRAME.HEADERS, FLAG.END_STREAM, 1, first), frame(FRAME.CONTINUATION, FLAG.END_HEADERS, 1, second), headersFrame(3, getFields('/small'))];
 
   // A client that acknowledged our SETTINGS: Node's HTTP/2 stack resets the stream.
-  const acked = await RawH2.connect(s.h.port(), ca);
+  const acked = await s.raw();
   acked.open(frame(FRAME.SETTINGS, 0x1 /* ACK */, 0), ...big);
   await waitFor(() => acked.answered().includes(3), 3_000, 'the next stream answered');
   t.equal(acked.resets().get(1), ENHANCE_YOUR_CALM, 'stream reset (ENHANCE_YOUR_CALM)');
@@ -100,7 +106,7 @@ t.test('a header block past max_header_size (HEADERS + CONTINUATION) is refused 
   acked.destroy();
 
   // One that did not (Node applies its limit only after the ACK): the proxy answers 431 itself.
-  const unacked = await RawH2.connect(s.h.port(), ca);
+  const unacked = await s.raw();
   unacked.open(...big);
   await waitFor(() => unacked.answered().includes(3), 3_000, 'the next stream answered');
   await waitFor(() => s.h.log.access.some((l) => l.path === '/big'), 3_000, 'access line');
@@ -114,7 +120,7 @@ t.test('a header block past max_header_size (HEADERS + CONTINUATION) is refused 
 
 t.test('CONTINUATION flood ends the connection; nothing is forwarded', async (t) => {
   const s = await setup(t);
-  const raw = await RawH2.connect(s.h.port(), ca);
+  const raw = await s.raw();
   const frames = [frame(FRAME.HEADERS, FLAG.END_STREAM, 1, headerBlock(getFields('/cont')))];
   for (let i = 0; i < 1000; i++) frames.push(frame(FRAME.CONTINUATION, 0, 1, headerBlock([['x-c', 'c']])));
   raw.open(...frames);
@@ -126,7 +132,7 @@ t.test('CONTINUATION flood ends the connection; nothing is forwarded', async (t)
 
 t.test('PING flood ends the connection', async (t) => {
   const s = await setup(t);
-  const raw = await RawH2.connect(s.h.port(), ca);
+  const raw = await s.raw();
   raw.open(...Array.from({ length: 5000 }, () => pingFrame()));
   await raw.closed;
   t.pass('connection closed');
@@ -135,11 +141,11 @@ t.test('PING flood ends the connection', async (t) => {
 
 t.test('SETTINGS flood ends the connection with GOAWAY', async (t) => {
   const s = await setup(t);
-  const raw = await RawH2.connect(s.h.port(), ca);
+  const raw = await s.raw();
   raw.open(...Array.from({ length: 50 }, () => settingsFrame([[0x3, 100]])));
   await raw.closed;
   t.equal(raw.goaway, ENHANCE_YOUR_CALM, 'GOAWAY(ENHANCE_YOUR_CALM) from our SETTINGS budget');
-  const big = await RawH2.connect(s.h.port(), ca);
+  const big = await s.raw();
   big.open(...Array.from({ length: 5000 }, () => settingsFrame()));
   await big.closed;
   t.not(big.goaway, null, 'a flood in one burst too');
@@ -148,7 +154,7 @@ t.test('SETTINGS flood ends the connection with GOAWAY', async (t) => {
 
 t.test('empty DATA frame flood ends the connection; the request is not answered', async (t) => {
   const s = await setup(t);
-  const raw = await RawH2.connect(s.h.port(), ca);
+  const raw = await s.raw();
   const frames = [headersFrame(1, [[':method', 'POST'], ...getFields('/empty').slice(1)], FLAG.END_HEADERS)];
   for (let i = 0; i < 1000; i++) frames.push(frame(FRAME.DATA, 0, 1));
   raw.open(...frames);
@@ -160,7 +166,7 @@ t.test('empty DATA frame flood ends the connection; the request is not answered'
 
 t.test('streams past 100 concurrent are refused; 100 reach the backend', async (t) => {
   const s = await setup(t, {}, 300);
-  const raw = await RawH2.connect(s.h.port(), ca);
+  const raw = await s.raw();
   const frames: Buffer[] = [];
   for (let i = 0; i < 150; i++) frames.push(headersFrame(1 + 2 * i, getFields(`/c/${i}`)));
   raw.open(...frames);

@@ -17,6 +17,7 @@ import { leakCheck } from '../helpers/handles.js';
 import { startProxy, waitFor, type Harness } from '../helpers/harness.js';
 import { HTTP_CHECKS, WsBackend, selfSigned } from '../helpers/tunnels.js';
 import { h2close, h2connect, h2request } from '../helpers/h2.js';
+import { close, closeAll, owned, stopProxy } from '../helpers/owned.js';
 
 const dir = t.testdir({});
 const cert = await selfSigned(dir, 'h2', 'localhost');
@@ -54,19 +55,15 @@ function alpnOf(port: number, offered: string[]): Promise<string | false> {
   });
 }
 
-async function stopAll(h: Harness, ...backends: { close(): Promise<void> }[]): Promise<void> {
-  await h.stop();
-  await Promise.all(backends.map((b) => b.close()));
-}
-
 t.test('ALPN: h2 and http/1.1 offered; h2 requests reach the backend as HTTP/1.1 with :authority as Host', async (t) => {
   const leaks = leakCheck();
-  const app = await new TestBackend({ name: 'app' }).start();
-  const h = await startProxy({ log: { level: 'debug' }, listeners: [tlsListener()], pools: { app: pool([app]) } });
+  const own = owned(t);
+  const app = own(await new TestBackend({ name: 'app' }).start(), close);
+  const h = own(await startProxy({ log: { level: 'debug' }, listeners: [tlsListener()], pools: { app: pool([app]) } }), stopProxy);
   t.equal(await alpnOf(h.port(), ['h2', 'http/1.1']), 'h2', 'a client offering both gets h2');
   t.equal(await alpnOf(h.port(), ['http/1.1']), 'http/1.1', 'a client offering http/1.1 gets it');
 
-  const session = await h2connect(h.port(), ca);
+  const session = own(await h2connect(h.port(), ca), h2close);
   t.equal(session.remoteSettings.maxConcurrentStreams, 100, 'at most 100 concurrent streams announced');
   const reply = await h2request(session, { ':path': '/a/b?q=1', 'x-custom': 'v', cookie: ['a=1', 'b=2'] });
   t.equal(reply.status, 200);
@@ -87,20 +84,20 @@ t.test('ALPN: h2 and http/1.1 offered; h2 requests reach the backend as HTTP/1.1
   await waitFor(() => h.log.access.length === 2, 3_000, 'access lines');
   t.match(h.log.access[0], { protocol: 'http2', status: 200, method: 'GET', path: '/a/b', backend: 'app' });
   t.match(h.log.access[1], { protocol: 'http1', status: 200 });
-  await h2close(session);
-  await stopAll(h, app);
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('routing by :authority; a host header that differs from :authority is 400 and never forwarded', async (t) => {
   const leaks = leakCheck();
-  const app = await new TestBackend({ name: 'app' }).start();
-  const api = await new TestBackend({ name: 'api' }).start();
-  const h = await startProxy({
+  const own = owned(t);
+  const app = own(await new TestBackend({ name: 'app' }).start(), close);
+  const api = own(await new TestBackend({ name: 'api' }).start(), close);
+  const h = own(await startProxy({
     listeners: [tlsListener({ pool: undefined, routes: [{ host: 'api.example.com', pool: 'api' }, { pool: 'app' }] })],
     pools: { app: pool([app]), api: pool([api]) },
-  });
-  const session = await h2connect(h.port(), ca);
+  }), stopProxy);
+  const session = own(await h2connect(h.port(), ca), h2close);
   t.equal((await h2request(session, { ':path': '/', ':authority': 'api.example.com' })).body.toString(), 'api');
   t.equal((await h2request(session, { ':path': '/', ':authority': 'www.example.com' })).body.toString(), 'app');
   t.equal(api.traffic[0]?.headers.host, 'api.example.com');
@@ -114,32 +111,32 @@ t.test('routing by :authority; a host header that differs from :authority is 400
   t.ok(connect instanceof Error || connect.status === 405, 'CONNECT is refused');
   t.equal(app.traffic.length + api.traffic.length, 3, 'refused requests reached no backend');
   t.equal((await h2request(session, { ':path': '/' })).status, 200, 'the connection still serves');
-  await h2close(session);
-  await stopAll(h, app, api);
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('100 concurrent streams on one connection, balanced over the pool', async (t) => {
   const leaks = leakCheck();
-  const backends = await Promise.all(['b1', 'b2'].map((name) => new TestBackend({ name, latencyMs: 50 }).start()));
-  const h = await startProxy({ log: { level: 'info' }, listeners: [tlsListener()], pools: { app: pool(backends) } });
-  const session = await h2connect(h.port(), ca);
+  const own = owned(t);
+  const backends = own(await Promise.all(['b1', 'b2'].map((name) => new TestBackend({ name, latencyMs: 50 }).start())), closeAll);
+  const h = own(await startProxy({ log: { level: 'info' }, listeners: [tlsListener()], pools: { app: pool(backends) } }), stopProxy);
+  const session = own(await h2connect(h.port(), ca), h2close);
   const replies = await Promise.all(Array.from({ length: 100 }, (_, i) => h2request(session, { ':path': `/s/${i}` })));
   t.equal(replies.filter((r) => r.status === 200).length, 100, 'all 100 answered');
   const counts = backends.map((b) => b.traffic.length);
   t.equal(counts[0]! + counts[1]!, 100);
   t.ok(counts.every((c) => c >= 25), `both backends served (${counts.join('/')})`);
-  await h2close(session);
-  await stopAll(h, ...backends);
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('8 MiB bodies both ways; a body without content-length reaches the backend chunked', async (t) => {
   const leaks = leakCheck();
+  const own = owned(t);
   const big = Buffer.alloc(8 * 1024 * 1024, 'x');
   for (let i = 0; i < big.length; i += 4096) big[i] = 97 + ((i / 4096) % 26);
   const digest = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
-  const app = await new TestBackend({
+  const app = own(await new TestBackend({
     name: 'app',
     handler: (req, res, body) => {
       if (req.url === '/down') {
@@ -150,9 +147,9 @@ t.test('8 MiB bodies both ways; a body without content-length reaches the backen
       res.writeHead(200, { 'x-te': req.headers['transfer-encoding'] ?? '', 'x-cl': req.headers['content-length'] ?? '' });
       res.end(`${Buffer.byteLength(body, 'latin1')} ${digest(Buffer.from(body, 'latin1'))}`);
     },
-  }).start();
-  const h = await startProxy({ log: { level: 'info' }, listeners: [tlsListener()], pools: { app: pool([app], { response_timeout: '20s' }) } });
-  const session = await h2connect(h.port(), ca);
+  }).start(), close);
+  const h = own(await startProxy({ log: { level: 'info' }, listeners: [tlsListener()], pools: { app: pool([app], { response_timeout: '20s' }) } }), stopProxy);
+  const session = own(await h2connect(h.port(), ca), h2close);
   const down = await h2request(session, { ':path': '/down' });
   t.equal(down.body.length, big.length, '8 MiB down');
   t.equal(digest(down.body), digest(big), 'intact');
@@ -161,21 +158,21 @@ t.test('8 MiB bodies both ways; a body without content-length reaches the backen
   t.equal(up.headers['x-te'], 'chunked', 'no content-length: chunked to the backend');
   const sized = await h2request(session, { ':path': '/up', ':method': 'POST', 'content-length': '5' }, 'hello');
   t.equal(sized.headers['x-cl'], '5', 'content-length kept');
-  await h2close(session);
-  await stopAll(h, app);
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('failover: a backend resetting before the head is retried; one failing mid-body resets only that stream', async (t) => {
   const leaks = leakCheck();
-  const resetting = await new TestBackend({ name: 'resetting', handler: (req) => void req.socket.resetAndDestroy() }).start();
-  const good = await new TestBackend({ name: 'good' }).start();
-  const h = await startProxy({
+  const own = owned(t);
+  const resetting = own(await new TestBackend({ name: 'resetting', handler: (req) => void req.socket.resetAndDestroy() }).start(), close);
+  const good = own(await new TestBackend({ name: 'good' }).start(), close);
+  const h = own(await startProxy({
     log: { level: 'info' },
     listeners: [tlsListener()],
     pools: { app: pool([resetting, good], { health_check: { protocol: 'tcp', interval: '100ms', timeout: '1s', rise: 1, fall: 3 }, passive: { consecutive_failures: 100 } }) },
-  });
-  const session = await h2connect(h.port(), ca);
+  }), stopProxy);
+  const session = own(await h2connect(h.port(), ca), h2close);
   const replies = await Promise.all(Array.from({ length: 4 }, () => h2request(session, { ':path': '/' })));
   t.same(replies.map((r) => r.body.toString()), ['good', 'good', 'good', 'good'], 'idempotent requests retried on the good backend');
   t.ok(resetting.traffic.length >= 1, 'the resetting backend was tried');
@@ -183,11 +180,10 @@ t.test('failover: a backend resetting before the head is retried; one failing mi
   t.ok(h.log.access.some((l) => l.retries === 1 && l.protocol === 'http2'), 'a retry is logged');
   const post = await h2request(session, { ':path': '/', ':method': 'POST' }, 'body');
   t.ok(post.status === 200 || post.status === 502, `a POST is not retried after a reset (got ${post.status})`);
-  await h2close(session);
-  await stopAll(h, resetting, good);
+  await own.stopAll();
 
   // Mid-body: the head and part of the body went out, then the backend died.
-  const dying = await new TestBackend({
+  const dying = own(await new TestBackend({
     name: 'dying',
     handler: (req, res) => {
       if (req.url === '/ok') {
@@ -198,28 +194,28 @@ t.test('failover: a backend resetting before the head is retried; one failing mi
       res.write('partial');
       setTimeout(() => req.socket.destroy(), 50);
     },
-  }).start();
-  const h2 = await startProxy({ log: { level: 'info' }, listeners: [tlsListener()], pools: { app: pool([dying]) } });
-  const s2 = await h2connect(h2.port(), ca);
+  }).start(), close);
+  const h2 = own(await startProxy({ log: { level: 'info' }, listeners: [tlsListener()], pools: { app: pool([dying]) } }), stopProxy);
+  const s2 = own(await h2connect(h2.port(), ca), h2close);
   const broken = await h2request(s2, { ':path': '/die' }).then(() => null, (err: Error) => err);
   t.ok(broken instanceof Error, 'a body cut short is a stream error, never a complete response');
   t.equal((await h2request(s2, { ':path': '/ok' })).body.toString(), 'fine', 'the connection keeps serving other streams');
-  await h2close(s2);
-  await stopAll(h2, dying);
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('WebSocket, plain-HTTP 400 and http2: false on the TLS listener', async (t) => {
   const leaks = leakCheck();
-  const app = await new TestBackend({ name: 'app' }).start();
-  const ws = await new WsBackend('ws').start();
-  const h = await startProxy({
+  const own = owned(t);
+  const app = own(await new TestBackend({ name: 'app' }).start(), close);
+  const ws = own(await new WsBackend('ws').start(), close);
+  const h = own(await startProxy({
     listeners: [
       tlsListener({ pool: undefined, routes: [{ path_prefix: '/ws', pool: 'ws' }, { pool: 'app' }] }),
       tlsListener({ name: 'h1only', http2: false }),
     ],
     pools: { app: pool([app]), ws: { health_check: HTTP_CHECKS, backends: [{ name: 'ws', address: ws.address }] } },
-  });
+  }), stopProxy);
   const tlsOptions: ClientOptions & tls.ConnectionOptions = { ca, servername: 'localhost' };
   const client = new WebSocket(`wss://127.0.0.1:${h.port()}/ws`, tlsOptions);
   await new Promise<void>((resolve, reject) => {
@@ -243,15 +239,16 @@ t.test('WebSocket, plain-HTTP 400 and http2: false on the TLS listener', async (
   t.match(plain, /^HTTP\/1\.1 400 /, 'plain HTTP still gets the readable 400');
 
   t.equal(await alpnOf(h.port('h1only'), ['h2', 'http/1.1']), 'http/1.1', 'http2: false offers http/1.1 only');
-  await stopAll(h, app, ws);
+  await own.stopAll();
   await leaks.assertClean(t);
 });
 
 t.test('shutdown: an HTTP/2 connection gets GOAWAY and its stream in progress finishes', async (t) => {
   const leaks = leakCheck();
-  const app = await new TestBackend({ name: 'app', latencyMs: 200 }).start();
-  const h = await startProxy({ listeners: [tlsListener()], pools: { app: pool([app]) } });
-  const session = await h2connect(h.port(), ca);
+  const own = owned(t);
+  const app = own(await new TestBackend({ name: 'app', latencyMs: 200 }).start(), close);
+  const h = own(await startProxy({ listeners: [tlsListener()], pools: { app: pool([app]) } }), stopProxy);
+  const session = own(await h2connect(h.port(), ca), h2close);
   const goaway = new Promise<void>((resolve) => session.once('goaway', () => resolve()));
   const pending = h2request(session, { ':path': '/slow' });
   await waitFor(() => app.traffic.length === 1, 3_000, 'request at the backend');
@@ -260,6 +257,6 @@ t.test('shutdown: an HTTP/2 connection gets GOAWAY and its stream in progress fi
   t.equal((await pending).status, 200, 'the stream in progress finished');
   await stopped;
   await new Promise<void>((resolve) => (session.destroyed ? resolve() : session.once('close', () => resolve())));
-  await app.close();
+  await own.stopAll();
   await leaks.assertClean(t);
 });
