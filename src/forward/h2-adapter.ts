@@ -116,7 +116,10 @@ export class ProxiedH2Response extends Http2ServerResponse<ProxiedH2Request> {
     return super.destroy(err);
   }
 
-  /** `[name, value, …]` or an object, as node:http takes them; the reason phrase is dropped (HTTP/2 has none). */
+  /**
+   * `[name, value, …]` (raw headers: Node 20+ takes them here too, duplicates such as Set-Cookie
+   * kept) or an object, as node:http takes them; the reason phrase is dropped (HTTP/2 has none).
+   */
   override writeHead(statusCode: number, statusMessage?: string | OutgoingHttpHeaders | readonly string[], headers?: OutgoingHttpHeaders | readonly string[]): this {
     const given = typeof statusMessage === 'string' ? headers : statusMessage;
     if (Array.isArray(given)) {

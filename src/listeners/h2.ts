@@ -61,8 +61,6 @@ export type H2RequestHandler = (req: ProxiedH2Request, res: ProxiedH2Response) =
 interface SessionGuard {
   readonly resets: Budget;
   readonly settings: Budget;
-  /** Streams open on the connection. */
-  open: number;
 }
 
 export class H2Sessions {
@@ -90,11 +88,7 @@ export class H2Sessions {
     this.#server.on('session', (session: ServerHttp2Session) => this.#onSession(session));
     this.#server.on('stream', (stream: ServerHttp2Stream) => {
       const session = stream.session as ServerHttp2Session;
-      const guard = this.#sessions.get(session);
-      if (guard === undefined) return;
-      guard.open++;
       stream.once('close', () => {
-        guard.open--;
         // Reset before it was forwarded (forwarded streams are judged in dispatch()).
         if (stream.rstCode !== 0 && !this.#dispatched.has(stream)) this.#reset(session);
       });
@@ -120,25 +114,16 @@ export class H2Sessions {
     });
   }
 
-  /** Open HTTP/2 connections. */
-  get size(): number {
-    return this.#sessions.size;
-  }
-
   /** Reload: new limits for new connections (open ones keep theirs). */
   reconfigure(settings: H2Settings): void {
     this.#settings = settings;
     this.#server.updateSettings(serverSettings(settings));
   }
 
-  /** Connections with no stream open are closed (GOAWAY, then the socket). */
-  closeIdle(): void {
-    for (const [session, guard] of this.#sessions) {
-      if (guard.open === 0) session.close();
-    }
-  }
-
-  /** Drain: GOAWAY to every connection; each closes once its streams are done. */
+  /**
+   * Drain and shutdown: GOAWAY to every connection; each closes once its streams are done (an
+   * HTTP/2 connection has no idle state between requests worth keeping: a client opens a new one).
+   */
   closeGracefully(): void {
     for (const session of this.#sessions.keys()) if (!session.closed) session.close();
   }
@@ -166,7 +151,6 @@ export class H2Sessions {
     this.#sessions.set(session, {
       resets: new Budget(H2_LIMITS.resetBurst, H2_LIMITS.resetsPerSecond, now),
       settings: new Budget(H2_LIMITS.settingsBurst, H2_LIMITS.settingsPerSecond, now),
-      open: 0,
     });
     session.once('close', () => this.#sessions.delete(session));
     session.on('error', (err: NodeJS.ErrnoException) => {
