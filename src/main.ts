@@ -1,7 +1,7 @@
 #!/usr/bin/env -S node --max-semi-space-size=4
 /**
  * Process entry: arguments, config, start; SIGHUP → reload, SIGTERM/SIGINT → graceful
- * shutdown. The only file that touches `process`.
+ * shutdown, SIGUSR1 → reopen the log file. The only file that touches `process`.
  *
  * Exit codes: 0 clean shutdown, 1 invalid config or a listener that cannot bind, 2 bad usage.
  *
@@ -11,11 +11,14 @@
  * V8 sizes the heap before any code runs.
  * Startup errors are one line on stderr, never a stack.
  */
+import './node-compat.js';
 import { createRequire } from 'node:module';
 import { parseArgs, USAGE } from './args.js';
 import { ConfigError, describeConfig, loadConfig } from './config/load.js';
 import { ProxyError } from './errors.js';
-import { createLogger, flushLogger } from './log.js';
+import { ConfigWatcher, fileDigest } from './control/watch.js';
+import { createLogger, flushLogger, type Logger } from './log.js';
+import { LogSink } from './log-sink.js';
 import { Proxy } from './proxy.js';
 
 function version(): string {
@@ -43,6 +46,9 @@ async function check(file: string): Promise<number> {
 
 async function run(file: string): Promise<void> {
   let config;
+  // Before loading: `watch` compares later content with what was loaded (a change made while
+  // the proxy starts is not missed).
+  const loadedDigest = await fileDigest(file);
   try {
     config = await loadConfig(file);
   } catch (err) {
@@ -53,7 +59,16 @@ async function run(file: string): Promise<void> {
     }
     throw err;
   }
-  const logger = createLogger({ level: config.log.level });
+  // Logs (SPEC §12): a log file that cannot be opened is a startup error on stderr.
+  const logFile = config.log.file ?? null;
+  const unwritable = logFile === null ? null : LogSink.probe(logFile);
+  if (unwritable !== null) {
+    process.stderr.write(`hotwarm: ${unwritable}\n`);
+    process.exitCode = 1;
+    return;
+  }
+  const sink = new LogSink({ format: config.log.format, file: logFile });
+  const logger = createLogger({ level: config.log.level, destination: sink });
   // The loader has checked that the variable is set and not empty.
   const adminToken = config.admin?.token_env === undefined ? null : (process.env[config.admin.token_env] ?? null);
   const proxy = new Proxy(config, { logger, adminToken });
@@ -75,6 +90,7 @@ async function run(file: string): Promise<void> {
       process.exit(1);
     }
     stopping = true;
+    watcher.stop();
     logger.info({ signal }, 'shutting down');
     void proxy
       .shutdown()
@@ -91,18 +107,25 @@ async function run(file: string): Promise<void> {
         process.exit(code);
       });
   };
-  const reload = (): void => {
+  // `source`: SIGHUP, or `watch` when the file changed (exactly the same reload).
+  const reload = (source: 'SIGHUP' | 'watch' = 'SIGHUP'): void => {
     if (stopping) {
-      logger.info({ signal: 'SIGHUP' }, 'SIGHUP ignored: shutting down');
+      logger.info({ signal: source }, `${source} ignored: shutting down`);
       return;
     }
-    logger.info({ signal: 'SIGHUP', file: config.file }, 'reloading');
+    logger.info({ signal: source, file: config.file }, 'reloading');
     if (running) void proxy.reload();
     else reloadAfterStart = true;
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', reload);
+  process.on('SIGHUP', () => reload('SIGHUP'));
+  const watcher = followConfigFile(proxy, logger, loadedDigest, () => reload('watch'));
+  // SIGUSR1: reopen the log file (logrotate's postrotate); lines go to the file at that path from now on.
+  process.on('SIGUSR1', () => {
+    sink.reopen();
+    logger.info({ signal: 'SIGUSR1', file: logFile }, 'log file reopened');
+  });
 
   try {
     await proxy.start();
@@ -114,6 +137,40 @@ async function run(file: string): Promise<void> {
   }
   running = proxy.running;
   if (running && reloadAfterStart) void proxy.reload();
+  if (running && !stopping) watcher.sync();
+}
+
+/**
+ * `watch: true` (SPEC §12): the file's changes go through `reload`, the SIGHUP path. Whether
+ * it is on follows the running config: a reload may turn it on or off.
+ */
+function followConfigFile(proxy: Proxy, logger: Logger, loadedDigest: string | null, reload: () => void): { sync(): void; stop(): void } {
+  const watcher = new ConfigWatcher({
+    file: proxy.config.file,
+    onChange: reload,
+    onError: (message) => logger.warn({ file: proxy.config.file }, message),
+  });
+  let stopped = false;
+  // The first start compares with the content loaded at startup; one after a reload turned
+  // watch on compares with the content then.
+  let baseline = loadedDigest;
+  const sync = (): void => {
+    if (stopped) return;
+    if (!proxy.config.watch) watcher.stop();
+    else if (!watcher.active) void watcher.start(baseline);
+    baseline = null;
+  };
+  const unsubscribe = proxy.events.subscribe((event) => {
+    if (event.type === 'reload' && event.ok === true) sync();
+  });
+  return {
+    sync,
+    stop: () => {
+      stopped = true;
+      unsubscribe();
+      watcher.stop();
+    },
+  };
 }
 
 async function main(): Promise<void> {

@@ -18,6 +18,7 @@ import { WebSocketForwarder } from './forward/websocket.js';
 import { HttpListener } from './listeners/http.js';
 import { TcpListener } from './listeners/tcp.js';
 import { AccessLog, type Logger } from './log.js';
+import { Discovery } from './upstream/discovery.js';
 import { PoolRuntime, type PoolReload } from './upstream/pool-runtime.js';
 import type { ProbeResult } from './upstream/probes.js';
 
@@ -44,6 +45,8 @@ interface PreparedReload {
   readonly pools: ReadonlyMap<string, PoolRuntime>;
   /** Listeners bound for added and rebound names, held until the swap. */
   readonly bound: ReadonlyMap<string, Listener>;
+  /** Ends the reload's hold on the pools' member lists (see `#memberUpdates`). */
+  readonly release: () => void;
 }
 
 type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
@@ -68,6 +71,13 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   readonly #drainingListeners = new Map<Listener, Promise<void>>();
   #state: State = 'new';
   #starting: Promise<void> | null = null;
+  /** DNS answers for `discover` entries and DNS names in `address` (SPEC §12). */
+  readonly #discovery: Discovery;
+  /**
+   * Reloads and DNS updates both change pools' member lists in two steps (prepare, then swap):
+   * they take turns, so neither swaps in a list built on members the other has replaced.
+   */
+  #memberUpdates: Promise<void> = Promise.resolve();
 
   constructor(config: Config, options: ProxyOptions) {
     this.#config = config;
@@ -84,6 +94,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     this.#adminToken = options.adminToken ?? null;
     // Read at scrape time through the fields: a reload replaces the pools map.
     this.#metrics = new Metrics(this.events, { pools: () => this.#pools.values(), listeners: () => this.#listeners.values() });
+    this.#discovery = new Discovery({ events: this.events, logger: this.#logger, onLookup: (pool) => void this.#followDns(pool) });
   }
 
   get config(): Config {
@@ -102,6 +113,11 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     return this.#state === 'running';
   }
 
+  /** `GET /readyz`: every listener bound and the first round of checks done, and not shutting down. */
+  get ready(): boolean {
+    return this.#state === 'running';
+  }
+
   /** Config version: 1 at start, +1 per applied reload. */
   get version(): number {
     return this.#reloader.version;
@@ -116,7 +132,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     return this.#reloader.counts;
   }
 
-  /** Health round, then every listener bound; on a bind failure everything started is stopped and the error thrown. */
+  /** Admin listener, health round, then every listener bound; on a bind failure everything started is stopped and the error thrown. */
   start(): Promise<void> {
     if (this.#state !== 'new') throw new Error('proxy already started');
     this.#state = 'starting';
@@ -125,9 +141,14 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   }
 
   async #start(): Promise<void> {
-    for (const [name, config] of Object.entries(this.#config.pools)) this.#pools.set(name, this.#newPool(name, config));
-    await Promise.all([...this.#pools.values()].map((p) => p.start()));
     try {
+      // The admin listener opens first, so `/readyz` answers 503 while names resolve and the first round runs.
+      await this.#startAdmin();
+      // An unreachable resolver does not stop the start: the pools begin with what is known.
+      await this.#discovery.resolveNew(this.#config);
+      this.#discovery.configure(this.#config);
+      for (const [name, config] of Object.entries(this.#config.pools)) this.#pools.set(name, this.#newPool(name, this.#discovery.expand(name, config)));
+      await Promise.all([...this.#pools.values()].map((p) => p.start()));
       for (const config of this.#config.listeners) {
         // A shutdown that began during startup closes what exists; bind nothing more.
         if (this.#state !== 'starting') return;
@@ -135,7 +156,6 @@ export class Proxy implements ReloadTarget<PreparedReload> {
         this.#listeners.set(config.name, listener);
         this.#announce(listener, await listener.listen());
       }
-      if (this.#state === 'starting') await this.#startAdmin();
     } catch (err) {
       await this.#closeEverything();
       this.#state = 'stopped';
@@ -159,7 +179,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   }
 
   /**
-   * After the traffic listeners: a bind failure fails startup like theirs (LISTEN_FAILED).
+   * Before the first round of checks: a bind failure fails startup like a listener's (LISTEN_FAILED).
    * The admin listener and its token are read at startup only; a reload reports admin
    * changes as needing a restart.
    */
@@ -189,12 +209,25 @@ export class Proxy implements ReloadTarget<PreparedReload> {
    * swap, so a request on a new address waits for these checks rather than meet half a reload.
    */
   async prepare(next: Config, plan: ReloadPlan): Promise<PreparedReload> {
-    const added = plan.pools.added.map((name) => this.#newPool(name, next.pools[name] as Config['pools'][string]));
+    const release = await this.#takeMembers();
+    try {
+      // Names the new config adds are looked up now; known ones keep their answers (and backends).
+      await this.#discovery.resolveNew(next);
+      return await this.#prepare(next, plan, release);
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+
+  async #prepare(next: Config, plan: ReloadPlan, release: () => void): Promise<PreparedReload> {
+    const expanded = (name: string): Config['pools'][string] => this.#discovery.expand(name, next.pools[name] as Config['pools'][string]);
+    const added = plan.pools.added.map((name) => this.#newPool(name, expanded(name)));
     const updated = plan.pools.updated.map(({ name }) => this.#pools.get(name) as PoolRuntime);
     const pools = new Map([...this.#pools].filter(([name]) => Object.hasOwn(next.pools, name)));
     for (const pool of added) pools.set(pool.name, pool);
     const bound = new Map<string, Listener>();
-    const undo = (): void => this.abort({ config: next, plan, added: added.map((pool) => ({ pool, results: [] })), updated: [], pools, bound });
+    const undo = (): void => this.#undo({ config: next, plan, added: added.map((pool) => ({ pool, results: [] })), updated: [], pools, bound, release });
     try {
       // Every listener is built before any binds: a constructor that throws leaves nothing bound.
       const binding = new Set([...plan.listeners.added, ...plan.listeners.rebound.map((l) => l.name)]);
@@ -215,7 +248,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     }
     const [rounds, reloads] = await Promise.all([
       Promise.all(added.map((pool) => pool.firstRound())),
-      Promise.all(updated.map((pool) => pool.prepareReload(next.pools[pool.name] as Config['pools'][string]))),
+      Promise.all(updated.map((pool) => pool.prepareReload(expanded(pool.name)))),
     ]);
     return {
       config: next,
@@ -224,10 +257,16 @@ export class Proxy implements ReloadTarget<PreparedReload> {
       updated: updated.map((pool, i) => ({ pool, reload: reloads[i] as PoolReload })),
       pools,
       bound,
+      release,
     };
   }
 
   abort(prepared: PreparedReload): void {
+    this.#undo(prepared);
+    prepared.release();
+  }
+
+  #undo(prepared: PreparedReload): void {
     for (const listener of prepared.bound.values()) void listener.abandon();
     for (const { pool, reload } of prepared.updated) pool.discard(reload);
     for (const { pool } of prepared.added) {
@@ -264,6 +303,41 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     this.#config = config;
     if (old.log.level !== config.log.level) this.#logger.level = config.log.level;
     this.#access.enabled = config.log.access;
+    this.#discovery.configure(config);
+    prepared.release();
+  }
+
+  /** Waits for the pools' member lists to be free; the returned function frees them again. */
+  async #takeMembers(): Promise<() => void> {
+    let release = (): void => undefined;
+    const mine = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const before = this.#memberUpdates;
+    this.#memberUpdates = before.then(() => mine);
+    await before;
+    return release;
+  }
+
+  /**
+   * A pool's names were looked up again: when its member list differs from the running one,
+   * the new list goes through the reload path — new addresses checked before they serve,
+   * vanished ones drained like backends a reload removed.
+   */
+  async #followDns(name: string): Promise<void> {
+    const release = await this.#takeMembers();
+    try {
+      const pool = this.#pools.get(name);
+      const config = this.#config.pools[name];
+      if (this.#state !== 'running' || pool === undefined || config === undefined) return;
+      const next = this.#discovery.expand(name, config);
+      if (sameMembers(pool.config.backends, next.backends)) return;
+      const reload = await pool.prepareReload(next);
+      if (this.#state === 'running' && this.#pools.get(name) === pool && this.#config.pools[name] === config) pool.reconfigure(reload);
+      else pool.discard(reload);
+    } finally {
+      release();
+    }
   }
 
   /** Writes out access-log lines still batched (they are at most 50 ms old); for an immediate exit. */
@@ -302,6 +376,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   }
 
   async #closeEverything(): Promise<void> {
+    this.#discovery.stop();
     const pools = [...this.#pools.values(), ...this.#retiredPools];
     const listeners = [...this.#listeners.values(), ...this.#drainingListeners.keys()];
     for (const pool of pools) pool.stop();
@@ -376,4 +451,15 @@ export class Proxy implements ReloadTarget<PreparedReload> {
 function drainGrace(listener: ListenerConfig, config: Config): number {
   const names = listener.routes === undefined ? [listener.pool] : listener.routes.map((r) => r.pool);
   return Math.max(0, ...names.map((name) => (name === undefined ? 0 : config.pools[name]?.drain_timeout ?? 0)));
+}
+
+/** Same backends in the same order with the same settings: nothing for a DNS update to apply. */
+function sameMembers(a: Config['pools'][string]['backends'], b: Config['pools'][string]['backends']): boolean {
+  return (
+    a.length === b.length &&
+    a.every((x, i) => {
+      const y = b[i];
+      return y !== undefined && x.name === y.name && x.address.host === y.address.host && x.address.port === y.address.port && x.role === y.role && x.weight === y.weight && x.max_conns === y.max_conns;
+    })
+  );
 }

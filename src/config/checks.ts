@@ -132,9 +132,14 @@ function checkPools(raw: Obj, line: (path: readonly PathSegment[]) => number): P
         line,
       ),
     );
-    const roles = backends.map((b) => (isObj(b) ? (b['role'] ?? DEFAULTS.backend.role) : undefined));
+    // Discover entries count as backends here: what their answers hold is not known before run time.
+    const discover = list(pool['discover']);
+    if (backends.length === 0 && discover.length === 0 && (pool['backends'] === undefined || Array.isArray(pool['backends']))) {
+      issues.push({ path: ['pools', name, 'backends'], message: 'a pool needs at least one backend or a discover entry' });
+    }
+    const roles = [...backends, ...discover].map((b) => (isObj(b) ? (b['role'] ?? DEFAULTS.backend.role) : undefined));
     const rolesValid = roles.every((role) => role === 'hot' || role === 'warm');
-    if (backends.length > 0 && rolesValid && !roles.includes('hot')) {
+    if (roles.length > 0 && rolesValid && !roles.includes('hot')) {
       issues.push({ path: ['pools', name, 'backends'], message: 'a pool needs at least one hot backend (all are warm)' });
     }
     const check = pool['health_check'];

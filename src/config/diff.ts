@@ -67,8 +67,7 @@ export function diffConfig(old: Config, next: Config): ReloadPlan {
   const pools = diffPools(old.pools, next.pools);
   const settings = settingChanges(old, next, TOP_LEVEL_SKIP);
   const summary = [
-    // The admin listener and its token are read at startup only (they guard the reload itself).
-    ...settings.map((c) => (c.key === 'admin' || c.key.startsWith('admin.') ? `${line('')(c)} (applies at the next start)` : line('')(c))),
+    ...settings.map((c) => (AT_NEXT_START.some((k) => c.key === k || c.key.startsWith(`${k}.`)) ? `${line('')(c)} (applies at the next start)` : line('')(c))),
     ...listeners.added.map((name) => `listener ${name} added (${describeListener(find(next.listeners, name))})`),
     ...listeners.removed.map((name) => `listener ${name} removed`),
     ...listeners.rebound.map((l) => `listener ${l.name} rebound: ${l.changes.map(show).join(', ')}`),
@@ -79,6 +78,12 @@ export function diffConfig(old: Config, next: Config): ReloadPlan {
   ];
   return { listeners, pools, settings, changed: summary.length > 0, summary };
 }
+
+/**
+ * Top-level settings read at startup only: the admin listener and its token (they guard the
+ * reload itself), and where and how logs are written (the open log file is the process's).
+ */
+const AT_NEXT_START: readonly string[] = ['admin', 'log.format', 'log.file'];
 
 /** Keys of the root that are not settings (compared on their own) or not comparable. */
 const TOP_LEVEL_SKIP: ReadonlySet<string> = new Set(['listeners', 'pools', 'file']);
@@ -228,7 +233,7 @@ function tlsChanges(from: TlsLike | undefined, to: TlsLike | undefined): Setting
 
 const DURATION_KEYS: ReadonlySet<string> = new Set([
   'shutdown_timeout', 'header_timeout', 'idle_timeout', 'connect_timeout', 'response_timeout',
-  'tunnel_idle_timeout', 'drain_timeout', 'interval', 'timeout', 'failback_hold', 'slow_start',
+  'tunnel_idle_timeout', 'drain_timeout', 'interval', 'timeout', 'failback_hold', 'slow_start', 'resolve_interval',
 ]);
 const SIZE_KEYS: ReadonlySet<string> = new Set(['max_header_size', 'max_replay_body']);
 

@@ -138,7 +138,9 @@ function build(data: RawConfig, file: string, tls: ReadonlyMap<number, TlsMateri
   for (const [name, pool] of Object.entries(data.pools)) {
     pools[name] = { ...pool, health_check: pool.health_check ?? implicitHealthCheck() };
   }
-  return { ...data, file, listeners, pools };
+  // The log file, like TLS files, is found relative to the config file's folder.
+  const log = data.log.file === undefined ? data.log : { ...data.log, file: resolve(dirname(file), data.log.file) };
+  return { ...data, log, file, listeners, pools };
 }
 
 function deepFreeze<T>(value: T): T {

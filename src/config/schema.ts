@@ -15,12 +15,14 @@ import {
   type Parsed,
 } from './units.js';
 import { describeValue } from './messages.js';
+import { DNS_NAME, isSrvName, parseResolver } from './dns-names.js';
 import { isNormalPath, normalizePath } from '../core/path.js';
 
 /** Every default, in the units an operator writes them. */
 export const DEFAULTS = {
   shutdown_timeout: '30s',
-  log: { level: 'info', access: true },
+  watch: false,
+  log: { level: 'info', access: true, format: 'json' },
   listener: {
     protocol: 'http',
     trusted_proxies: [] as string[],
@@ -37,6 +39,7 @@ export const DEFAULTS = {
     retries: 2,
     drain_timeout: '5m',
     max_replay_body: '64KiB',
+    resolve_interval: '10s',
   },
   health_check: {
     protocol: 'http',
@@ -52,6 +55,7 @@ export const DEFAULTS = {
   failover: { failback: 'auto', failback_hold: '30s', slow_start: '10s', spill: true },
   warmup: { path: '/', requests: 10 },
   backend: { weight: 1, max_conns: 0, role: 'hot' },
+  discover: { weight: 1, max_conns: 0, role: 'hot' },
 } as const;
 
 /** Names appear in URLs of the admin API and in metric labels: keep them plain. */
@@ -164,6 +168,28 @@ const backendSchema = z.strictObject({
   role: z.enum(['hot', 'warm']).prefault(DEFAULTS.backend.role),
 });
 
+/**
+ * A DNS name to take backends from (SPEC §12). A name whose first label starts with `_`
+ * (`_http._tcp.app.service.consul`) is looked up as SRV: port and weight come from the answer,
+ * so the entry may not set them. Any other name is looked up as A and AAAA and needs `port`.
+ */
+const discoverSchema = z
+  .strictObject({
+    dns: z.string({ error: expected('a DNS name') }).regex(DNS_NAME, 'must be a DNS name like app.default.svc.cluster.local or _http._tcp.app.service.consul'),
+    port: int(1, 65535).optional(),
+    weight: int(1, 256).optional(),
+    max_conns: int(0, 1_000_000).prefault(DEFAULTS.discover.max_conns),
+    role: z.enum(['hot', 'warm']).prefault(DEFAULTS.discover.role),
+  })
+  .superRefine((entry, ctx) => {
+    if (isSrvName(entry.dns)) {
+      if (entry.port !== undefined) ctx.addIssue({ code: 'custom', path: ['port'], message: 'an SRV name takes the port from its answer: remove "port"' });
+      if (entry.weight !== undefined) ctx.addIssue({ code: 'custom', path: ['weight'], message: 'an SRV name takes the weight from its answer: remove "weight"' });
+    } else if (entry.port === undefined) {
+      ctx.addIssue({ code: 'custom', path: [], message: 'an A/AAAA name needs "port" (or use an SRV name like _http._tcp.app.example.com)' });
+    }
+  });
+
 const poolSchema = z.strictObject({
   connect_timeout: positiveDuration().prefault(DEFAULTS.pool.connect_timeout),
   response_timeout: duration().prefault(DEFAULTS.pool.response_timeout),
@@ -178,7 +204,12 @@ const poolSchema = z.strictObject({
     .prefault({}),
   failover: failoverSchema.prefault({}),
   drain_timeout: duration().prefault(DEFAULTS.pool.drain_timeout),
-  backends: z.array(backendSchema).min(1, 'a pool needs at least one backend'),
+  /** Listed backends; a pool with `discover` entries may have none (load.ts checks "at least one of them"). */
+  backends: z.array(backendSchema).prefault([]),
+  discover: z.array(discoverSchema).optional(),
+  resolve_interval: duration()
+    .refine((ms) => ms >= 1000, { message: 'must be at least 1s' })
+    .prefault(DEFAULTS.pool.resolve_interval),
 });
 
 const adminSchema = z.strictObject({
@@ -189,12 +220,20 @@ const adminSchema = z.strictObject({
 const logSchema = z.strictObject({
   level: z.enum(['trace', 'debug', 'info', 'warn', 'error']).prefault(DEFAULTS.log.level),
   access: boolean().prefault(DEFAULTS.log.access),
+  format: z.enum(['json', 'text']).prefault(DEFAULTS.log.format),
+  /** Relative paths are relative to the config file's folder; made absolute by the loader. */
+  file: z.string().min(1, 'must be a file path').optional(),
 });
+
+/** A DNS server: an IP address with an optional port (default 53). */
+const resolverSchema = parsedScalar(parseResolver, 'a DNS server address like 10.0.0.2 or 10.0.0.2:53');
 
 export const configSchema = z.strictObject({
   admin: adminSchema.optional(),
   log: logSchema.prefault({}),
   shutdown_timeout: duration().prefault(DEFAULTS.shutdown_timeout),
+  watch: boolean().prefault(DEFAULTS.watch),
+  resolvers: z.array(resolverSchema).min(1, 'list at least one server, or leave the key out for the system resolvers').optional(),
   listeners: z.array(listenerSchema).min(1, 'at least one listener is required'),
   pools: z.record(name, poolSchema),
 });

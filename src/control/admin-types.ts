@@ -100,4 +100,6 @@ export interface AdminHost {
   /** The running config version (1 at startup, +1 per applied reload). */
   readonly version: number;
   readonly lastReload: ReloadResult | null;
+  /** Readiness (`GET /readyz`): listeners bound and the first round of checks done, not shutting down. */
+  readonly ready: boolean;
 }

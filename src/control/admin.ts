@@ -113,6 +113,13 @@ export class AdminServer {
       if (allowed(res, method, ['GET', 'HEAD'])) json(res, 200, { status: 'ok' });
       return;
     }
+    // Readiness for load balancers and orchestrators: like /healthz, no token (a probe carries none).
+    if (path === '/readyz') {
+      if (!allowed(res, method, ['GET', 'HEAD'])) return;
+      if (this.#options.host.ready) json(res, 200, { status: 'ready' });
+      else json(res, 503, { status: 'not ready' });
+      return;
+    }
     const target = route(path);
     const queryToken = path === '/' && q !== -1 ? new URLSearchParams(url.slice(q + 1)).get('token') : null;
     const auth = this.#auth.request(req, queryToken, method === 'POST');

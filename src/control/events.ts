@@ -17,6 +17,7 @@ export const EVENT_TYPES = [
   'reload',
   'listening',
   'shutdown',
+  'discovery_failed',
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];
@@ -45,6 +46,7 @@ const LEVEL: Readonly<Record<EventType, Level>> = {
   reload: 'info',
   listening: 'info',
   shutdown: 'info',
+  discovery_failed: 'warn',
 };
 
 export type EventListener = (event: ProxyEvent) => void;

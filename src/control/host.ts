@@ -36,6 +36,7 @@ export interface ProxyView {
   readonly events: EventLog;
   readonly version: number;
   readonly lastReload: ReloadResult | null;
+  readonly ready: boolean;
   reload(): Promise<ReloadResult>;
 }
 
@@ -55,6 +56,10 @@ export class ProxyAdminHost implements AdminHost {
 
   get lastReload(): ReloadResult | null {
     return this.#proxy.lastReload;
+  }
+
+  get ready(): boolean {
+    return this.#proxy.ready;
   }
 
   reload(): Promise<ReloadResult> {

@@ -20,6 +20,8 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ExchangeRecord } from '../forward/http.js';
 import type { UpstreamBackend } from '../upstream/backend.js';
 import type { PoolRuntime } from '../upstream/pool-runtime.js';
+import { isDnsName } from '../config/dns-names.js';
+import { LOOKUP_FAILURES } from '../upstream/discovery.js';
 import type { EventLog, ProxyEvent } from './events.js';
 
 /** Every metric hotwarm exports. */
@@ -37,6 +39,7 @@ export const METRICS = [
   { name: 'hotwarm_health_checks_total', type: 'counter', labels: ['pool', 'backend', 'result'], help: 'Active health checks, by result (ok, fail).' },
   { name: 'hotwarm_reloads_total', type: 'counter', labels: ['result'], help: 'Configuration reloads, by result (ok, failed).' },
   { name: 'hotwarm_client_connections', type: 'gauge', labels: ['listener'], help: 'Open client connections per listener.' },
+  { name: 'hotwarm_discovery_failures_total', type: 'counter', labels: ['pool', 'result'], help: 'DNS lookups for discover entries and names in address that gave no answer, by result (nxdomain, empty, timeout, servfail, refused, error).' },
 ] as const;
 
 type Spec = (typeof METRICS)[number];
@@ -184,6 +187,9 @@ export class Metrics {
       case 'reload':
         this.#counter('hotwarm_reloads_total').inc({ result: reloadSucceeded(event) ? 'ok' : 'failed' });
         break;
+      case 'discovery_failed':
+        this.#counter('hotwarm_discovery_failures_total').inc({ pool: String(event.pool), result: String(event.result) });
+        break;
       default:
         break;
     }
@@ -197,8 +203,11 @@ export class Metrics {
     const connections = this.#gauge('hotwarm_client_connections');
     const capacity = this.#gauge('hotwarm_pool_capacity_ratio');
     for (const gauge of [inFlight, up, serving, connections, capacity]) gauge.reset();
+    const discoveryFailures = this.#counter('hotwarm_discovery_failures_total');
     for (const pool of this.#source.pools()) {
       capacity.set({ pool: pool.name }, pool.capacity());
+      // Pools that look names up show their failure counters from the start, at 0.
+      if (usesDns(pool.config)) for (const result of LOOKUP_FAILURES) discoveryFailures.inc({ pool: pool.name, result }, 0);
       for (const b of pool.backends) {
         const labels = { pool: pool.name, backend: b.name, role: b.role };
         inFlight.set(labels, b.inFlight);
@@ -229,4 +238,8 @@ export class Metrics {
 function reloadSucceeded(event: ProxyEvent): boolean {
   if (typeof event.ok === 'boolean') return event.ok;
   return !(Array.isArray(event.errors) && event.errors.length > 0);
+}
+
+function usesDns(config: PoolRuntime['config']): boolean {
+  return (config.discover?.length ?? 0) > 0 || config.backends.some((b) => isDnsName(b.address.host));
 }

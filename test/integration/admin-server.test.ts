@@ -19,6 +19,7 @@ class FakeHost implements AdminHost {
   outcome: ControlOutcome = { ok: false, status: 404, error: 'unknown pool "x"' };
   calls: string[] = [];
   broken = false;
+  ready = true;
 
   snapshot() {
     if (this.broken) throw new Error('secret internal detail');
