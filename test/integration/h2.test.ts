@@ -260,3 +260,19 @@ t.test('shutdown: an HTTP/2 connection gets GOAWAY and its stream in progress fi
   await own.stopAll();
   await leaks.assertClean(t);
 });
+
+t.test('an idle HTTP/2 connection is closed with GOAWAY after idle_timeout', async (t) => {
+  const leaks = leakCheck();
+  const own = owned(t);
+  const app = own(await new TestBackend({ name: 'app' }).start(), close);
+  const h = own(await startProxy({ listeners: [tlsListener({ idle_timeout: '300ms' })], pools: { app: pool([app]) } }), stopProxy);
+  const session = own(await h2connect(h.port(), ca), h2close);
+  const goaway = new Promise<number>((resolve) => session.once('goaway', (code: number) => resolve(code)));
+  t.equal((await h2request(session, { ':path': '/' })).status, 200);
+  t.equal(await goaway, 0, 'GOAWAY(NO_ERROR) once idle');
+  await new Promise<void>((resolve) => (session.destroyed ? resolve() : session.once('close', () => resolve())));
+  await waitFor(() => h.proxy.listeners.get('web')?.openConnections === 0, 3_000, 'the proxy side closed');
+  t.pass('the connection is gone on both sides');
+  await own.stopAll();
+  await leaks.assertClean(t);
+});
