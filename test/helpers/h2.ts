@@ -13,11 +13,14 @@ export interface H2Reply {
   readonly body: Buffer;
 }
 
-/** An HTTP/2 session to 127.0.0.1:`port` over TLS (ALPN h2), certificate checked against `ca`. */
+/**
+ * An HTTP/2 session to 127.0.0.1:`port` over TLS (ALPN h2), certificate checked against `ca`;
+ * resolves once the server's SETTINGS arrived (`remoteSettings` holds Node's defaults before).
+ */
 export function h2connect(port: number, ca: readonly Buffer[]): Promise<ClientHttp2Session> {
   return new Promise((resolve, reject) => {
     const session = http2.connect(`https://localhost:${port}`, { ca: [...ca], servername: 'localhost', host: '127.0.0.1' });
-    session.once('connect', () => {
+    session.once('remoteSettings', () => {
       session.off('error', reject);
       session.on('error', () => undefined);
       resolve(session);

@@ -14,7 +14,7 @@ import tls from 'node:tls';
 import { WebSocket, type ClientOptions } from 'ws';
 import { TestBackend } from '../helpers/backend.js';
 import { leakCheck } from '../helpers/handles.js';
-import { startProxy, waitFor, type Harness } from '../helpers/harness.js';
+import { startProxy, waitFor, writeConfig } from '../helpers/harness.js';
 import { HTTP_CHECKS, WsBackend, selfSigned } from '../helpers/tunnels.js';
 import { h2close, h2connect, h2request } from '../helpers/h2.js';
 import { close, closeAll, owned, stopProxy } from '../helpers/owned.js';
@@ -273,6 +273,24 @@ t.test('an idle HTTP/2 connection is closed with GOAWAY after idle_timeout', asy
   await new Promise<void>((resolve) => (session.destroyed ? resolve() : session.once('close', () => resolve())));
   await waitFor(() => h.proxy.listeners.get('web')?.openConnections === 0, 3_000, 'the proxy side closed');
   t.pass('the connection is gone on both sides');
+  await own.stopAll();
+  await leaks.assertClean(t);
+});
+
+t.test('reload: a new max_header_size is announced to new HTTP/2 connections', async (t) => {
+  const leaks = leakCheck();
+  const own = owned(t);
+  const app = own(await new TestBackend({ name: 'app' }).start(), close);
+  const file = `${dir}/reload.yaml`;
+  const config = (size: string): Record<string, unknown> => ({ listeners: [tlsListener({ max_header_size: size })], pools: { app: pool([app]) } });
+  const h = own(await startProxy(config('8KiB'), { file }), stopProxy);
+  const before = own(await h2connect(h.port(), ca), h2close);
+  t.equal(before.remoteSettings.maxHeaderListSize, 8192);
+  writeConfig(file, config('32KiB'));
+  t.match(await h.proxy.reload(), { ok: true });
+  const after = own(await h2connect(h.port(), ca), h2close);
+  t.equal(after.remoteSettings.maxHeaderListSize, 32768, 'new connections get the new limit');
+  t.equal((await h2request(before, { ':path': '/' })).status, 200, 'the open connection keeps serving');
   await own.stopAll();
   await leaks.assertClean(t);
 });
