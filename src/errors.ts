@@ -89,6 +89,10 @@ export const ERROR_CODES = {
     source: 'downstream', status: 400, retry: 'never', passive: false,
     description: 'the request is malformed or ambiguous (smuggling guard); it never reaches a backend',
   },
+  BODY_TOO_LARGE: {
+    source: 'downstream', status: 413, retry: 'never', passive: false,
+    description: 'the request body is larger than max_body_size: refused before forwarding when Content-Length says so, else the upstream request is aborted mid-stream; the connection closes',
+  },
   WEBSOCKET_BAD_HANDSHAKE: {
     source: 'downstream', status: 400, retry: 'never', passive: false,
     description: 'a WebSocket upgrade that is not a well-formed opening handshake (RFC 6455 §4); it never reaches a backend',
@@ -171,10 +175,16 @@ export class ProxyError extends Error {
 
 /** Short generic reason phrases for error bodies: never backend addresses or internal text. */
 export const STATUS_TEXT: Readonly<Record<number, string>> = {
+  301: 'Moved Permanently',
+  302: 'Found',
+  303: 'See Other',
+  307: 'Temporary Redirect',
+  308: 'Permanent Redirect',
   400: 'Bad Request',
   404: 'Not Found',
   405: 'Method Not Allowed',
   408: 'Request Timeout',
+  413: 'Content Too Large',
   426: 'Upgrade Required',
   431: 'Request Header Fields Too Large',
   502: 'Bad Gateway',

@@ -18,6 +18,11 @@ export interface LogSinkOptions {
   readonly file: string | null;
   /** Where a sink's own write or reopen failures are reported (default stderr). */
   readonly onError?: (message: string) => void;
+  /**
+   * Several processes write here (workers, SPEC §9): each write goes out whole and at once
+   * (synchronous), so lines of different processes never interleave within a line.
+   */
+  readonly shared?: boolean;
 }
 
 /** What pino's `destination()` returns (a SonicBoom) and this module uses of it. */
@@ -39,8 +44,8 @@ export class LogSink implements DestinationStream {
     this.#onError = options.onError ?? ((message) => process.stderr.write(`hotwarm: ${message}\n`));
     // Asynchronous, but no minLength: a quiet proxy must still show its events at once.
     this.#boom = (options.file === null
-      ? pino.destination({ dest: 1, sync: false })
-      : pino.destination({ dest: options.file, sync: false, append: true })) as unknown as Boom;
+      ? pino.destination({ dest: 1, sync: options.shared === true })
+      : pino.destination({ dest: options.file, sync: options.shared === true, append: true })) as unknown as Boom;
     // A failed write or reopen (disk full, directory removed) must not crash the proxy.
     this.#boom.on('error', (err: Error) => this.#onError(`log ${options.file ?? 'stdout'}: ${err.message}`));
   }

@@ -3,7 +3,7 @@
  * (or an injected stream, for tests); writes are asynchronous, so shutdown must `flush`.
  */
 import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
-import type { ExchangeRecord } from './forward/http.js';
+import type { ExchangeRecord } from './records.js';
 
 export type { Logger };
 
@@ -11,7 +11,20 @@ export interface LogOptions {
   readonly level: LevelWithSilent;
   /** Defaults to an asynchronous stdout destination. */
   readonly destination?: DestinationStream;
+  /**
+   * Several processes share stdout (workers, SPEC §9): every line is written whole, by itself,
+   * synchronously, so lines of different processes never interleave within a line (a pipe
+   * writes up to PIPE_BUF bytes atomically; an appended file, a whole write).
+   */
+  readonly shared?: boolean;
+  /** Fields on every line (a worker's `worker: id`). */
+  readonly fields?: Readonly<Record<string, unknown>>;
 }
+
+/** Bytes a pipe writes atomically (POSIX PIPE_BUF on Linux): shared-stdout writes stay within it. */
+export const ATOMIC_WRITE = 4096;
+/** Characters per shared write: a request path is latin1 (at most 2 UTF-8 bytes a character), the rest ASCII. */
+const ATOMIC_CHARS = ATOMIC_WRITE / 2;
 
 let lastSecond = -1;
 let secondPrefix = '';
@@ -39,11 +52,11 @@ function isoTimeCached(): string {
 
 export function createLogger(options: LogOptions): Logger {
   // Asynchronous, but no minLength: a quiet proxy must still show its events at once.
-  const destination = options.destination ?? pino.destination({ dest: 1, sync: false });
+  const destination = options.destination ?? pino.destination({ dest: 1, sync: options.shared === true });
   return pino(
     {
       level: options.level,
-      base: { pid: process.pid },
+      base: { pid: process.pid, ...options.fields },
       timestamp: isoTimeCached,
       formatters: { level: (label) => ({ level: label }) },
       serializers: { err: pino.stdSerializers.err },
@@ -64,15 +77,23 @@ export function createLogger(options: LogOptions): Logger {
 export class AccessLog {
   readonly #stream: DestinationStream;
   readonly #prefix: string;
+  /** `,"worker":N` with workers (last, so a text line reads listener first), else empty. */
+  readonly #suffix: string;
   /** Lines not yet handed to the destination: see `#append`. */
   #pending = '';
   #timer: NodeJS.Timeout | null = null;
   readonly #writePending = (): void => this.flush();
   enabled: boolean;
 
-  constructor(root: Logger, enabled: boolean) {
+  /** Set when several processes share the destination: writes are whole lines of at most {@link ATOMIC_WRITE} bytes. */
+  readonly #shared: boolean;
+
+  /** `worker`: the worker id every line carries (SPEC §9), when running with workers. */
+  constructor(root: Logger, enabled: boolean, options: { readonly worker?: number } = {}) {
     this.#stream = (root as unknown as Record<symbol, DestinationStream>)[pino.symbols.streamSym] as DestinationStream;
     this.#prefix = `,"pid":${process.pid},"type":"access"`;
+    this.#suffix = options.worker === undefined ? '' : `,"worker":${options.worker}`;
+    this.#shared = options.worker !== undefined;
     this.enabled = enabled;
   }
 
@@ -82,14 +103,15 @@ export class AccessLog {
     if (r.error !== null) line += `,"error":"${r.error}"`;
     if (r.via !== null && r.via !== 'serving') line += `,"via":"${r.via}"`;
     line += r.protocol === 'http2' ? ',"protocol":"http2"' : ',"protocol":"http1"';
-    this.#append(`${line}}\n`);
+    this.#append(`${line}${this.#suffix}}\n`);
   }
 
   /** Tunnels are one line per connection, not per request: the generic path is fine. */
   entry(fields: Readonly<Record<string, unknown>>): void {
     if (!this.enabled) return;
     const body = JSON.stringify(fields);
-    this.#append(`{"level":"info"${isoTimeCached()}${this.#prefix}${body.length > 2 ? `,${body.slice(1)}` : '}'}\n`);
+    const inner = body.length > 2 ? `,${body.slice(1, -1)}` : '';
+    this.#append(`{"level":"info"${isoTimeCached()}${this.#prefix}${inner}${this.#suffix}}\n`);
   }
 
   /** Hands the lines collected so far to the destination; called by the flush timer and before exit. */
@@ -101,7 +123,18 @@ export class AccessLog {
     if (this.#pending === '') return;
     const lines = this.#pending;
     this.#pending = '';
-    this.#stream.write(lines);
+    if (!this.#shared || lines.length <= ATOMIC_CHARS) {
+      this.#stream.write(lines);
+      return;
+    }
+    // Whole lines, each write within what a pipe writes atomically (a longer line goes alone).
+    let start = 0;
+    while (start < lines.length) {
+      let end = lines.lastIndexOf('\n', start + ATOMIC_CHARS - 1) + 1;
+      if (end <= start) end = lines.indexOf('\n', start) + 1 || lines.length;
+      this.#stream.write(lines.slice(start, end));
+      start = end;
+    }
   }
 
   /**

@@ -15,11 +15,15 @@ import './node-compat.js';
 import { createRequire } from 'node:module';
 import { parseArgs, USAGE } from './args.js';
 import { ConfigError, describeConfig, loadConfig } from './config/load.js';
+import type { Config } from './config/schema.js';
+import type { EventLog } from './control/events.js';
 import { ProxyError } from './errors.js';
 import { ConfigWatcher, fileDigest } from './control/watch.js';
 import { createLogger, flushLogger, type Logger } from './log.js';
 import { LogSink } from './log-sink.js';
 import { Proxy } from './proxy.js';
+import { Primary } from './workers/primary.js';
+import { usesDns, workerCount } from './workers/protocol.js';
 
 function version(): string {
   const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
@@ -67,11 +71,16 @@ async function run(file: string): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  const sink = new LogSink({ format: config.log.format, file: logFile });
+  // With workers (SPEC §9) this process is the primary: several processes share the log, so every
+  // line is written whole, synchronously (log-sink.ts).
+  const dns = usesDns(config);
+  const workers = dns ? 1 : workerCount(config.workers);
+  const sink = new LogSink({ format: config.log.format, file: logFile, shared: workers > 1 });
   const logger = createLogger({ level: config.log.level, destination: sink });
   // The loader has checked that the variable is set and not empty.
   const adminToken = config.admin?.token_env === undefined ? null : (process.env[config.admin.token_env] ?? null);
-  const proxy = new Proxy(config, { logger, adminToken });
+  const proxy = workers > 1 ? new Primary(config, { logger, adminToken, workers, env: process.env }) : new Proxy(config, { logger, adminToken, env: process.env });
+  if (dns && workerCount(config.workers) > 1) logger.warn({ workers: config.workers }, 'backends from DNS: running as one process (workers do not take DNS answers yet)');
   process.on('uncaughtException', (err) => logger.error({ err }, 'uncaught exception'));
   process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'));
 
@@ -85,7 +94,8 @@ async function run(file: string): Promise<void> {
   const stop = (signal: string): void => {
     if (stopping) {
       logger.warn({ signal }, 'second signal: exiting now');
-      proxy.flushAccessLog();
+      if (proxy instanceof Primary) proxy.kill();
+      else proxy.flushAccessLog();
       logger.flush();
       process.exit(1);
     }
@@ -124,6 +134,7 @@ async function run(file: string): Promise<void> {
   // SIGUSR1: reopen the log file (logrotate's postrotate); lines go to the file at that path from now on.
   process.on('SIGUSR1', () => {
     sink.reopen();
+    if (proxy instanceof Primary) proxy.reopenLogs();
     logger.info({ signal: 'SIGUSR1', file: logFile }, 'log file reopened');
   });
 
@@ -144,7 +155,7 @@ async function run(file: string): Promise<void> {
  * `watch: true` (SPEC §12): the file's changes go through `reload`, the SIGHUP path. Whether
  * it is on follows the running config: a reload may turn it on or off.
  */
-function followConfigFile(proxy: Proxy, logger: Logger, loadedDigest: string | null, reload: () => void): { sync(): void; stop(): void } {
+function followConfigFile(proxy: { readonly config: Config; readonly events: EventLog }, logger: Logger, loadedDigest: string | null, reload: () => void): { sync(): void; stop(): void } {
   const watcher = new ConfigWatcher({
     file: proxy.config.file,
     onChange: reload,

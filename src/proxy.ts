@@ -8,6 +8,7 @@ import type { ReloadPlan } from './config/diff.js';
 import type { Config, ListenerConfig } from './config/schema.js';
 import { AdminServer } from './control/admin.js';
 import { EventLog } from './control/events.js';
+import type { WorkerStatus } from './control/admin-types.js';
 import { ProxyAdminHost } from './control/host.js';
 import { Metrics } from './control/metrics.js';
 import { ReloadError, Reloader, type ReloadCounts, type ReloadResult, type ReloadTarget } from './control/reload.js';
@@ -19,17 +20,28 @@ import { HttpListener } from './listeners/http.js';
 import { TcpListener } from './listeners/tcp.js';
 import { AccessLog, type Logger } from './log.js';
 import { Discovery } from './upstream/discovery.js';
-import { PoolRuntime, type PoolReload } from './upstream/pool-runtime.js';
+import { PoolRuntime, type PoolReload, type RemoteBrain } from './upstream/pool-runtime.js';
+import { randomStickyKey } from './upstream/sticky.js';
 import type { ProbeResult } from './upstream/probes.js';
 
 export interface ProxyOptions {
   readonly logger: Logger;
   /** Monotonic clock in ms for failover timing; injectable for tests. */
   readonly now?: () => number;
-  /** Where a reload looks up `admin.token_env`; default `process.env`. */
+  /** Where a reload looks up `admin.token_env` (default `process.env`) and sticky pools their `secret_env`. */
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** The admin API's bearer token (the value of `admin.token_env`, read by main.ts), or null. */
   readonly adminToken?: string | null;
+  /**
+   * The key of sticky pools without `secret_env`; default: drawn at start. A primary draws it
+   * and hands it to every worker, so a cookie one worker issued is valid in all of them.
+   */
+  readonly stickyKey?: Buffer;
+  /**
+   * Set in a worker (SPEC §9): the data plane only. Pools decide nothing and report to this
+   * brain (the primary), no admin listener is started, and access lines carry `worker`.
+   */
+  readonly worker?: { readonly id: number; readonly brain: RemoteBrain; readonly events: EventLog; readonly prime: (pools: ReadonlyMap<string, PoolRuntime>) => void };
 }
 
 export type Listener = HttpListener | TcpListener;
@@ -62,7 +74,11 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   readonly #reloader: Reloader<PreparedReload>;
   readonly #metrics: Metrics;
   readonly #adminToken: string | null;
+  readonly #worker: ProxyOptions['worker'];
   #admin: AdminServer | null = null;
+  /** Requests answered (for `/status` workers and a worker's report). */
+  requests = 0;
+  readonly #startedAt = new Date().toISOString();
   #pools = new Map<string, PoolRuntime>();
   readonly #listeners = new Map<string, Listener>();
   /** Removed by a reload and still finishing their work; closed at shutdown if still there. */
@@ -71,6 +87,14 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   readonly #drainingListeners = new Map<Listener, Promise<void>>();
   #state: State = 'new';
   #starting: Promise<void> | null = null;
+  /** Drawn once per start: sticky pools without secret_env share it (sessions re-balance after a restart). */
+  readonly #randomStickyKey: Buffer;
+  readonly #env: Readonly<Record<string, string | undefined>>;
+  readonly #stickyKey = (secretEnv: string | undefined): Buffer => {
+    const secret = secretEnv === undefined ? undefined : this.#env[secretEnv];
+    // The loader refused a config whose secret_env is unset or empty; read again at each reload.
+    return secret === undefined || secret === '' ? this.#randomStickyKey : Buffer.from(secret);
+  };
   /** DNS answers for `discover` entries and DNS names in `address` (SPEC §12). */
   readonly #discovery: Discovery;
   /**
@@ -83,14 +107,17 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     this.#config = config;
     this.#logger = options.logger;
     this.#now = options.now ?? (() => performance.now());
-    this.#access = new AccessLog(options.logger, config.log.access);
-    this.events = new EventLog(options.logger);
+    this.#worker = options.worker;
+    this.#access = new AccessLog(options.logger, config.log.access, options.worker === undefined ? {} : { worker: options.worker.id });
+    this.events = options.worker?.events ?? new EventLog(options.logger);
     this.#forwarder = new HttpForwarder({ onDone: (record) => this.#onDone(record) });
     this.#websockets = new WebSocketForwarder({
       onDone: (record) => this.#onDone(record),
       onTunnel: (record) => this.#onTunnel(record),
     });
     this.#reloader = new Reloader(this, this.events, options.env);
+    this.#env = options.env ?? {};
+    this.#randomStickyKey = options.stickyKey ?? randomStickyKey();
     this.#adminToken = options.adminToken ?? null;
     // Read at scrape time through the fields: a reload replaces the pools map.
     this.#metrics = new Metrics(this.events, { pools: () => this.#pools.values(), listeners: () => this.#listeners.values() });
@@ -149,6 +176,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
       this.#discovery.configure(this.#config);
       for (const [name, config] of Object.entries(this.#config.pools)) this.#pools.set(name, this.#newPool(name, this.#discovery.expand(name, config)));
       await Promise.all([...this.#pools.values()].map((p) => p.start()));
+      this.#worker?.prime(this.#pools);
       for (const config of this.#config.listeners) {
         // A shutdown that began during startup closes what exists; bind nothing more.
         if (this.#state !== 'starting') return;
@@ -185,7 +213,8 @@ export class Proxy implements ReloadTarget<PreparedReload> {
    */
   async #startAdmin(): Promise<void> {
     const admin = this.#config.admin;
-    if (admin === undefined) return;
+    // A worker serves traffic only: the admin API is the primary's.
+    if (admin === undefined || this.#worker !== undefined) return;
     this.#admin = new AdminServer({
       listen: admin.listen,
       token: this.#adminToken,
@@ -388,7 +417,14 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   }
 
   #newPool(name: string, config: Config['pools'][string]): PoolRuntime {
-    return new PoolRuntime(name, config, { events: this.events, logger: this.#logger, now: this.#now, onCheck: (b, r) => this.#metrics.check(b, r) });
+    return new PoolRuntime(name, config, {
+      events: this.events,
+      logger: this.#logger,
+      now: this.#now,
+      onCheck: (b, r) => this.#metrics.check(b, r),
+      stickyKey: this.#stickyKey,
+      ...(this.#worker === undefined ? {} : { brain: this.#worker.brain }),
+    });
   }
 
   #newListener(config: ListenerConfig, pools: ReadonlyMap<string, PoolRuntime>): Listener {
@@ -414,13 +450,37 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     this.#drainingListeners.set(listener, drained);
   }
 
+  /** This process as worker 1 (`/status`): with one process there is no primary. */
+  workers(): WorkerStatus[] {
+    return [
+      {
+        id: 1,
+        pid: process.pid,
+        up_since: this.#startedAt,
+        state: this.#state === 'stopping' ? 'stopping' : this.#state === 'running' ? 'running' : 'starting',
+        rss_bytes: process.memoryUsage.rss(),
+        in_flight: inFlightOf(this.#pools.values()),
+        requests: this.requests,
+        restarts: 0,
+        last_apply_ms: null,
+      },
+    ];
+  }
+
+  /** What this process counted since the last call (a worker reports it to the primary). */
+  takeCounts(): ReturnType<Metrics['takeCounts']> {
+    return this.#metrics.takeCounts();
+  }
+
   #onDone(r: ExchangeRecord): void {
+    this.requests++;
     this.#metrics.request(r);
     this.#access.request(r);
   }
 
   /** One access-log line per tunnel (TCP connection or WebSocket), written when it closes. */
   #onTunnel(r: TunnelRecord): void {
+    this.requests++;
     this.#access.entry({
       listener: r.listener,
       pool: r.pool,
@@ -451,6 +511,13 @@ export class Proxy implements ReloadTarget<PreparedReload> {
 function drainGrace(listener: ListenerConfig, config: Config): number {
   const names = listener.routes === undefined ? [listener.pool] : listener.routes.map((r) => r.pool);
   return Math.max(0, ...names.map((name) => (name === undefined ? 0 : config.pools[name]?.drain_timeout ?? 0)));
+}
+
+/** HTTP requests in progress plus open tunnels over every backend of `pools`. */
+export function inFlightOf(pools: Iterable<PoolRuntime>): number {
+  let total = 0;
+  for (const pool of pools) for (const b of pool.backends) total += b.inFlight;
+  return total;
 }
 
 /** Same backends in the same order with the same settings: nothing for a DNS update to apply. */

@@ -1,11 +1,12 @@
 /**
- * `npm run bench [-- throughput|drill|defaults|h2|all|profile] [--reps N] [--seconds S] [--idle N] [--quick]`
+ * `npm run bench [-- throughput|drill|defaults|h2|all|profile|workers] [--reps N] [--seconds S] [--idle N] [--quick]`
  *
  * `h2`: HTTP/2 against HTTP/1.1 through hotwarm and HAProxy (TLS, h2load; see h2.ts). Printed
  * only, like `defaults`: RESULTS.md keeps the numbers by hand.
  *
  * `defaults`: hotwarm's failover drill alone, with no timing keys in the pool (the settings a
  * new user runs); `--reps N` runs it N times. Printed only: RESULTS.md keeps the numbers by hand.
+ * `workers`: hotwarm with 1 and 2 workers beside HAProxy and NGINX with 2 (workers.ts); printed only.
  *
  * hotwarm side by side with HAProxy, NGINX and a bare http-proxy script, in one run, on
  * loopback only, bounded in time. Installs haproxy, nginx and wrk when missing. Prints the
@@ -23,6 +24,7 @@ import { PROXIES, type ProxyKind } from './proxies.js';
 import { failoverTable, reloadTable, throughputTables } from './report.js';
 import { stopAll } from './shared.js';
 import { runThroughput } from './throughput.js';
+import { runWorkers, workersTable } from './workers.js';
 import { ensureTools } from './tools.js';
 
 const RESULTS = fileURLToPath(new URL('../../../scripts/bench/RESULTS.md', import.meta.url));
@@ -30,7 +32,7 @@ const BEGIN = '<!-- bench:begin -->';
 const END = '<!-- bench:end -->';
 
 interface Options {
-  mode: 'throughput' | 'drill' | 'defaults' | 'h2' | 'all' | 'profile';
+  mode: 'throughput' | 'drill' | 'defaults' | 'h2' | 'all' | 'profile' | 'workers';
   reps: number;
   seconds: number;
   idle: number;
@@ -44,7 +46,7 @@ function parse(argv: readonly string[]): Options {
   const options: Options = { mode: 'all', reps: 3, seconds: 5, idle: 9_500, proxies: [...PROXIES] };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    if (arg === 'throughput' || arg === 'drill' || arg === 'defaults' || arg === 'h2' || arg === 'all' || arg === 'profile') options.mode = arg;
+    if (arg === 'throughput' || arg === 'drill' || arg === 'defaults' || arg === 'h2' || arg === 'all' || arg === 'profile' || arg === 'workers') options.mode = arg;
     else if (arg === '--reps') options.reps = Number(argv[++i]);
     else if (arg === '--seconds') options.seconds = Number(argv[++i]);
     else if (arg === '--idle') options.idle = Number(argv[++i]);
@@ -75,6 +77,11 @@ async function main(): Promise<void> {
   try {
     if (options.mode === 'profile') {
       await profile(dir, options.seconds, log);
+      return;
+    }
+    if (options.mode === 'workers') {
+      const run = await runWorkers(dir, options.reps, options.seconds, log);
+      log(`\n${workersTable(run, options.reps, options.seconds)}`);
       return;
     }
     if (options.mode !== 'drill') {

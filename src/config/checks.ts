@@ -23,7 +23,7 @@ export function crossCheck(raw: unknown, locator: Locator, env: Env): PendingIss
   const line = (path: readonly PathSegment[]): number => locator.locate(path).line;
   return [
     ...checkListeners(raw, line),
-    ...checkPools(raw, line),
+    ...checkPools(raw, line, env),
     ...checkAddresses(raw, locator),
     ...checkAdmin(raw, env),
   ];
@@ -72,7 +72,13 @@ function checkListeners(raw: Obj, line: (path: readonly PathSegment[]) => number
     } else if (listener['http2'] !== undefined && protocol === 'tcp') {
       issues.push({ path: [...at, 'http2'], message: 'applies to http listeners only' });
     }
-    if (protocol === 'http') {
+    const redirects = listener['redirect_https'] === true;
+    if (redirects) {
+      // Every request is answered with a redirect: a pool or routes would never be used.
+      if (protocol === 'tcp') issues.push({ path: [...at, 'redirect_https'], message: 'only http listeners redirect' });
+      else if (hasRoutes) issues.push({ path: [...at, 'routes'], message: 'a redirect_https listener answers every request itself: it takes no routes' });
+      else if (hasPool) issues.push({ path: [...at, 'pool'], message: 'a redirect_https listener answers every request itself: it takes no pool' });
+    } else if (protocol === 'http') {
       if (hasRoutes && hasPool) {
         issues.push({ path: [...at, 'pool'], message: 'an http listener takes either "routes" or "pool", not both' });
       } else if (!hasRoutes && !hasPool) {
@@ -82,12 +88,38 @@ function checkListeners(raw: Obj, line: (path: readonly PathSegment[]) => number
       if (hasRoutes) issues.push({ path: [...at, 'routes'], message: 'a tcp listener has no routes: name one "pool" instead' });
       if (!hasPool) issues.push({ path: [...at, 'pool'], message: 'required for a tcp listener' });
     }
+    if (listener['proxy_protocol'] === true && list(listener['trusted_proxies']).length === 0) {
+      issues.push({ path: [...at, 'proxy_protocol'], message: 'needs trusted_proxies: the peers allowed to send the PROXY header (every other connection is closed)' });
+    }
     poolRef([...at, 'pool'], listener['pool']);
     list(listener['routes']).forEach((route, j) => {
-      if (isObj(route)) poolRef([...at, 'routes', j, 'pool'], route['pool']);
+      if (!isObj(route)) return;
+      poolRef([...at, 'routes', j, 'pool'], route['pool']);
+      issues.push(...checkRoute(route, [...at, 'routes', j]));
     });
     issues.push(...unreachableRoutes(list(listener['routes']), at, line));
   });
+  return issues;
+}
+
+/** Keys that only mean something when a route forwards to a pool. */
+const FORWARDING_KEYS = ['strip_prefix', 'response_timeout', 'retries', 'request_headers', 'max_body_size'] as const;
+
+/** A route forwards to a pool or redirects, never both; strip_prefix needs a prefix to strip. */
+function checkRoute(route: Obj, at: PathSegment[]): PendingIssue[] {
+  const issues: PendingIssue[] = [];
+  const hasPool = route['pool'] !== undefined;
+  const hasRedirect = route['redirect'] !== undefined;
+  if (hasPool && hasRedirect) issues.push({ path: [...at, 'redirect'], message: 'a route takes either "pool" or "redirect", not both' });
+  else if (!hasPool && !hasRedirect) issues.push({ path: at, message: 'a route needs "pool" or "redirect"' });
+  if (route['strip_prefix'] === true && route['path_prefix'] === undefined) {
+    issues.push({ path: [...at, 'strip_prefix'], message: 'needs a path_prefix to strip' });
+  }
+  if (hasRedirect && !hasPool) {
+    for (const key of FORWARDING_KEYS) {
+      if (route[key] !== undefined) issues.push({ path: [...at, key], message: 'a redirect route forwards nothing: this key does not apply' });
+    }
+  }
   return issues;
 }
 
@@ -117,7 +149,7 @@ function unreachableRoutes(routes: readonly unknown[], at: PathSegment[], line: 
   return issues;
 }
 
-function checkPools(raw: Obj, line: (path: readonly PathSegment[]) => number): PendingIssue[] {
+function checkPools(raw: Obj, line: (path: readonly PathSegment[]) => number, env: Env): PendingIssue[] {
   const pools = raw['pools'];
   if (!isObj(pools)) return [];
   const issues: PendingIssue[] = [];
@@ -141,6 +173,14 @@ function checkPools(raw: Obj, line: (path: readonly PathSegment[]) => number): P
     const rolesValid = roles.every((role) => role === 'hot' || role === 'warm');
     if (roles.length > 0 && rolesValid && !roles.includes('hot')) {
       issues.push({ path: ['pools', name, 'backends'], message: 'a pool needs at least one hot backend (all are warm)' });
+    }
+    const sticky = pool['sticky'];
+    const secretEnv = isObj(sticky) ? sticky['secret_env'] : undefined;
+    if (typeof secretEnv === 'string' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(secretEnv)) {
+      const value = env[secretEnv];
+      const at = ['pools', name, 'sticky', 'secret_env'];
+      if (value === undefined) issues.push({ path: at, message: `environment variable ${secretEnv} is not set` });
+      else if (value.trim() === '') issues.push({ path: at, message: `environment variable ${secretEnv} is empty` });
     }
     const check = pool['health_check'];
     if (isObj(check) && (check['protocol'] ?? DEFAULTS.health_check.protocol) === 'http' && check['path'] === undefined) {

@@ -83,7 +83,8 @@ export function diffConfig(old: Config, next: Config): ReloadPlan {
  * Top-level settings read at startup only: the admin listener and its token (they guard the
  * reload itself), and where and how logs are written (the open log file is the process's).
  */
-const AT_NEXT_START: readonly string[] = ['admin', 'log.format', 'log.file'];
+/** Read at startup only: the admin listener and its token (they guard the reload), the log's format and file, the process layout. */
+const AT_NEXT_START: readonly string[] = ['admin', 'log.format', 'log.file', 'workers'];
 
 /** Keys of the root that are not settings (compared on their own) or not comparable. */
 const TOP_LEVEL_SKIP: ReadonlySet<string> = new Set(['listeners', 'pools', 'file']);
@@ -210,6 +211,7 @@ interface TlsLike {
   readonly keyFile: string;
   readonly cert: string;
   readonly key: string;
+  readonly certificates?: readonly Omit<TlsLike, 'certificates'>[];
 }
 
 /**
@@ -228,6 +230,15 @@ function tlsChanges(from: TlsLike | undefined, to: TlsLike | undefined): Setting
   };
   file('cert', 'certFile');
   file('key', 'keyFile');
+  // The SNI certificates past the first (the first is shown as tls.cert / tls.key above).
+  const rest = (t: TlsLike) => (t.certificates ?? []).slice(1);
+  const [a, b] = [rest(from), rest(to)];
+  const same = a.length === b.length && a.every((c, i) => c.certFile === b[i]?.certFile && c.keyFile === b[i]?.keyFile && c.cert === b[i]?.cert && c.key === b[i]?.key);
+  if (!same) {
+    const files = (list: typeof a): string => (list.length === 0 ? 'none' : list.map((c) => c.certFile).join(', '));
+    const content = files(a) === files(b) ? ' (new content)' : '';
+    out.push({ key: 'tls.certificates', from: files(a), to: `${files(b)}${content}` });
+  }
   return out;
 }
 
@@ -235,7 +246,26 @@ const DURATION_KEYS: ReadonlySet<string> = new Set([
   'shutdown_timeout', 'header_timeout', 'idle_timeout', 'connect_timeout', 'response_timeout',
   'tunnel_idle_timeout', 'drain_timeout', 'interval', 'timeout', 'failback_hold', 'slow_start', 'resolve_interval',
 ]);
-const SIZE_KEYS: ReadonlySet<string> = new Set(['max_header_size', 'max_replay_body']);
+const SIZE_KEYS: ReadonlySet<string> = new Set(['max_header_size', 'max_replay_body', 'max_body_size']);
+
+interface RouteLike {
+  readonly host?: string;
+  readonly path_prefix?: string;
+  readonly pool?: string;
+  readonly redirect?: { readonly to: string; readonly code: number };
+  readonly [key: string]: unknown;
+}
+
+const ROUTE_MATCH_KEYS: ReadonlySet<string> = new Set(['host', 'path_prefix', 'pool', 'redirect']);
+
+/** `api.example.com/v1/:api(strip_prefix, response_timeout=5m)`, `old.example.com:→301 https://example.com`. */
+function displayRoute(r: RouteLike): string {
+  const target = r.redirect !== undefined ? `→${r.redirect.code} ${r.redirect.to}` : (r.pool ?? '?');
+  const extras = Object.entries(r)
+    .filter(([k, v]) => !ROUTE_MATCH_KEYS.has(k) && v !== undefined && v !== false)
+    .map(([k, v]) => (v === true ? k : `${k}=${display(k, v)}`));
+  return `${r.host ?? '*'}${r.path_prefix ?? ''}:${target}${extras.length === 0 ? '' : `(${extras.join(', ')})`}`;
+}
 
 /** A value as an operator would write it in proxy.yaml. */
 function display(key: string, value: unknown): string {
@@ -255,9 +285,7 @@ function display(key: string, value: unknown): string {
       return `${requests} × ${path}`;
     }
     case 'routes':
-      return (value as readonly { host?: string; path_prefix?: string; pool: string }[])
-        .map((r) => `${r.host ?? '*'}${r.path_prefix ?? ''}:${r.pool}`)
-        .join(' ');
+      return (value as readonly RouteLike[]).map(displayRoute).join(' ');
     case 'trusted_proxies': {
       const list = value as readonly { address: string; prefix: number }[];
       return list.length === 0 ? 'none' : list.map((c) => `${c.address}/${c.prefix}`).join(' ');

@@ -17,10 +17,13 @@ import {
 import { describeValue } from './messages.js';
 import { DNS_NAME, isSrvName, parseResolver } from './dns-names.js';
 import { isNormalPath, normalizePath } from '../core/path.js';
+import { headerRulesSchema, redirectSchema } from './web-rules.js';
 
 /** Every default, in the units an operator writes them. */
 export const DEFAULTS = {
   shutdown_timeout: '30s',
+  /** `auto` = one worker per available CPU (os.availableParallelism()). */
+  workers: 'auto',
   watch: false,
   log: { level: 'info', access: true, format: 'json' },
   listener: {
@@ -31,7 +34,11 @@ export const DEFAULTS = {
     max_connections: 10000,
     max_header_size: '16KiB',
     http2: true,
+    redirect_https: false,
+    max_body_size: 0,
+    proxy_protocol: false,
   },
+  route: { strip_prefix: false },
   pool: {
     connect_timeout: '2s',
     response_timeout: '30s',
@@ -39,6 +46,7 @@ export const DEFAULTS = {
     retries: 2,
     drain_timeout: '5m',
     max_replay_body: '64KiB',
+    send_proxy_protocol: 'off',
     resolve_interval: '10s',
   },
   health_check: {
@@ -98,10 +106,30 @@ const int = (min: number, max: number) => {
 };
 const boolean = () => z.boolean({ error: expected('true or false') });
 
-const tlsSchema = z.strictObject({
+const certificateSchema = z.strictObject({
   cert: z.string().min(1),
   key: z.string().min(1),
 });
+
+/** One certificate (`{ cert, key }`) or several chosen by SNI (`{ certificates: [...] }`). */
+const tlsSchema = z
+  .strictObject({
+    cert: z.string().min(1).optional(),
+    key: z.string().min(1).optional(),
+    certificates: z.array(certificateSchema).min(1, 'at least one certificate').optional(),
+  })
+  .check((ctx) => {
+    const { cert, key, certificates } = ctx.value;
+    if (certificates !== undefined) {
+      if (cert !== undefined || key !== undefined) {
+        ctx.issues.push({ code: 'custom', input: ctx.value, path: [cert !== undefined ? 'cert' : 'key'], message: 'use either cert/key or certificates, not both' });
+      }
+      return;
+    }
+    for (const [name, value] of [['cert', cert], ['key', key]] as const) {
+      if (value === undefined) ctx.issues.push({ code: 'custom', input: ctx.value, path: [name], message: 'required (or list them under certificates)' });
+    }
+  });
 
 const routeSchema = z.strictObject({
   host: parsedScalar(parseHostPattern, 'a host name like api.example.com or *.example.com').optional(),
@@ -113,7 +141,14 @@ const routeSchema = z.strictObject({
     if (/[?#]/.test(prefix)) ctx.issues.push({ code: 'custom', input: prefix, message: 'must be a path without "?" or "#" (routes match the path only)' });
     else if (!isNormalPath(prefix)) ctx.issues.push({ code: 'custom', input: prefix, message: `must be in normal form: write ${normalizePath(prefix)} (requests are matched by their normalised path)` });
   }).optional(),
-  pool: name,
+  pool: name.optional(),
+  redirect: redirectSchema.optional(),
+  strip_prefix: boolean().prefault(DEFAULTS.route.strip_prefix),
+  response_timeout: duration().optional(),
+  retries: int(0, 10).optional(),
+  request_headers: headerRulesSchema.optional(),
+  response_headers: headerRulesSchema.optional(),
+  max_body_size: size().optional(),
 });
 
 const listenerSchema = z.strictObject({
@@ -132,6 +167,9 @@ const listenerSchema = z.strictObject({
     .prefault(DEFAULTS.listener.max_header_size),
   routes: z.array(routeSchema).min(1).optional(),
   pool: name.optional(),
+  redirect_https: boolean().prefault(DEFAULTS.listener.redirect_https),
+  proxy_protocol: boolean().prefault(DEFAULTS.listener.proxy_protocol),
+  max_body_size: size().prefault(DEFAULTS.listener.max_body_size),
 });
 
 const expectStatus = parsedScalar(parseStatusRange, 'a status or range like 200-399', { numbers: true });
@@ -166,6 +204,12 @@ const backendSchema = z.strictObject({
   weight: int(1, 256).prefault(DEFAULTS.backend.weight),
   max_conns: int(0, 1_000_000).prefault(DEFAULTS.backend.max_conns),
   role: z.enum(['hot', 'warm']).prefault(DEFAULTS.backend.role),
+});
+
+/** A cookie name is an RFC 6265 token. */
+const stickySchema = z.strictObject({
+  cookie: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be a cookie name (letters, digits and !#$%&\'*+.^_`|~-)'),
+  secret_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
 });
 
 /**
@@ -204,6 +248,8 @@ const poolSchema = z.strictObject({
     .prefault({}),
   failover: failoverSchema.prefault({}),
   drain_timeout: duration().prefault(DEFAULTS.pool.drain_timeout),
+  sticky: stickySchema.optional(),
+  send_proxy_protocol: z.enum(['off', 'v1', 'v2']).prefault(DEFAULTS.pool.send_proxy_protocol),
   /** Listed backends; a pool with `discover` entries may have none (load.ts checks "at least one of them"). */
   backends: z.array(backendSchema).prefault([]),
   discover: z.array(discoverSchema).optional(),
@@ -225,11 +271,15 @@ const logSchema = z.strictObject({
   file: z.string().min(1, 'must be a file path').optional(),
 });
 
+/** `auto`, or a number of worker processes (1 = a single process, no primary). */
+const workersSchema = z.union([z.literal('auto'), z.int()], { error: (issue) => (issue.input === undefined ? undefined : 'must be "auto" or an integer between 1 and 256') })
+  .refine((n) => n === 'auto' || (n >= 1 && n <= 256), { message: 'must be "auto" or an integer between 1 and 256' });
 /** A DNS server: an IP address with an optional port (default 53). */
 const resolverSchema = parsedScalar(parseResolver, 'a DNS server address like 10.0.0.2 or 10.0.0.2:53');
 
 export const configSchema = z.strictObject({
   admin: adminSchema.optional(),
+  workers: workersSchema.prefault(DEFAULTS.workers),
   log: logSchema.prefault({}),
   shutdown_timeout: duration().prefault(DEFAULTS.shutdown_timeout),
   watch: boolean().prefault(DEFAULTS.watch),
@@ -250,13 +300,20 @@ type DeepReadonly<T> = T extends (infer E)[]
 type RawPool = RawConfig['pools'][string];
 type RawListener = RawConfig['listeners'][number];
 
-/** TLS material as read from disk when the config was loaded (re-read on every reload). */
-export interface TlsMaterial {
+/** One certificate and its key as read from disk when the config was loaded (re-read on every reload). */
+export interface TlsCertificate {
   /** Paths as resolved against the config file's folder. */
   readonly certFile: string;
   readonly keyFile: string;
   readonly cert: string;
   readonly key: string;
+  /** Lower-case DNS names it serves by SNI (its SANs, else its CN); `*.example.com` for wildcards. */
+  readonly names: readonly string[];
+}
+
+/** A listener's certificates: the fields of the first (the default), and all of them for SNI. */
+export interface TlsMaterial extends TlsCertificate {
+  readonly certificates: readonly TlsCertificate[];
 }
 
 export type ListenerConfig = DeepReadonly<Omit<RawListener, 'tls'>> & { readonly tls?: TlsMaterial };

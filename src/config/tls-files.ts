@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import type { PathSegment, PendingIssue } from './issues.js';
-import type { TlsMaterial } from './schema.js';
+import type { TlsCertificate, TlsMaterial } from './schema.js';
 
 export interface TlsFiles {
   readonly issues: readonly PendingIssue[];
@@ -87,8 +87,68 @@ async function loadOne(tls: { cert: string; key: string }, baseDir: string, at: 
       : `cannot use this certificate and key: ${reason}`;
     return { issues: [{ path: keyAt, message }] };
   }
-  const material: TlsMaterial = { certFile, keyFile, cert: cert.text, key: key.text };
+  const material: TlsCertificate = { certFile, keyFile, cert: cert.text, key: key.text, names: serverNames(cert.text) };
   return { issues, material };
+}
+
+/**
+ * The names a certificate serves by SNI: its DNS subject alternative names, lower-cased; a
+ * certificate without any falls back to its subject CN (as Traefik does; browsers ignore the CN,
+ * but a client that sends that name still gets the certificate it asked for).
+ */
+export function serverNames(pem: string): string[] {
+  const x509 = new X509Certificate(pem);
+  const names = (x509.subjectAltName ?? '')
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry.startsWith('DNS:'))
+    .map((entry) => entry.slice(4).toLowerCase());
+  if (names.length > 0) return [...new Set(names)];
+  const cn = /(?:^|\n)CN=([^\n]+)/.exec(x509.subject)?.[1];
+  return cn === undefined ? [] : [cn.toLowerCase()];
+}
+
+interface Pair {
+  readonly cert: string;
+  readonly key: string;
+  readonly at: PathSegment[];
+}
+
+/** The certificate/key pairs of a listener's `tls` value, wherever they are written. */
+function pairsOf(tls: object, at: PathSegment[]): Pair[] | null {
+  const { cert, key, certificates } = tls as { cert?: unknown; key?: unknown; certificates?: unknown };
+  const valid = (c: unknown, k: unknown): c is string => typeof c === 'string' && typeof k === 'string' && c !== '' && k !== '';
+  if (certificates !== undefined) {
+    if (!Array.isArray(certificates)) return null;
+    const pairs: Pair[] = [];
+    for (const [i, entry] of certificates.entries()) {
+      if (typeof entry !== 'object' || entry === null) return null;
+      const { cert: c, key: k } = entry as { cert?: unknown; key?: unknown };
+      if (!valid(c, k)) return null;
+      pairs.push({ cert: c, key: k as string, at: [...at, 'certificates', i] });
+    }
+    return pairs.length === 0 ? null : pairs;
+  }
+  return valid(cert, key) ? [{ cert, key: key as string, at }] : null;
+}
+
+/** Loads a listener's certificates; with several, no name may be served by two of them. */
+async function loadListener(pairs: readonly Pair[], baseDir: string): Promise<{ issues: PendingIssue[]; material?: TlsMaterial }> {
+  const results = await Promise.all(pairs.map((p) => loadOne(p, baseDir, p.at)));
+  const issues = results.flatMap((r) => r.issues);
+  const certificates = results.map((r) => r.material).filter((m): m is TlsCertificate => m !== undefined);
+  if (certificates.length !== pairs.length) return { issues };
+  const owner = new Map<string, number>();
+  certificates.forEach((certificate, i) => {
+    for (const name of certificate.names) {
+      const first = owner.get(name);
+      if (first === undefined) owner.set(name, i);
+      else issues.push({ path: [...(pairs[i] as Pair).at, 'cert'], message: `duplicate SNI name "${name}": certificates[${first}] already serves it` });
+    }
+  });
+  if (issues.length > 0) return { issues };
+  const first = certificates[0] as TlsCertificate;
+  return { issues, material: { ...first, certificates } };
 }
 
 /** Loads the TLS files of every listener of the plain YAML value that names both. */
@@ -97,9 +157,9 @@ export async function loadTlsFiles(listeners: unknown, baseDir: string): Promise
   (Array.isArray(listeners) ? listeners : []).forEach((listener: unknown, index) => {
     const tls = typeof listener === 'object' && listener !== null ? (listener as { tls?: unknown }).tls : undefined;
     if (typeof tls !== 'object' || tls === null) return;
-    const { cert, key } = tls as { cert?: unknown; key?: unknown };
-    if (typeof cert !== 'string' || typeof key !== 'string' || cert === '' || key === '') return;
-    jobs.push(loadOne({ cert, key }, baseDir, ['listeners', index, 'tls']).then((result) => ({ index, ...result })));
+    const pairs = pairsOf(tls, ['listeners', index, 'tls']);
+    if (pairs === null) return;
+    jobs.push(loadListener(pairs, baseDir).then((result) => ({ index, ...result })));
   });
   const results = await Promise.all(jobs);
   const material = new Map<number, TlsMaterial>();

@@ -79,10 +79,29 @@ export interface ListenerStatus {
   readonly open_connections: number;
 }
 
+/** One worker process (SPEC §9); with one process, that process is worker 1. */
+export interface WorkerStatus {
+  /** 1..N, kept by a replacement. */
+  readonly id: number;
+  readonly pid: number | null;
+  /** ISO time the current process started. */
+  readonly up_since: string;
+  readonly state: 'starting' | 'running' | 'stopping' | 'restarting';
+  readonly rss_bytes: number;
+  readonly in_flight: number;
+  /** Requests and tunnels answered by this worker id, replacements included. */
+  readonly requests: number;
+  /** Times this worker id died and was replaced. */
+  readonly restarts: number;
+  /** How long the last snapshot took from the primary's publish to this worker's apply (ms), if any. */
+  readonly last_apply_ms: number | null;
+}
+
 /** `GET /status` without the version fields, which the host reports on their own. */
 export interface StatusSnapshot {
   readonly pools: readonly PoolStatus[];
   readonly listeners: readonly ListenerStatus[];
+  readonly workers: readonly WorkerStatus[];
 }
 
 export type ControlOutcome =
@@ -97,6 +116,8 @@ export interface AdminHost {
   control(pool: string, backend: string, action: ControlAction, client: string): ControlOutcome;
   /** Same as SIGHUP: re-reads the config file. */
   reload(): Promise<ReloadResult>;
+  /** Brings host-wide figures up to date before a read (workers report on request); optional. */
+  refresh?(): Promise<void>;
   /** The running config version (1 at startup, +1 per applied reload). */
   readonly version: number;
   readonly lastReload: ReloadResult | null;

@@ -152,6 +152,8 @@ export class AdminServer {
           res.end(DASHBOARD.html);
           return;
         case '/status':
+          // With workers, their latest figures first (bounded): /status shows the host as of now.
+          await host.refresh?.();
           json(res, 200, { version: host.version, last_reload: host.lastReload, time: new Date().toISOString(), ...host.snapshot() });
           return;
         case '/metrics': {

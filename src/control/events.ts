@@ -17,6 +17,7 @@ export const EVENT_TYPES = [
   'reload',
   'listening',
   'shutdown',
+  'worker_exit',
   'discovery_failed',
 ] as const;
 
@@ -46,6 +47,7 @@ const LEVEL: Readonly<Record<EventType, Level>> = {
   reload: 'info',
   listening: 'info',
   shutdown: 'info',
+  worker_exit: 'error',
   discovery_failed: 'warn',
 };
 

@@ -3,8 +3,7 @@
  * pools' own state, and operator actions fed to the pools' failover reducers.
  */
 import type { AddressInfo } from 'node:net';
-import { reduce } from '../core/failover.js';
-import { FailoverRefusal, type FailoverEvent, type MemberState } from '../core/failover-types.js';
+import type { FailoverEvent, MemberState } from '../core/failover-types.js';
 import type { Evidence, UpstreamBackend } from '../upstream/backend.js';
 import type { PoolRuntime } from '../upstream/pool-runtime.js';
 import type {
@@ -18,6 +17,7 @@ import type {
   PoolStatus,
   ReloadResult,
   StatusSnapshot,
+  WorkerStatus,
 } from './admin-types.js';
 import type { EventLog } from './events.js';
 
@@ -38,6 +38,10 @@ export interface ProxyView {
   readonly lastReload: ReloadResult | null;
   readonly ready: boolean;
   reload(): Promise<ReloadResult>;
+  /** The worker processes (SPEC §9); with one process, that process. */
+  workers(): readonly WorkerStatus[];
+  /** With workers: asks each for its figures now (bounded wait). */
+  refresh?(): Promise<void>;
 }
 
 export class ProxyAdminHost implements AdminHost {
@@ -66,11 +70,16 @@ export class ProxyAdminHost implements AdminHost {
     return this.#proxy.reload();
   }
 
+  async refresh(): Promise<void> {
+    await this.#proxy.refresh?.();
+  }
+
   snapshot(): StatusSnapshot {
     const now = this.#now();
     return {
       pools: [...this.#proxy.pools.values()].map((pool) => poolStatus(pool, now)),
       listeners: [...this.#proxy.listeners.values()].map(listenerStatus),
+      workers: this.#proxy.workers(),
     };
   }
 
@@ -80,17 +89,12 @@ export class ProxyAdminHost implements AdminHost {
     if (pool.core.member(backendName) === undefined) {
       return { ok: false, status: 404, error: `pool "${poolName}" has no backend "${backendName}"` };
     }
-    const event = failoverEvent(action, backendName);
-    // A dry run on the pure reducer first: a refused action changes nothing and leaves no
-    // audit event, and an accepted one is recorded before the promotions it causes.
-    try {
-      reduce(pool.core.state, event, this.#now(), pool.core.settings.policy);
-    } catch (err) {
-      if (err instanceof FailoverRefusal) return { ok: false, status: 409, error: err.message };
-      throw err;
-    }
-    this.#proxy.events.emit('admin', { pool: poolName, backend: backendName, action, client });
-    pool.dispatch(event);
+    // A refused action changes nothing and leaves no audit event; an accepted one is recorded
+    // before the promotions it causes.
+    const transition = pool.dispatch(failoverEvent(action, backendName), () => {
+      this.#proxy.events.emit('admin', { pool: poolName, backend: backendName, action, client });
+    });
+    if (transition.refusal !== null) return { ok: false, status: 409, error: transition.refusal };
     const backend = pool.core.member(backendName) as UpstreamBackend;
     return { ok: true, backend: backendStatus(pool, backend, this.#now()) };
   }

@@ -5,8 +5,8 @@
  *
  * Three ways values arrive:
  * - per request, through the forwarder's `onDone` hook ({@link Metrics.request}): the hot path,
- *   so label children are bound once per label combination and kept in nested maps — no label
- *   objects or key strings are built per request;
+ *   counted in plain arrays by tally.ts (no label hashing) and rendered at scrape time; with
+ *   workers, each worker's tally deltas are added up here (SPEC §9: one view of the host);
  * - per event, from the EventLog (promotions, releases, reloads) and per health check, from the
  *   pool runtime's `onCheck` hook;
  * - at scrape time, read from the pools and listeners (in-flight, up, serving, connections), so
@@ -14,15 +14,17 @@
  *
  * Labels are limited to listener, pool, backend, role, the status class and the client protocol
  * (`http1`, `http2`), plus `result` on
- * checks and reloads: all bounded by the config, never a path, host or client.
+ * checks and reloads and `worker` (1..N) on per-worker process metrics: all bounded by the
+ * config, never a path, host or client.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { ExchangeRecord } from '../forward/http.js';
+import type { ExchangeRecord } from '../records.js';
 import type { UpstreamBackend } from '../upstream/backend.js';
 import type { PoolRuntime } from '../upstream/pool-runtime.js';
 import { isDnsName } from '../config/dns-names.js';
 import { LOOKUP_FAILURES } from '../upstream/discovery.js';
 import type { EventLog, ProxyEvent } from './events.js';
+import { RequestTally, type SeriesDelta } from './tally.js';
 
 /** Every metric hotwarm exports. */
 export const METRICS = [
@@ -39,75 +41,59 @@ export const METRICS = [
   { name: 'hotwarm_health_checks_total', type: 'counter', labels: ['pool', 'backend', 'result'], help: 'Active health checks, by result (ok, fail).' },
   { name: 'hotwarm_reloads_total', type: 'counter', labels: ['result'], help: 'Configuration reloads, by result (ok, failed).' },
   { name: 'hotwarm_client_connections', type: 'gauge', labels: ['listener'], help: 'Open client connections per listener.' },
+  { name: 'hotwarm_workers', type: 'gauge', labels: [], help: 'Worker processes running (1 when hotwarm runs as a single process).' },
+  { name: 'hotwarm_worker_resident_memory_bytes', type: 'gauge', labels: ['worker'], help: 'Resident memory of each worker process, as it last reported.' },
+  { name: 'hotwarm_worker_cpu_seconds_total', type: 'counter', labels: ['worker'], help: 'CPU time (user + system) of each worker process, as it last reported.' },
+  { name: 'hotwarm_worker_in_flight', type: 'gauge', labels: ['worker'], help: 'HTTP requests in progress plus open tunnels on each worker.' },
+  { name: 'hotwarm_worker_restarts_total', type: 'counter', labels: ['worker'], help: 'Times a worker process died and was replaced.' },
   { name: 'hotwarm_discovery_failures_total', type: 'counter', labels: ['pool', 'result'], help: 'DNS lookups for discover entries and names in address that gave no answer, by result (nxdomain, empty, timeout, servfail, refused, error).' },
 ] as const;
+
+/** Rendered from the tally (tally.ts), not registered with prom-client. */
+const TALLIED: ReadonlySet<string> = new Set(['hotwarm_requests_total', 'hotwarm_request_duration_seconds', 'hotwarm_retries_total', 'hotwarm_no_backend_total']);
 
 type Spec = (typeof METRICS)[number];
 type NameOf<T extends Spec['type']> = Extract<Spec, { type: T }>['name'];
 
-/** Seconds: from a fast local hit to the default 30 s response timeout. */
-const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
-
-/** Status classes by `floor(status / 100)`; status 0 (closed instead of answered) is 5xx. */
-const CODE_CLASSES = ['5xx', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
-
-/** Client protocols (SPEC §11); series are laid out as [protocol][code class]. */
-const PROTOCOLS = ['http1', 'http2'] as const;
-
-function classIndex(status: number): number {
-  const c = Math.floor(status / 100);
-  return c >= 1 && c <= 5 ? c : 0;
-}
-
-/** Index into a [protocol][code class] series list. */
-function seriesIndex(r: ExchangeRecord): number {
-  return (r.protocol === 'http2' ? CODE_CLASSES.length : 0) + classIndex(r.status);
-}
-
-/** One child per protocol × status class, in {@link seriesIndex} order. */
-function perProtocolAndClass<T>(make: (code: string, protocol: string) => T): T[] {
-  return PROTOCOLS.flatMap((protocol) => CODE_CLASSES.map((code) => make(code, protocol)));
-}
-
-/** A counter or histogram bound to fixed labels: what prom-client's `labels()` returns. */
+/** A counter bound to fixed labels: what prom-client's `labels()` returns. */
 interface CounterChild {
   inc(value?: number): void;
 }
-interface HistogramChild {
-  observe(value: number): void;
-}
 
-/** Label children of one listener × pool. */
-interface PoolSeries {
-  readonly durations: readonly HistogramChild[];
-  readonly retries: CounterChild;
-  readonly noBackend: CounterChild;
-  /** backend name ('' = none) → one child per status class. */
-  readonly requests: Map<string, readonly CounterChild[]>;
+/** One worker as the metrics show it (with one process there are none). */
+export interface WorkerMetricsView {
+  readonly id: number;
+  readonly rssBytes: number;
+  readonly cpuSeconds: number;
+  readonly inFlight: number;
+  readonly restarts: number;
 }
 
 /** Where scrape-time values are read. */
 export interface MetricsSource {
   pools(): Iterable<PoolRuntime>;
   listeners(): Iterable<{ readonly name: string; readonly openConnections: number }>;
+  /** Worker processes (absent or empty with one process). */
+  workers?(): Iterable<WorkerMetricsView>;
 }
 
 export class Metrics {
   readonly #registry = new Registry();
   readonly #metrics = new Map<string, Counter | Gauge | Histogram>();
   readonly #source: MetricsSource;
-  readonly #series = new Map<string, Map<string, PoolSeries>>();
+  readonly #tally = new RequestTally();
   readonly #checks = new WeakMap<UpstreamBackend, { readonly ok: CounterChild; readonly fail: CounterChild }>();
   readonly #unsubscribe: () => void;
 
   constructor(events: EventLog, source: MetricsSource) {
     this.#source = source;
     for (const spec of METRICS) {
+      if (TALLIED.has(spec.name)) continue;
       const config = { name: spec.name, help: spec.help, labelNames: [...spec.labels], registers: [this.#registry] };
       const metric =
         spec.type === 'counter' ? new Counter(config)
         : spec.type === 'gauge' ? new Gauge(config)
-        : new Histogram({ ...config, buckets: DURATION_BUCKETS });
+        : new Histogram(config);
       this.#metrics.set(spec.name, metric);
     }
     this.#unsubscribe = events.subscribe((event) => this.#event(event));
@@ -117,21 +103,19 @@ export class Metrics {
     return this.#registry.contentType;
   }
 
-  /** One finished request (the `onDone` hook): cheap, no allocation once its labels were seen. */
+  /** One finished request (the `onDone` hook): a few array increments. */
   request(r: ExchangeRecord): void {
-    const series = this.#poolSeries(r.listener, r.pool);
-    const index = seriesIndex(r);
-    const backend = r.backend ?? '';
-    let requests = series.requests.get(backend);
-    if (requests === undefined) {
-      const counter = this.#counter('hotwarm_requests_total');
-      requests = perProtocolAndClass((code, protocol) => counter.labels(r.listener, r.pool, backend, code, protocol));
-      series.requests.set(backend, requests);
-    }
-    (requests[index] as CounterChild).inc();
-    (series.durations[index] as HistogramChild).observe(r.durationMs / 1000);
-    if (r.retries > 0) series.retries.inc(r.retries);
-    if (r.error === 'NO_SERVING_BACKEND' || r.error === 'ALL_BACKENDS_FULL') series.noBackend.inc();
+    this.#tally.request(r);
+  }
+
+  /** A worker's counts since its last report (the primary adds up the host). */
+  addWorkerCounts(deltas: readonly SeriesDelta[]): void {
+    this.#tally.add(deltas);
+  }
+
+  /** What this process counted since the last call (a worker sends it to the primary). */
+  takeCounts(): SeriesDelta[] {
+    return this.#tally.take();
   }
 
   /** One active health check result (the pool runtime's `onCheck` hook). */
@@ -148,32 +132,13 @@ export class Metrics {
   /** The Prometheus text exposition, with the scrape-time gauges read now. */
   async render(): Promise<string> {
     this.#collect();
-    return this.#registry.metrics();
+    const registered = await this.#registry.metrics();
+    return `${this.#tally.render(helpOf)}\n${registered}`;
   }
 
   /** Stops listening to events. */
   close(): void {
     this.#unsubscribe();
-  }
-
-  #poolSeries(listener: string, pool: string): PoolSeries {
-    let byPool = this.#series.get(listener);
-    if (byPool === undefined) {
-      byPool = new Map();
-      this.#series.set(listener, byPool);
-    }
-    let series = byPool.get(pool);
-    if (series === undefined) {
-      const durations = this.#histogram('hotwarm_request_duration_seconds');
-      series = {
-        durations: perProtocolAndClass((code, protocol) => durations.labels(listener, pool, code, protocol)),
-        retries: this.#counter('hotwarm_retries_total').labels(listener, pool),
-        noBackend: this.#counter('hotwarm_no_backend_total').labels(listener, pool),
-        requests: new Map(),
-      };
-      byPool.set(pool, series);
-    }
-    return series;
   }
 
   #event(event: ProxyEvent): void {
@@ -216,6 +181,20 @@ export class Metrics {
       }
     }
     for (const l of this.#source.listeners()) connections.set({ listener: l.name }, l.openConnections);
+    const workers = [...(this.#source.workers?.() ?? [])];
+    this.#gauge('hotwarm_workers').set(Math.max(1, workers.length));
+    const rss = this.#gauge('hotwarm_worker_resident_memory_bytes');
+    const workerInFlight = this.#gauge('hotwarm_worker_in_flight');
+    const cpu = this.#counter('hotwarm_worker_cpu_seconds_total');
+    const restarts = this.#counter('hotwarm_worker_restarts_total');
+    for (const metric of [rss, workerInFlight, cpu, restarts]) metric.reset();
+    for (const w of workers) {
+      const labels = { worker: String(w.id) };
+      rss.set(labels, w.rssBytes);
+      workerInFlight.set(labels, w.inFlight);
+      cpu.inc(labels, w.cpuSeconds);
+      restarts.inc(labels, w.restarts);
+    }
   }
 
   #counter(name: NameOf<'counter'>): Counter {
@@ -226,9 +205,6 @@ export class Metrics {
     return this.#metrics.get(name) as Gauge;
   }
 
-  #histogram(name: NameOf<'histogram'>): Histogram {
-    return this.#metrics.get(name) as Histogram;
-  }
 }
 
 /**
@@ -238,6 +214,10 @@ export class Metrics {
 function reloadSucceeded(event: ProxyEvent): boolean {
   if (typeof event.ok === 'boolean') return event.ok;
   return !(Array.isArray(event.errors) && event.errors.length > 0);
+}
+
+function helpOf(name: string): string {
+  return METRICS.find((m) => m.name === name)?.help ?? '';
 }
 
 function usesDns(config: PoolRuntime['config']): boolean {

@@ -102,12 +102,10 @@ export interface Transition {
   readonly commands: readonly FailoverCommand[];
   /** Earliest time at which a `tick` may change something (a failback hold ends), or null. */
   readonly wakeAt: number | null;
+  /**
+   * Why an operator action was refused (the admin API answers 409 with it), or null. A refused
+   * event changes nothing: `state` is the input, no commands, and the shell carries nothing out.
+   */
+  readonly refusal: string | null;
 }
 
-/** Why an operator action was refused (admin API answers 409 with it). */
-export class FailoverRefusal extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'FailoverRefusal';
-  }
-}

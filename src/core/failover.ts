@@ -12,7 +12,6 @@
  * draft handed to it.
  */
 import {
-  FailoverRefusal,
   type FailoverCommand,
   type FailoverEvent,
   type FailoverPolicy,
@@ -44,11 +43,24 @@ export function isServing(m: MemberState): boolean {
 }
 
 /**
- * Apply one event. Operator events (`promote`, `demote`) that make no sense throw a
- * `FailoverRefusal` (the admin API answers 409 with its message); a backend name that is not
- * in the pool throws a `RangeError`.
+ * Apply one event. An operator event (`promote`, `demote`) that makes no sense is refused as a
+ * value: the transition carries the `refusal` and changes nothing (the admin API answers 409
+ * with it, and runs the reducer once). A backend name that is not in the pool throws a
+ * `RangeError`: that is a bug of the caller, not a decision.
  */
+/** Inside the reducer only: unwinds an operator action that makes no sense to `reduce`, which returns it as a value. */
+class FailoverRefusal extends Error {}
+
 export function reduce(state: PoolState, event: FailoverEvent, now: number, policy: FailoverPolicy): Transition {
+  try {
+    return apply(state, event, now, policy);
+  } catch (err) {
+    if (!(err instanceof FailoverRefusal)) throw err;
+    return Object.freeze({ state, commands: Object.freeze([]), wakeAt: null, refusal: err.message });
+  }
+}
+
+function apply(state: PoolState, event: FailoverEvent, now: number, policy: FailoverPolicy): Transition {
   const draft = state.members.map((m): Draft => ({ ...m }));
   const commands: FailoverCommand[] = [];
   switch (event.type) {
@@ -191,6 +203,7 @@ function settle(
     state: freezeState(draft, uncovered),
     commands: Object.freeze(commands.map((c) => Object.freeze(c))),
     wakeAt,
+    refusal: null,
   });
 }
 

@@ -117,6 +117,11 @@ export class PassiveDetector {
     this.#streak = 0;
   }
 
+  /** Failures in a row so far (0 after a success or once the threshold was reached). */
+  get streak(): number {
+    return this.#streak;
+  }
+
   /** Reload: a streak in progress is kept (and counts against the new threshold); 0 clears it. */
   setThreshold(n: number): void {
     checkThreshold('consecutive_failures', n, 0);

@@ -40,6 +40,20 @@ export type Selection<B> =
   | { readonly backend: B; readonly via: 'serving' | 'spill' | 'standby' }
   | { readonly backend: null; readonly reason: 'none_serving' | 'all_full' | 'none_untried' };
 
+/**
+ * Where a sticky session goes (SPEC §10): `backend` = there, the cookie stays; `busy` = balanced
+ * as usual this once, the cookie stays (its backend, or the warm covering it, is full or still
+ * warming up); `lost` = balanced afresh and the cookie replaced (the backend is gone, or down
+ * with no warm covering it).
+ */
+export type Affinity<B> =
+  | { readonly kind: 'backend'; readonly backend: B }
+  | { readonly kind: 'busy' }
+  | { readonly kind: 'lost' };
+
+const BUSY = { kind: 'busy' } as const;
+const LOST = { kind: 'lost' } as const;
+
 const NOTHING: readonly never[] = [];
 
 export class Pool<B extends PoolMember> {
@@ -125,6 +139,27 @@ export class Pool<B extends PoolMember> {
     return { backend: null, reason: serving.length === 0 ? 'none_serving' : 'none_untried' };
   }
 
+  /**
+   * The backend for a session pinned to `name`. A warm covering `name` takes its sessions for as
+   * long as the pair lasts — also while the recovered hot backend waits out failback_hold — so a
+   * session moves once at failover and once at failback (when the warm is released), never
+   * back and forth. Otherwise the named backend while it serves.
+   */
+  affinity(name: string): Affinity<B> {
+    const b = this.#byName.get(name);
+    if (b === undefined) return LOST;
+    for (const m of this.#state.members) {
+      const promotion = m.promotion;
+      if (promotion === null || promotion.kind !== 'covers' || promotion.hot !== name) continue;
+      const cover = this.#byName.get(m.name);
+      // A cover still warming up keeps the session for later: balanced this once, cookie kept.
+      if (cover === undefined || !this.#serving.includes(cover)) return BUSY;
+      return hasRoom(cover) ? { kind: 'backend', backend: cover } : BUSY;
+    }
+    if (!this.#serving.includes(b)) return LOST;
+    return hasRoom(b) ? { kind: 'backend', backend: b } : BUSY;
+  }
+
   #picked(b: B, via: 'serving' | 'spill' | 'standby'): Selection<B> {
     return { backend: b, via };
   }
@@ -181,6 +216,15 @@ export class Pool<B extends PoolMember> {
     return this.#apply(
       reconfigure(this.#state, members.map((m) => ({ name: m.name, role: m.role })), now, settings.policy, renewed),
     );
+  }
+
+  /**
+   * Takes a state decided elsewhere — the primary's failover reducer, carried to a worker as a
+   * snapshot (SPEC §9) — in place of this pool's own: a worker balances by it and decides nothing.
+   */
+  adopt(state: PoolState): void {
+    this.#state = state;
+    this.#rebuild();
   }
 
   #apply(transition: Transition): Transition {

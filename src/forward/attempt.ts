@@ -8,26 +8,15 @@
  */
 import type { Socket } from 'node:net';
 import { ProxyError, type ErrorCode } from '../errors.js';
-import type { Selection } from '../core/pool.js';
 import type { UpstreamBackend } from '../upstream/backend.js';
+import type { AttemptPool } from '../upstream/contracts.js';
 
-/** What the attempt loop needs of a pool (upstream/pool-runtime.ts implements it). */
-export interface AttemptPool {
-  readonly name: string;
-  readonly connectTimeoutMs: number;
-  /** 0 = no limit. */
-  readonly responseTimeoutMs: number;
-  readonly retries: number;
-  select(exclude: readonly UpstreamBackend[], retry: boolean): Selection<UpstreamBackend>;
-  acquire(backend: UpstreamBackend): void;
-  release(backend: UpstreamBackend): void;
-  /** Live-traffic failure: feeds passive detection when the error says so. */
-  upstreamFailed(backend: UpstreamBackend, error: ProxyError): void;
-  upstreamSucceeded(backend: UpstreamBackend): void;
-  /** A client is being retried after `error` on `failed` (counted and logged). */
-  noteRetry(failed: UpstreamBackend, error: ProxyError): void;
-  /** A client overflowed to a standby warm. */
-  noteSpill(backend: UpstreamBackend): void;
+export type { AttemptPool } from '../upstream/contracts.js';
+
+/** A route's own limits; null = the pool's. */
+export interface AttemptOverrides {
+  readonly retries: number | null;
+  readonly responseTimeoutMs: number | null;
 }
 
 /** The forwarder's side of the loop. */
@@ -71,10 +60,27 @@ export class Attempts {
   connected = false;
   #connectTimer: NodeJS.Timeout | null = null;
   #responseTimer: NodeJS.Timeout | null = null;
+  /** The pool's retries and response_timeout, or the route's overrides (SPEC §10). */
+  readonly #retries: number;
+  readonly #responseTimeoutMs: number;
 
-  constructor(pool: AttemptPool, owner: AttemptOwner) {
+  constructor(pool: AttemptPool, owner: AttemptOwner, overrides?: AttemptOverrides) {
     this.#pool = pool;
     this.#owner = owner;
+    this.#retries = overrides?.retries ?? pool.retries;
+    this.#responseTimeoutMs = overrides?.responseTimeoutMs ?? pool.responseTimeoutMs;
+  }
+
+  /** The backend the first attempt goes to instead of a balanced pick (sticky sessions). */
+  #preferred: UpstreamBackend | null = null;
+
+  prefer(backend: UpstreamBackend | null): void {
+    this.#preferred = backend;
+  }
+
+  /** Extra attempts this client may get. */
+  get retryBudget(): number {
+    return this.#retries;
   }
 
   get pool(): AttemptPool {
@@ -92,6 +98,14 @@ export class Attempts {
 
   /** The first attempt (`retry` false), or the next one after a failure. */
   next(retry: boolean): void {
+    if (!retry && this.#preferred !== null) {
+      // A sticky session's backend (the pool checked it serves and has room); retries balance.
+      const backend = this.#preferred;
+      this.#preferred = null;
+      this.via = 'serving';
+      this.#run(backend, false);
+      return;
+    }
     const selection = this.#pool.select(this.tried, retry);
     if (selection.backend === null) {
       const error = retry && this.error !== null ? this.error : new ProxyError(selection.reason === 'all_full' ? 'ALL_BACKENDS_FULL' : 'NO_SERVING_BACKEND');
@@ -127,7 +141,7 @@ export class Attempts {
 
   /** Bounds the wait for the response head by response_timeout (0 = none). */
   startResponseTimer(): void {
-    const timeout = this.#pool.responseTimeoutMs;
+    const timeout = this.#responseTimeoutMs;
     if (timeout > 0) this.#responseTimer = setTimeout(onResponseTimer, timeout, this);
   }
 
@@ -141,7 +155,7 @@ export class Attempts {
   failed(error: ProxyError): void {
     const backend = this.#drop(error);
     if (this.#owner.settled) return;
-    if (this.tried.length <= this.#pool.retries && error.retry !== 'never' && this.#owner.mayRetry(error)) {
+    if (this.tried.length <= this.#retries && error.retry !== 'never' && this.#owner.mayRetry(error)) {
       this.retries++;
       if (backend !== null) this.#pool.noteRetry(backend, error);
       this.next(true);
@@ -157,7 +171,7 @@ export class Attempts {
    */
   retrySame(error: ProxyError): boolean {
     const backend = this.#held;
-    if (backend === null || this.#owner.settled || this.tried.length > this.#pool.retries || !this.#owner.mayRetry(error)) return false;
+    if (backend === null || this.#owner.settled || this.tried.length > this.#retries || !this.#owner.mayRetry(error)) return false;
     this.#drop(error);
     this.retries++;
     this.#pool.noteRetry(backend, error);
@@ -214,7 +228,7 @@ export class Attempts {
 
   responseTimedOut(): void {
     this.#responseTimer = null;
-    this.failed(new ProxyError('UPSTREAM_RESPONSE_TIMEOUT', `no response head within ${this.#pool.responseTimeoutMs}ms`));
+    this.failed(new ProxyError('UPSTREAM_RESPONSE_TIMEOUT', `no response head within ${this.#responseTimeoutMs}ms`));
   }
 }
 

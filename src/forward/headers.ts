@@ -8,6 +8,7 @@
  * `xfwd` appends to whatever the client sent, which lets anyone spoof their address.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import { applyResponseRules, type HeaderRules } from './route-rules.js';
 
 /** Always removed (RFC 9110 §7.6.1 plus the legacy Proxy-Connection). */
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade'] as const;
@@ -158,10 +159,10 @@ export function responseHeaders(raw: readonly string[], status: number): string[
  * any response, then `Connection: Upgrade` and the backend's `Upgrade` put back — for this one
  * response they are end-to-end, the client needs them to accept the switch.
  */
-export function switchingProtocolsHeaders(raw: readonly string[]): string[] {
+export function switchingProtocolsHeaders(raw: readonly string[], rules: HeaderRules | null = null): string[] {
   let upgrade = 'websocket';
   for (let i = 0; i < raw.length; i += 2) {
     if ((raw[i] as string).toLowerCase() === 'upgrade') upgrade = raw[i + 1] as string;
   }
-  return [...responseHeaders(raw, 101), 'Connection', 'Upgrade', 'Upgrade', upgrade];
+  return [...applyResponseRules(responseHeaders(raw, 101), rules), 'Connection', 'Upgrade', 'Upgrade', upgrade];
 }

@@ -23,18 +23,20 @@ import type { Readable } from 'node:stream';
 import httpProxy from 'http-proxy';
 import { ProxyError, type ErrorCode } from '../errors.js';
 import type { UpstreamBackend } from '../upstream/backend.js';
-import { Attempts, classifyUpstreamError, type AttemptOwner, type AttemptPool } from './attempt.js';
+import { Attempts, classifyUpstreamError, type AttemptOwner } from './attempt.js';
+import type { ClientProtocol, ExchangeRecord } from '../records.js';
+import type { ForwardPool } from '../upstream/contracts.js';
 import { prepareForBackend, responseHeaders } from './headers.js';
 import { originForm } from './guard.js';
 import { ReplayableBody } from './replay.js';
 import { sendError } from './respond.js';
+import { upstreamAgent } from './send-proxy.js';
+import type { UpstreamAgent } from '../upstream/agent.js';
+import { clientAddress, proxiedClient } from './client-address.js';
+import { chooseSticky, stickyCookie, type StickyPool } from './sticky.js';
+import { applyRequestRules, applyResponseRules, backendTarget, NO_RULES, type RouteRules } from './route-rules.js';
 
-/** What the HTTP forwarder needs of a pool (upstream/pool-runtime.ts implements it). */
-export interface ForwardPool extends AttemptPool {
-  readonly maxReplayBody: number;
-  /** Seconds a client is told to wait when nothing serves. */
-  readonly retryAfterSeconds: number;
-}
+export type { ForwardPool } from '../upstream/contracts.js';
 
 export interface ForwardListener {
   readonly name: string;
@@ -45,26 +47,8 @@ export interface ForwardListener {
   readonly closing?: boolean;
 }
 
-/** Everything the access log and metrics need of a finished request. */
-export interface ExchangeRecord {
-  readonly listener: string;
-  readonly pool: string;
-  readonly backend: string | null;
-  readonly method: string;
-  readonly path: string;
-  readonly status: number;
-  readonly durationMs: number;
-  readonly bytes: number;
-  readonly retries: number;
-  readonly client: string;
-  readonly error: ErrorCode | null;
-  /** How the last backend was chosen. */
-  readonly via: 'serving' | 'spill' | 'standby' | null;
-  /** What the client spoke: HTTP/1.x or HTTP/2 (SPEC §11). */
-  readonly protocol: ClientProtocol;
-}
-
-export type ClientProtocol = 'http1' | 'http2';
+export type { ExchangeRecord } from '../records.js';
+export type { ClientProtocol } from '../records.js';
 
 /** The client protocol of a request (node:http and node:http2's compatibility requests both carry the version). */
 export function clientProtocol(req: { readonly httpVersionMajor: number }): ClientProtocol {
@@ -93,10 +77,7 @@ const NO_BODY = {
 /** A callback must be passed or http-proxy emits `error` (fatal without a listener); errors are taken from the request itself. */
 function ignoreEngineCallback(): void {}
 
-export function clientAddress(socket: Socket): string {
-  const address = socket.remoteAddress ?? '';
-  return address.startsWith('::ffff:') ? address.slice(7) : address;
-}
+export { clientAddress } from './client-address.js';
 
 export class HttpForwarder {
   readonly #engine: httpProxy;
@@ -116,13 +97,13 @@ export class HttpForwarder {
   }
 
   /** Forwards `req` to `pool`; the request head has already passed the guard. */
-  forward(req: IncomingMessage, res: ServerResponse, listener: ForwardListener, pool: ForwardPool): void {
-    new HttpExchange(this, req, res, listener, pool).start();
+  forward(req: IncomingMessage, res: ServerResponse, listener: ForwardListener, pool: ForwardPool, rules: RouteRules = NO_RULES): void {
+    new HttpExchange(this, req, res, listener, pool, rules).start();
   }
 
   /** Internal to HttpExchange. */
-  engineWeb(req: IncomingMessage, res: ServerResponse, backend: UpstreamBackend, buffer: Readable | undefined): void {
-    this.#engine.web(req, res, { target: backend.target, agent: backend.agent, buffer }, ignoreEngineCallback);
+  engineWeb(req: IncomingMessage, res: ServerResponse, backend: UpstreamBackend, buffer: Readable | undefined, agent: UpstreamAgent): void {
+    this.#engine.web(req, res, { target: backend.target, agent, buffer }, ignoreEngineCallback);
   }
 
   get hooks(): ForwarderHooks {
@@ -140,8 +121,15 @@ class HttpExchange implements AttemptOwner {
   readonly #startedAt = performance.now();
   readonly #method: string;
   readonly #target: string;
+  /** The target sent to the backend (the route may strip its prefix). */
+  readonly #backendTarget: string;
+  readonly #rules: RouteRules;
   readonly #client: string;
   readonly #hasBody: boolean;
+  /** Body bytes seen so far, counted only for a chunked body under max_body_size. */
+  #bodyBytes = 0;
+  /** Sticky pool: whether the response sets the affinity cookie for the backend that answers. */
+  #issueCookie = false;
   #replay: ReplayableBody | null = null;
   #upstream: ClientRequest | null = null;
   #upstreamRes: IncomingMessage | null = null;
@@ -152,15 +140,17 @@ class HttpExchange implements AttemptOwner {
   #error: ProxyError | null = null;
   #done = false;
 
-  constructor(forwarder: HttpForwarder, req: IncomingMessage, res: ServerResponse, listener: ForwardListener, pool: ForwardPool) {
+  constructor(forwarder: HttpForwarder, req: IncomingMessage, res: ServerResponse, listener: ForwardListener, pool: ForwardPool, rules: RouteRules) {
     this.#forwarder = forwarder;
     this.#req = req;
     this.#res = res;
     this.#listener = listener;
     this.#pool = pool;
-    this.#attempts = new Attempts(pool, this);
+    this.#rules = rules;
+    this.#attempts = rules === NO_RULES ? new Attempts(pool, this) : new Attempts(pool, this, rules);
     this.#method = req.method ?? 'GET';
     this.#target = originForm(req.url ?? '/');
+    this.#backendTarget = backendTarget(this.#target, rules);
     this.#client = clientAddress(req.socket);
     const headers = req.headers;
     this.#hasBody = headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
@@ -173,18 +163,68 @@ class HttpExchange implements AttemptOwner {
   start(): void {
     const req = this.#req;
     const headers = req.headers;
-    prepareForBackend(headers, this.#client, this.#listener, false);
+    // Behind a PROXY protocol header the peer is the balancer: the client's own X-Forwarded-* are not trusted.
+    prepareForBackend(headers, this.#client, proxiedClient(req.socket) === undefined ? this.#listener : { proto: this.#listener.proto, isTrusted: null }, false);
+    applyRequestRules(headers, this.#rules.requestHeaders);
     if (headers['transfer-encoding'] !== undefined) headers['transfer-encoding'] = 'chunked';
-    if (this.#hasBody && this.#pool.retries > 0) this.#replay = new ReplayableBody(req, this.#pool.maxReplayBody);
     this.#res.once('close', () => this.#onClientClose());
+    const limit = this.#rules.maxBodySize;
+    if (limit > 0 && this.#hasBody) {
+      // A declared length over the limit is refused before a byte goes anywhere; a chunked body
+      // is counted as it flows (Node enforces a declared length itself).
+      if (headers['transfer-encoding'] === undefined) {
+        if (Number(headers['content-length']) > limit) {
+          this.#refuseBody();
+          return;
+        }
+      } else {
+        req.on('data', this.#countBody);
+      }
+    }
+    if (this.#hasBody && this.#attempts.retryBudget > 0) this.#replay = new ReplayableBody(req, this.#pool.maxReplayBody);
+    const sticky = chooseSticky(this.#pool, headers.cookie);
+    if (sticky !== null) {
+      this.#attempts.prefer(sticky.preferred);
+      this.#issueCookie = sticky.issue;
+    }
     this.#attempts.next(false);
+  }
+
+  readonly #countBody = (chunk: Buffer): void => {
+    this.#bodyBytes += chunk.length;
+    if (this.#bodyBytes <= this.#rules.maxBodySize) return;
+    this.#req.off('data', this.#countBody);
+    this.#refuseBody();
+  };
+
+  /**
+   * The body passed max_body_size: whatever went upstream is aborted (never retried), the client
+   * gets 413 when no response has started, and its connection closes either way (the rest of its
+   * body is not read).
+   */
+  #refuseBody(): void {
+    if (this.#done) return;
+    this.#attempts.clearTimers();
+    this.abandon();
+    this.#upstreamRes?.destroy();
+    this.#upstreamRes = null;
+    this.#attempts.release();
+    const error = new ProxyError('BODY_TOO_LARGE');
+    this.#error = error;
+    if (this.#res.headersSent) {
+      this.#res.destroy();
+      return;
+    }
+    this.#status = error.status;
+    sendError(this.#res, error.status, 0, true, this.#rules.responseHeaders);
   }
 
   /** AttemptOwner: the request through http-proxy, on `backend`'s keep-alive agent. */
   attempt(backend: UpstreamBackend, retry: boolean): void {
-    backend.agent.claimNext(this.#attach);
+    const agent = upstreamAgent(this.#req.socket, backend);
+    agent.claimNext(this.#attach);
     const body = !this.#hasBody ? NO_BODY : retry && this.#replay !== null ? this.#replay.stream() : undefined;
-    this.#forwarder.engineWeb(this.#req, this.#res, backend, body);
+    this.#forwarder.engineWeb(this.#req, this.#res, backend, body, agent);
     if (this.#upstream === null) {
       // http-proxy always creates the request synchronously; if it ever did not, fail loudly but safely.
       this.#attempts.failed(new ProxyError('UPSTREAM_CONNECT_FAILED', 'engine created no upstream request'));
@@ -196,7 +236,7 @@ class HttpExchange implements AttemptOwner {
   /** Receives the upstream request from the backend's agent, synchronously inside engineWeb(). */
   readonly #attach = (upstream: ClientRequest): void => {
     this.#upstream = upstream;
-    upstream.path = this.#target;
+    upstream.path = this.#backendTarget;
     const isCurrent = (): boolean => upstream === this.#upstream;
     upstream.on('socket', (socket: Socket) => {
       if (isCurrent()) this.#attempts.watchConnect(socket, isCurrent);
@@ -261,7 +301,9 @@ class HttpExchange implements AttemptOwner {
     const status = upstreamRes.statusCode ?? 502;
     if (this.#closing()) res.shouldKeepAlive = false;
     try {
-      res.writeHead(status, upstreamRes.statusMessage, responseHeaders(upstreamRes.rawHeaders, status));
+      const headers = applyResponseRules(responseHeaders(upstreamRes.rawHeaders, status), this.#rules.responseHeaders);
+      if (this.#issueCookie) this.#addCookie(headers);
+      res.writeHead(status, upstreamRes.statusMessage, headers);
     } catch (err) {
       // Node refuses header values its own client parser let through: nothing was written.
       upstreamRes.destroy();
@@ -288,6 +330,14 @@ class HttpExchange implements AttemptOwner {
     upstreamRes.on('error', (err: Error) => this.#failMidBody(err));
   }
 
+  /** The affinity cookie for the backend that answered (responseHeaders returns a fresh array). */
+  #addCookie(headers: string[]): void {
+    const sticky = this.#pool.sticky;
+    const backend = this.#attempts.last;
+    const token = sticky === null || backend === null ? undefined : sticky.tokenOf(backend.name);
+    if (sticky !== null && token !== undefined) headers.push('Set-Cookie', stickyCookie(sticky.cookie, token, this.#listener.proto === 'https'));
+  }
+
   /** After the head went out nothing can be answered: close the client so it sees a truncated message. */
   #failMidBody(cause: Error | null): void {
     if (this.#done) return;
@@ -305,7 +355,7 @@ class HttpExchange implements AttemptOwner {
       return;
     }
     const retryAfter = error.code === 'NO_SERVING_BACKEND' || error.code === 'ALL_BACKENDS_FULL' ? this.#pool.retryAfterSeconds : 0;
-    sendError(this.#res, error.status, retryAfter, this.#closing());
+    sendError(this.#res, error.status, retryAfter, this.#closing(), this.#rules.responseHeaders);
   }
 
   /** Shutdown, or this request's listener draining: the client connection ends with this response. */

@@ -5,6 +5,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { STATUS_TEXT } from '../errors.js';
+import { applyResponseRules, type HeaderRules } from './route-rules.js';
 
 const bodies = new Map<number, Buffer>();
 
@@ -19,19 +20,30 @@ function bodyFor(status: number): Buffer {
 
 /**
  * Answers with `status`. `retryAfter` > 0 adds Retry-After (503 when nothing serves);
- * `close` ends the client connection afterwards (bad input, shutdown).
+ * `close` ends the client connection afterwards (bad input, shutdown); `rules` are the route's
+ * response_headers, applied to the proxy's own answers too.
  */
-export function sendError(res: ServerResponse, status: number, retryAfter: number, close: boolean): void {
+export function sendError(res: ServerResponse, status: number, retryAfter: number, close: boolean, rules: HeaderRules | null = null): void {
   const body = bodyFor(status);
   if (close) res.shouldKeepAlive = false;
-  const headers: Record<string, string | number> = {
-    'content-type': 'text/plain; charset=utf-8',
-    'content-length': body.length,
-    'cache-control': 'no-store',
-  };
-  if (retryAfter > 0) headers['retry-after'] = retryAfter;
-  res.writeHead(status, headers);
+  if (rules === null) {
+    const headers: Record<string, string | number> = {
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': body.length,
+      'cache-control': 'no-store',
+    };
+    if (retryAfter > 0) headers['retry-after'] = retryAfter;
+    res.writeHead(status, headers);
+  } else {
+    res.writeHead(status, applyResponseRules(errorHeaders(body, retryAfter), rules));
+  }
   res.end(body);
+}
+
+function errorHeaders(body: Buffer, retryAfter: number): string[] {
+  const headers = ['content-type', 'text/plain; charset=utf-8', 'content-length', String(body.length), 'cache-control', 'no-store'];
+  if (retryAfter > 0) headers.push('retry-after', String(retryAfter));
+  return headers;
 }
 
 /**
@@ -66,26 +78,30 @@ const refusing = new WeakSet<Duplex>();
  * A response whose own request is the bad one (an error inside its body) is answered at once,
  * or the connection is just closed when its head is already out.
  */
-export function refuseOnSocket(socket: Duplex, status: number, retryAfter = 0): void {
+export function refuseOnSocket(socket: Duplex, status: number, retryAfter = 0, rules: HeaderRules | null = null): void {
   // Once per connection: an errored parser reports again with every chunk that still arrives.
   if (socket.destroyed || refusing.has(socket)) return;
   refusing.add(socket);
-  answerAfterEarlier(socket, status, retryAfter);
+  const answer =
+    rules === null
+      ? rawErrorResponse(status, retryAfter, requiredHeaders(status))
+      : rawHead(status, STATUS_TEXT[status] ?? 'Error', [...applyResponseRules(errorHeaders(bodyFor(status), retryAfter), rules), 'connection', 'close']) + bodyFor(status).toString();
+  answerAfterEarlier(socket, answer);
 }
 
-function answerAfterEarlier(socket: Duplex, status: number, retryAfter: number): void {
+function answerAfterEarlier(socket: Duplex, answer: string): void {
   if (socket.destroyed) return;
   const earlier = pendingResponse(socket);
   if (earlier !== null && earlier.req.complete) {
     // `close` follows `finish` by a tick, after Node has attached the next queued response.
-    earlier.once('close', () => answerAfterEarlier(socket, status, retryAfter));
+    earlier.once('close', () => answerAfterEarlier(socket, answer));
     return;
   }
   if (!socket.writable || (earlier !== null && earlier.headersSent)) {
     socket.destroy();
     return;
   }
-  socket.end(rawErrorResponse(status, retryAfter, requiredHeaders(status)), () => socket.destroy());
+  socket.end(answer, () => socket.destroy());
 }
 
 /**

@@ -14,6 +14,8 @@ import { ProxyError } from '../errors.js';
 import type { UpstreamBackend } from '../upstream/backend.js';
 import { Attempts, type AttemptOwner } from './attempt.js';
 import { clientAddress } from './http.js';
+import { connectionAddresses } from './client-address.js';
+import { formatProxyHeader } from '../core/proxy-header.js';
 import { Tunnel, type TunnelPool, type TunnelRecord, type TunnelSummary } from './tunnel.js';
 
 export interface TcpSessionContext {
@@ -54,6 +56,8 @@ export class TcpSession implements AttemptOwner {
   /** AttemptOwner: a fresh connection to `backend`, bounded by connect_timeout. */
   attempt(backend: UpstreamBackend): void {
     const upstream = net.connect({ host: backend.host, port: backend.port, allowHalfOpen: true, noDelay: true });
+    // send_proxy_protocol: the header goes first (queued until the connection opens).
+    if (backend.sendProxyProtocol !== 'off') upstream.write(formatProxyHeader(backend.sendProxyProtocol, connectionAddresses(this.#client)));
     this.#upstream = upstream;
     const isCurrent = (): boolean => upstream === this.#upstream;
     this.#attempts.watchConnect(upstream, isCurrent);

@@ -20,13 +20,9 @@ import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import type { ErrorCode } from '../errors.js';
 import type { Closable, UpstreamBackend } from '../upstream/backend.js';
-import type { ForwardPool } from './http.js';
+import type { TunnelPool } from '../upstream/contracts.js';
 
-/** What tunnel forwarders need of a pool (upstream/pool-runtime.ts implements it). */
-export interface TunnelPool extends ForwardPool {
-  /** 0 = no limit. */
-  readonly tunnelIdleTimeoutMs: number;
-}
+export type { TunnelPool } from '../upstream/contracts.js';
 
 /** How a tunnel ended: `closed` is the clean case; the others name who ended it. */
 export type TunnelEnd = 'closed' | 'client_closed' | 'client_reset' | 'backend_closed' | 'backend_reset' | 'idle_timeout';

@@ -14,7 +14,6 @@ import type { ClientRequest, IncomingMessage } from 'node:http';
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ProxyError } from '../errors.js';
-import type { UpgradeHandler } from '../listeners/http.js';
 import type { UpstreamBackend } from '../upstream/backend.js';
 import { Attempts, classifyUpstreamError, type AttemptOwner } from './attempt.js';
 import { originForm } from './guard.js';
@@ -23,6 +22,9 @@ import { clientAddress, pathOf, type ExchangeRecord, type ForwardListener } from
 import { rawHead, refuseOnSocket } from './respond.js';
 import { Tunnel, type TunnelPool, type TunnelRecord, type TunnelSummary } from './tunnel.js';
 import { WsEngine } from './ws-engine.js';
+import { chooseSticky } from './sticky.js';
+import { proxiedClient } from './client-address.js';
+import { applyRequestRules, applyResponseRules, backendTarget, NO_RULES, type RouteRules } from './route-rules.js';
 import { checkSwitchingProtocols } from './ws-handshake.js';
 
 export interface WebSocketHooks {
@@ -30,6 +32,11 @@ export interface WebSocketHooks {
   onDone(record: ExchangeRecord): void;
   /** A tunnel closed. */
   onTunnel(record: TunnelRecord): void;
+}
+
+/** What an HTTP listener hands a WebSocket upgrade to (the listener side of the contract). */
+export interface UpgradeHandler {
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, listener: ForwardListener, pool: TunnelPool, rules: RouteRules): void;
 }
 
 export class WebSocketForwarder implements UpgradeHandler {
@@ -44,8 +51,8 @@ export class WebSocketForwarder implements UpgradeHandler {
     this.hooks = hooks;
   }
 
-  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, listener: ForwardListener, pool: TunnelPool): void {
-    new WebSocketExchange(this, req, socket, head, listener, pool).start();
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, listener: ForwardListener, pool: TunnelPool, rules: RouteRules = NO_RULES): void {
+    new WebSocketExchange(this, req, socket, head, listener, pool, rules).start();
   }
 
   /** Cancels every upgrade still waiting for its backend (shutdown). */
@@ -63,6 +70,8 @@ class WebSocketExchange implements AttemptOwner {
   readonly #pool: TunnelPool;
   readonly #startedAt = performance.now();
   readonly #target: string;
+  readonly #backendTarget: string;
+  readonly #rules: RouteRules;
   readonly #client: string;
   readonly #attempts: Attempts;
   #upstream: ClientRequest | null = null;
@@ -74,7 +83,7 @@ class WebSocketExchange implements AttemptOwner {
   /** Set once the exchange is settled: tunnelled or logged as an HTTP exchange. */
   #done = false;
 
-  constructor(forwarder: WebSocketForwarder, req: IncomingMessage, socket: Duplex, head: Buffer, listener: ForwardListener, pool: TunnelPool) {
+  constructor(forwarder: WebSocketForwarder, req: IncomingMessage, socket: Duplex, head: Buffer, listener: ForwardListener, pool: TunnelPool, rules: RouteRules) {
     this.#forwarder = forwarder;
     this.#req = req;
     this.#socket = socket;
@@ -82,8 +91,10 @@ class WebSocketExchange implements AttemptOwner {
     this.#listener = listener;
     this.#pool = pool;
     this.#target = originForm(req.url ?? '/');
+    this.#rules = rules;
+    this.#backendTarget = backendTarget(this.#target, rules);
     this.#client = clientAddress(req.socket);
-    this.#attempts = new Attempts(pool, this);
+    this.#attempts = rules === NO_RULES ? new Attempts(pool, this) : new Attempts(pool, this, rules);
   }
 
   get settled(): boolean {
@@ -93,7 +104,10 @@ class WebSocketExchange implements AttemptOwner {
   start(): void {
     const req = this.#req;
     const headers = req.headers;
-    prepareForBackend(headers, this.#client, this.#listener, true);
+    prepareForBackend(headers, this.#client, proxiedClient(req.socket) === undefined ? this.#listener : { proto: this.#listener.proto, isTrusted: null }, true);
+    applyRequestRules(headers, this.#rules.requestHeaders);
+    // An upgrade carrying a session's cookie goes where the session lives; it sets no cookie.
+    this.#attempts.prefer(chooseSticky(this.#pool, headers.cookie)?.preferred ?? null);
     this.#forwarder.pending.add(this);
     this.#socket.on('error', this.#onClientError);
     this.#socket.once('close', this.#onClientClose);
@@ -111,7 +125,7 @@ class WebSocketExchange implements AttemptOwner {
 
   /** AttemptOwner: the upgrade request through http-proxy, on a fresh connection (it becomes the tunnel). */
   attempt(backend: UpstreamBackend): void {
-    const upstream = this.#forwarder.engine.request(this.#req, this.#socket, backend, this.#target);
+    const upstream = this.#forwarder.engine.request(this.#req, this.#socket, backend, this.#backendTarget);
     this.#upstream = upstream;
     if (upstream === null) {
       // http-proxy always creates the request synchronously; if it ever did not, fail loudly but safely.
@@ -174,7 +188,7 @@ class WebSocketExchange implements AttemptOwner {
     this.#error = new ProxyError('UPGRADE_REFUSED', `backend answered ${this.#status}`);
     // Transfer-Encoding is dropped with the hop-by-hop headers and the body is sent as decoded:
     // Content-Length frames it when the backend sent one, else the close does.
-    socket.write(rawHead(this.#status, res.statusMessage ?? '', [...responseHeaders(res.rawHeaders, this.#status), 'Connection', 'close']));
+    socket.write(rawHead(this.#status, res.statusMessage ?? '', [...applyResponseRules(responseHeaders(res.rawHeaders, this.#status), this.#rules.responseHeaders), 'Connection', 'close']));
     res.on('data', (chunk: Buffer) => {
       this.#bytes += chunk.length;
       if (!socket.write(chunk)) res.pause();
@@ -226,7 +240,7 @@ class WebSocketExchange implements AttemptOwner {
     // A keep-alive timer Node armed after an earlier response on this connection must not cut
     // the tunnel (http-proxy clears it too; this does not rely on it). Idle is the tunnel's job.
     if (socket instanceof Socket) socket.setTimeout(0);
-    socket.write(rawHead(101, 'Switching Protocols', switchingProtocolsHeaders(res.rawHeaders)));
+    socket.write(rawHead(101, 'Switching Protocols', switchingProtocolsHeaders(res.rawHeaders, this.#rules.responseHeaders)));
     if (backendHead.length > 0) backendSocket.unshift(backendHead);
     if (this.#head.length > 0) socket.unshift(this.#head);
     Tunnel.open(socket, backendSocket, {
@@ -255,7 +269,7 @@ class WebSocketExchange implements AttemptOwner {
       return;
     }
     const retryAfter = error.code === 'NO_SERVING_BACKEND' || error.code === 'ALL_BACKENDS_FULL' ? this.#pool.retryAfterSeconds : 0;
-    refuseOnSocket(socket, error.status, retryAfter);
+    refuseOnSocket(socket, error.status, retryAfter, this.#rules.responseHeaders);
   }
 
   readonly #onClientError = (): void => {

@@ -22,6 +22,7 @@
  * the request are removed, and the caller attaches its own. It never sees a 101, so it never
  * pipes anything: after the 101 the caller owns both sockets outright.
  */
+import { upgradeAgent } from './send-proxy.js';
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
@@ -69,7 +70,8 @@ export class WsEngine {
       for (const event of ENGINE_EVENTS) before.set(event, created.listeners(event) as Listener[]);
     };
     // A fresh connection per upgrade (agent: false): it becomes the tunnel, never returns to a pool.
-    this.#engine.ws(req, socket, NO_HEAD, { target: backend.target, agent: false }, ignoreEngineCallback);
+    // With send_proxy_protocol, an agent of its own whose one connection opens with the header.
+    this.#engine.ws(req, socket, NO_HEAD, { target: backend.target, agent: upgradeAgent(req.socket, backend) }, ignoreEngineCallback);
     this.#claim = null;
     const created = upstream as ClientRequest | null;
     if (created === null) return null;

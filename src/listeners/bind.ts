@@ -15,7 +15,9 @@ export function bind(server: Server, who: string, address: { readonly host: stri
       reject(new ProxyError('LISTEN_FAILED', `${who}: cannot listen on ${host}:${port}: ${err.code ?? err.message}`, { cause: err }));
     };
     server.once('error', onError);
-    server.listen({ host, port, exclusive: true }, () => {
+    // Not exclusive: in a worker (SPEC §9) the primary holds the socket and hands connections
+    // round-robin, so a worker that dies loses none still queued. Outside a cluster it changes nothing.
+    server.listen({ host, port }, () => {
       server.off('error', onError);
       server.on('error', (err) => logger.error({ err }, `${who}: server error`));
       resolve(server.address() as AddressInfo);

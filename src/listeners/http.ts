@@ -16,15 +16,18 @@ import { checkRequest, originForm } from '../forward/guard.js';
 import { asksForWebSocket, checkHandshake } from '../forward/ws-handshake.js';
 import { clientAddress, clientProtocol, type ExchangeRecord, type ForwardListener, type HttpForwarder } from '../forward/http.js';
 import { pendingResponse, refuseOnSocket, sendError } from '../forward/respond.js';
+import type { UpgradeHandler } from '../forward/websocket.js';
 import type { Logger } from '../log.js';
 import type { PoolRuntime } from '../upstream/pool-runtime.js';
-import { handshakeTimeout, onHandshakeError, secureContextOptions, setHandshakeTimeout } from './tls.js';
+import { compileRoute, type CompiledRoute } from './routes.js';
+import { expectProxyHeaders } from './proxy-protocol.js';
+import { httpsLocation, rawRedirect, routeLocation, sendRedirect } from '../forward/redirect.js';
+import type { RouteRules } from '../forward/route-rules.js';
+import { Certificates, handshakeTimeout, onHandshakeError, setHandshakeTimeout } from './tls.js';
 import { H2Sessions, type H2Settings } from './h2.js';
 import { ProxiedH2Request } from '../forward/h2-adapter.js';
 
-export interface UpgradeHandler {
-  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, listener: ForwardListener, pool: PoolRuntime): void;
-}
+export type { UpgradeHandler } from '../forward/websocket.js';
 
 export interface HttpListenerDeps {
   readonly forwarder: HttpForwarder;
@@ -34,21 +37,17 @@ export interface HttpListenerDeps {
   readonly onDone: (record: ExchangeRecord) => void;
 }
 
-function buildTrust(config: ListenerConfig): ((address: string) => boolean) | null {
+export function buildTrust(config: ListenerConfig): ((address: string) => boolean) | null {
   if (config.trusted_proxies.length === 0) return null;
   const list = new BlockList();
   for (const cidr of config.trusted_proxies) list.addSubnet(cidr.address, cidr.prefix, cidr.family);
   return (address) => list.check(address, isIPv6(address) ? 'ipv6' : 'ipv4');
 }
 
-export function buildRoutes(config: ListenerConfig, pools: ReadonlyMap<string, PoolRuntime>): RouteTable<PoolRuntime> {
-  const poolOf = (name: string): PoolRuntime => {
-    const pool = pools.get(name);
-    if (pool === undefined) throw new Error(`listener ${config.name}: unknown pool ${name}`);
-    return pool;
-  };
-  if (config.routes === undefined) return new RouteTable([{ target: poolOf(config.pool as string) }]);
-  return new RouteTable(config.routes.map((r) => ({ host: r.host, pathPrefix: r.path_prefix, target: poolOf(r.pool) })));
+export function buildRoutes(config: ListenerConfig, pools: ReadonlyMap<string, PoolRuntime>): RouteTable<CompiledRoute> {
+  if (config.redirect_https) return new RouteTable([]);
+  if (config.routes === undefined) return new RouteTable([{ target: compileRoute({ pool: config.pool }, config, pools) }]);
+  return new RouteTable(config.routes.map((r) => ({ host: r.host, pathPrefix: r.path_prefix, target: compileRoute(r, config, pools) })));
 }
 
 function h2Settings(config: ListenerConfig): H2Settings {
@@ -67,10 +66,12 @@ export class HttpListener implements ForwardListener {
   /** Draining (reload) or shutting down: every response closes its connection. */
   closing = false;
   #config: ListenerConfig;
-  #routes: RouteTable<PoolRuntime>;
+  #routes: RouteTable<CompiledRoute>;
   readonly #deps: HttpListenerDeps;
   readonly #server: http.Server;
   readonly #logger: Logger;
+  /** SNI certificate selection (TLS listeners). */
+  #certificates: Certificates | null = null;
   /** Open client connections (raw sockets, before TLS). */
   readonly #sockets = new Set<Socket>();
   /** HTTP/2 connections (a TLS listener with `http2`), or null. */
@@ -100,7 +101,7 @@ export class HttpListener implements ForwardListener {
         ? http.createServer(options)
         : https.createServer({
           ...options,
-          ...secureContextOptions(config.tls),
+          ...(this.#certificates = new Certificates(config.tls)).serverOptions(config.tls),
           handshakeTimeout: handshakeTimeout(config.header_timeout),
           ALPNProtocols: offerH2 ? ['h2', 'http/1.1'] : ['http/1.1'],
         });
@@ -122,6 +123,7 @@ export class HttpListener implements ForwardListener {
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
     });
+    this.#proxyProtocol(config);
     if (config.tls !== undefined) {
       server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => onHandshakeError(err, socket, true, this.#logger));
     }
@@ -129,6 +131,21 @@ export class HttpListener implements ForwardListener {
 
   get config(): ListenerConfig {
     return this.#config;
+  }
+
+  /** Installed once the listener is first configured with proxy_protocol (a reload may turn it on). */
+  #proxyProtocolInstalled = false;
+
+  #proxyProtocol(config: ListenerConfig): void {
+    if (!config.proxy_protocol || this.#proxyProtocolInstalled) return;
+    this.#proxyProtocolInstalled = true;
+    expectProxyHeaders(this.#server, {
+      isTrusted: () => this.isTrusted,
+      timeoutMs: () => this.#config.header_timeout,
+      enabled: () => this.#config.proxy_protocol,
+      tls: config.tls !== undefined,
+      logger: this.#logger,
+    });
   }
 
   /** Open client connections. */
@@ -153,6 +170,7 @@ export class HttpListener implements ForwardListener {
     this.#routes = buildRoutes(config, pools);
     this.isTrusted = buildTrust(config);
     this.#config = config;
+    this.#proxyProtocol(config);
     const server = this.#server;
     server.headersTimeout = config.header_timeout;
     server.keepAliveTimeout = config.idle_timeout;
@@ -160,7 +178,8 @@ export class HttpListener implements ForwardListener {
     // Read by Node for each new connection's parser (http.Server stores the constructor option here).
     (server as http.Server & { maxHeaderSize?: number }).maxHeaderSize = config.max_header_size;
     if (config.tls !== undefined && server instanceof https.Server) {
-      server.setSecureContext(secureContextOptions(config.tls));
+      if (this.#certificates === null) this.#certificates = new Certificates(config.tls);
+      server.setSecureContext(this.#certificates.update(config.tls));
       setHandshakeTimeout(server, config.header_timeout);
     }
     this.#h2?.reconfigure(h2Settings(config));
@@ -244,12 +263,30 @@ export class HttpListener implements ForwardListener {
       return;
     }
     const target = originForm(req.url ?? '/');
-    const pool = this.#routes.match(req.headers.host, target);
-    if (pool === null) {
+    if (this.#config.redirect_https) {
+      this.#redirect(req, res, 308, httpsLocation(req.headers.host, target), null);
+      return;
+    }
+    const route = this.#routes.match(req.headers.host, target);
+    if (route === null) {
       this.#answer(req, res, 'NO_ROUTE', false);
       return;
     }
-    this.#deps.forwarder.forward(req, res, this, pool);
+    if (route.pool === null) {
+      this.#redirect(req, res, route.redirect.code, routeLocation(route.redirect, target), route.rules);
+      return;
+    }
+    this.#deps.forwarder.forward(req, res, this, route.pool, route.rules);
+  }
+
+  /** A redirect answered here (null location: the Host cannot be redirected to → 400). */
+  #redirect(req: IncomingMessage, res: ServerResponse, code: number, location: string | null, rules: RouteRules | null): void {
+    const started = performance.now();
+    if (location === null || !sendRedirect(res, code, location, rules?.responseHeaders ?? null, this.closing)) {
+      this.#answer(req, res, 'BAD_REQUEST', true);
+      return;
+    }
+    this.#record(req, null, code, started);
   }
 
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -270,12 +307,32 @@ export class HttpListener implements ForwardListener {
       this.#refuseUpgrade(req, socket, 'BAD_REQUEST', upgrades === null ? 'upgrades not proxied' : 'upgrade pipelined behind a pending response');
       return;
     }
-    const pool = this.#routes.match(req.headers.host, originForm(req.url ?? '/'));
-    if (pool === null) {
+    const target = originForm(req.url ?? '/');
+    if (this.#config.redirect_https) {
+      this.#redirectUpgrade(req, socket, 308, httpsLocation(req.headers.host, target), null);
+      return;
+    }
+    const route = this.#routes.match(req.headers.host, target);
+    if (route === null) {
       this.#refuseUpgrade(req, socket, 'NO_ROUTE', 'no route');
       return;
     }
-    upgrades.upgrade(req, socket, head, this, pool);
+    if (route.pool === null) {
+      this.#redirectUpgrade(req, socket, route.redirect.code, routeLocation(route.redirect, target), route.rules);
+      return;
+    }
+    upgrades.upgrade(req, socket, head, this, route.pool, route.rules);
+  }
+
+  /** An upgrade on a redirecting listener or route gets the redirect, then the connection closes. */
+  #redirectUpgrade(req: IncomingMessage, socket: Duplex, code: number, location: string | null, rules: RouteRules | null): void {
+    const answer = location === null ? null : rawRedirect(code, location, rules?.responseHeaders ?? null);
+    if (answer === null) {
+      this.#refuseUpgrade(req, socket, 'BAD_REQUEST', 'no host to redirect to');
+      return;
+    }
+    socket.end(answer, () => socket.destroy());
+    this.#record(req, null, code, performance.now());
   }
 
   /** An upgrade answered by the listener itself, on the raw socket: logged and counted like {@link #answer}. */
@@ -293,7 +350,7 @@ export class HttpListener implements ForwardListener {
     this.#record(req, code, error.status, started);
   }
 
-  #record(req: IncomingMessage, code: ErrorCode, status: number, started: number): void {
+  #record(req: IncomingMessage, code: ErrorCode | null, status: number, started: number): void {
     this.#deps.onDone({
       listener: this.name,
       pool: '',

@@ -10,7 +10,9 @@ import { TcpSession } from '../forward/tcp.js';
 import type { TunnelRecord } from '../forward/tunnel.js';
 import type { Logger } from '../log.js';
 import type { PoolRuntime } from '../upstream/pool-runtime.js';
-import { handshakeTimeout, onHandshakeError, secureContextOptions, setHandshakeTimeout } from './tls.js';
+import { expectProxyHeaders } from './proxy-protocol.js';
+import { buildTrust } from './http.js';
+import { Certificates, handshakeTimeout, onHandshakeError, setHandshakeTimeout } from './tls.js';
 
 export interface TcpListenerDeps {
   readonly logger: Logger;
@@ -40,6 +42,8 @@ export class TcpListener {
   #held: Socket[] | null = null;
   /** Draining (reload) or shutting down; tunnels in progress continue. */
   closing = false;
+  /** SNI certificate selection (TLS listeners). */
+  #certificates: Certificates | null = null;
 
   constructor(config: ListenerConfig, pools: ReadonlyMap<string, PoolRuntime>, deps: TcpListenerDeps) {
     this.name = config.name;
@@ -55,7 +59,7 @@ export class TcpListener {
     } else {
       this.proto = 'tls';
       const server = tls.createServer(
-        { allowHalfOpen: true, ...secureContextOptions(config.tls), handshakeTimeout: handshakeTimeout(config.header_timeout) },
+        { allowHalfOpen: true, ...(this.#certificates = new Certificates(config.tls)).serverOptions(config.tls), handshakeTimeout: handshakeTimeout(config.header_timeout) },
         accept,
       );
       // A failed handshake (TLS 1.1, plain bytes, too slow) concerns that client only: closed.
@@ -66,6 +70,24 @@ export class TcpListener {
     this.#server.on('connection', (socket: Socket) => {
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
+    });
+    this.#proxyProtocol(config);
+  }
+
+  #trust: ((address: string) => boolean) | null = null;
+  #proxyProtocolInstalled = false;
+
+  /** PROXY protocol from trusted peers (proxy-protocol.ts); installed once first configured. */
+  #proxyProtocol(config: ListenerConfig): void {
+    this.#trust = buildTrust(config);
+    if (!config.proxy_protocol || this.#proxyProtocolInstalled) return;
+    this.#proxyProtocolInstalled = true;
+    expectProxyHeaders(this.#server, {
+      isTrusted: () => this.#trust,
+      timeoutMs: () => this.#config.header_timeout,
+      enabled: () => this.#config.proxy_protocol,
+      tls: config.tls !== undefined,
+      logger: this.#logger,
     });
   }
 
@@ -93,9 +115,11 @@ export class TcpListener {
   reconfigure(config: ListenerConfig, pools: ReadonlyMap<string, PoolRuntime>): void {
     this.#pool = poolOf(config, pools);
     this.#config = config;
+    this.#proxyProtocol(config);
     this.#server.maxConnections = config.max_connections;
     if (config.tls !== undefined && this.#server instanceof tls.Server) {
-      this.#server.setSecureContext(secureContextOptions(config.tls));
+      if (this.#certificates === null) this.#certificates = new Certificates(config.tls);
+      this.#server.setSecureContext(this.#certificates.update(config.tls));
       setHandshakeTimeout(this.#server, config.header_timeout);
     }
   }

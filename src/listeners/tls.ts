@@ -3,15 +3,67 @@
  * every swap on reload, the handshake deadline, and what a failed handshake gets.
  */
 import type { Socket } from 'node:net';
-import type { SecureContextOptions, Server as TlsServer, TLSSocket } from 'node:tls';
+import { createSecureContext, type SecureContext, type SecureContextOptions, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { TlsMaterial } from '../config/schema.js';
 import type { ErrorCode } from '../errors.js';
 import { rawErrorResponse } from '../forward/respond.js';
 import type { Logger } from '../log.js';
 
 /** TLS 1.2 and newer only (SPEC §2); Node's default cipher list otherwise. */
-export function secureContextOptions(material: TlsMaterial): SecureContextOptions {
+export function secureContextOptions(material: { readonly cert: string; readonly key: string }): SecureContextOptions {
   return { cert: material.cert, key: material.key, minVersion: 'TLSv1.2' };
+}
+
+/**
+ * A listener's certificates chosen by SNI (SPEC §10): an exact name first, then a wildcard
+ * `*.example.com` for one label (`a.example.com`, not `a.b.example.com` nor `example.com`), and
+ * the first certificate for an unknown name; a client without SNI gets the server's default
+ * context, which is the first certificate too. Swapped whole on reload; handshakes under way
+ * keep the context they were given.
+ */
+export class Certificates {
+  #contexts = new Map<string, SecureContext>();
+  #fallback: SecureContext | undefined;
+
+  constructor(material: TlsMaterial) {
+    this.update(material);
+  }
+
+  /** Takes the reloaded material; returns the default context's options for `setSecureContext`. */
+  update(material: TlsMaterial): SecureContextOptions {
+    const contexts = new Map<string, SecureContext>();
+    let fallback: SecureContext | undefined;
+    if (material.certificates.length > 1) {
+      for (const certificate of material.certificates) {
+        const context = createSecureContext(secureContextOptions(certificate));
+        fallback ??= context;
+        for (const name of certificate.names) contexts.set(name, context);
+      }
+    }
+    this.#contexts = contexts;
+    this.#fallback = fallback;
+    return secureContextOptions(material);
+  }
+
+  /** Server options: the default certificate plus the SNI lookup. */
+  serverOptions(material: TlsMaterial): SecureContextOptions & { SNICallback: Certificates['SNICallback'] } {
+    return { ...secureContextOptions(material), SNICallback: this.SNICallback };
+  }
+
+  readonly SNICallback = (servername: string, callback: (err: Error | null, context?: SecureContext) => void): void => {
+    callback(null, this.select(servername));
+  };
+
+  /** The context for a server name; undefined = the server's default (the first certificate). */
+  select(servername: string): SecureContext | undefined {
+    if (this.#fallback === undefined) return undefined;
+    const name = servername.toLowerCase();
+    const exact = this.#contexts.get(name);
+    if (exact !== undefined) return exact;
+    const dot = name.indexOf('.');
+    const wildcard = dot > 0 ? this.#contexts.get(`*${name.slice(dot)}`) : undefined;
+    return wildcard ?? this.#fallback;
+  }
 }
 
 /**

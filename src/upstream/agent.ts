@@ -9,6 +9,8 @@
  * ClientRequest constructor, before the head is rendered, so claiming it there is exact.
  */
 import http, { type ClientRequest, type RequestOptions } from 'node:http';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
 
 declare module 'node:http' {
   interface Agent {
@@ -47,5 +49,25 @@ export class UpstreamAgent extends http.Agent {
     this.#claim = null;
     if (claim !== null) claim(req);
     super.addRequest(req, options);
+  }
+}
+
+/**
+ * The connections of one client to one backend of a pool with `send_proxy_protocol`: each opens
+ * with that client's PROXY header, so they are kept alive for this client's next requests and
+ * never handed to another client (the header cannot be taken back). Closed with the client.
+ */
+export class ProxyHeaderAgent extends UpstreamAgent {
+  readonly #header: Buffer;
+
+  constructor(header: Buffer) {
+    super(4);
+    this.#header = header;
+  }
+
+  override createConnection(options: http.ClientRequestArgs): Duplex {
+    const socket = net.createConnection(options as net.NetConnectOpts);
+    socket.write(this.#header);
+    return socket;
   }
 }

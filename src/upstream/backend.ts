@@ -36,6 +36,11 @@ export class UpstreamBackend implements PoolMember {
   readonly port: number;
   /** `host:port` (IPv6 bracketed) for logs and status, never for clients. */
   readonly address: string;
+  /**
+   * Identity across processes and reloads: a reload keeps a backend only when name, address and
+   * role are unchanged, so a report about an older backend of the same name is told apart.
+   */
+  readonly key: string;
   weight: number;
   maxConns: number;
   // Load facts: written by the core pool only (select, acquire, release).
@@ -51,6 +56,12 @@ export class UpstreamBackend implements PoolMember {
   readonly passive: PassiveDetector;
   readonly evidence: Evidence[] = [];
   readonly tunnels = new Set<Closable>();
+  /** The pool's send_proxy_protocol: health checks (probes.ts) and connections carry the header. */
+  sendProxyProtocol: 'off' | 'v1' | 'v2' = 'off';
+  /** Worker side (SPEC §9): the primary counts a passive-failure streak on this backend; the next success is reported. */
+  streakOpen = false;
+  /** Worker side: refused a connection here; avoided until the primary's verdict or this time (worker clock). */
+  avoidUntil = 0;
 
   constructor(pool: string, config: BackendConfig, check: HealthCheckConfig, passiveThreshold: number) {
     this.pool = pool;
@@ -59,6 +70,7 @@ export class UpstreamBackend implements PoolMember {
     this.host = config.address.host;
     this.port = config.address.port;
     this.address = this.host.includes(':') ? `[${this.host}]:${this.port}` : `${this.host}:${this.port}`;
+    this.key = `${this.name}|${this.address}|${this.role}`;
     this.weight = config.weight;
     this.maxConns = config.max_conns;
     this.agent = new UpstreamAgent(MAX_SOCKETS_PER_BACKEND);

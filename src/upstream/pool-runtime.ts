@@ -3,31 +3,58 @@
  * agents, the health checker, the failback timer, warm-ups and events. It carries out the
  * failover reducer's commands and is what the HTTP forwarder and TCP listener talk to.
  *
+ * With workers (SPEC §9) the same class runs on both sides of one design. In the primary it is the
+ * brain: checks, the reducer, warm-ups, events; every transition is published ({@link
+ * PoolRuntimeDeps.onTransition}) and passive evidence arrives from the workers ({@link
+ * PoolRuntime.reportPassive}). In a worker (`deps.brain` set) it decides nothing: it balances over
+ * the state the primary published ({@link PoolRuntime.adopt}), reports passive evidence and
+ * closes its own tunnels. With one process both sides are this one object.
+ *
  * A reload reconfigures it in two steps: `prepareReload` builds and checks the backends the
  * new config adds (nothing changes yet, and it can be thrown away), `reconfigure` swaps the
  * new member list in synchronously. Backends that leave drain (retirement.ts).
  */
 import type { BackendConfig, PoolConfig } from '../config/schema.js';
-import type { FailoverEvent, FailoverPolicy, Transition } from '../core/failover-types.js';
+import type { FailoverEvent, FailoverPolicy, PoolState, Transition } from '../core/failover-types.js';
 import { Pool, type PoolSettings, type Selection } from '../core/pool.js';
-import type { EventLog } from '../control/events.js';
 import type { ProxyError } from '../errors.js';
-import type { ForwardPool } from '../forward/http.js';
 import type { Logger } from '../log.js';
 import { UpstreamBackend } from './backend.js';
+import type { EventSink, TunnelPool } from './contracts.js';
 import { HealthChecker } from './health-checker.js';
 import { probe, type ProbeResult } from './probes.js';
 import { Retirement } from './retirement.js';
 import { warmUp } from './warmup.js';
+import { StickyTokens } from './sticky.js';
+import type { Affinity } from '../core/pool.js';
 
 export interface PoolRuntimeDeps {
-  readonly events: EventLog;
+  readonly events: EventSink;
   readonly logger: Logger;
   /** Monotonic milliseconds (the failover clock). */
   readonly now: () => number;
   /** Every active check result (metrics). */
   readonly onCheck?: (backend: UpstreamBackend, ok: boolean) => void;
+  /**
+   * The sticky-session key of a pool: the value of `secret_env`, or (none named) the key the
+   * process drew at start, the same for every pool, reload and worker.
+   */
+  readonly stickyKey?: (secretEnv: string | undefined) => Buffer;
+  /** Primary side: after every transition (the primary publishes a snapshot). */
+  readonly onTransition?: (pool: PoolRuntime) => void;
+  /** Primary side: a host-wide passive-failure streak on a backend opened or closed. */
+  readonly onStreak?: (pool: string, backend: string, open: boolean) => void;
+  /** Worker side: the primary's brain; set, this pool checks and decides nothing itself. */
+  readonly brain?: RemoteBrain;
 }
+
+/** A worker's line to the primary (SPEC §9): where its passive evidence goes, at once. */
+export interface RemoteBrain {
+  report(pool: string, backend: string, key: string, ok: boolean, detail: string): void;
+}
+
+/** How long a worker avoids a backend that refused a connection, at most, before the primary's verdict. */
+export const AVOID_REFUSED_MS = 1_000;
 
 /** At most one `spill` event per pool per this many ms: spill is a state, not a per-request log. */
 const SPILL_EVENT_INTERVAL_MS = 1_000;
@@ -47,7 +74,7 @@ export interface PoolReload {
   readonly fresh: readonly { readonly backend: UpstreamBackend; readonly result: ProbeResult }[];
 }
 
-export class PoolRuntime implements ForwardPool {
+export class PoolRuntime implements TunnelPool {
   readonly name: string;
   #config: PoolConfig;
   readonly #deps: PoolRuntimeDeps;
@@ -62,6 +89,10 @@ export class PoolRuntime implements ForwardPool {
   readonly #warmups = new Map<string, number>();
   #lastSpillEvent = -Infinity;
   #stopped = false;
+  /** Sticky-session tokens of the current members (null: the pool is not sticky). */
+  sticky: StickyTokens | null = null;
+  /** Worker side: backends that refused a connection, avoided until the next snapshot (or 1 s). */
+  readonly #avoided = new Set<UpstreamBackend>();
   connectTimeoutMs = 0;
   responseTimeoutMs = 0;
   retries = 0;
@@ -77,6 +108,25 @@ export class PoolRuntime implements ForwardPool {
     this.#pool = new Pool(name, config.backends.map((b) => this.#build(b, config)), poolSettings(config));
     this.#checker = new HealthChecker(config.health_check, (b, r) => this.#onCheck(b, r));
     this.#applySettings(config);
+    this.#buildSticky(config);
+  }
+
+  /** PROXY protocol towards the backends (read by the forwarders and the probes). */
+  sendProxyProtocol: 'off' | 'v1' | 'v2' = 'off';
+
+  #buildSticky(config: PoolConfig): void {
+    this.sendProxyProtocol = config.send_proxy_protocol;
+    for (const b of this.#pool.members) b.sendProxyProtocol = config.send_proxy_protocol;
+    const sticky = config.sticky;
+    const key = sticky === undefined ? undefined : this.#deps.stickyKey?.(sticky.secret_env);
+    this.sticky = sticky === undefined || key === undefined ? null : new StickyTokens(key, sticky.cookie, this.name, this.#pool.members);
+  }
+
+  /** Where a session pinned by `token` goes (core/pool.ts `affinity`); a token of no member is lost. */
+  affinity(token: string): Affinity<UpstreamBackend> {
+    const name = this.sticky?.backendOf(token);
+    if (name === undefined || this.#stopped) return { kind: 'lost' };
+    return this.#pool.affinity(name);
   }
 
   /** What the forwarder reads per attempt: a reload's new timeouts apply to the next attempt. */
@@ -108,12 +158,14 @@ export class PoolRuntime implements ForwardPool {
 
   /** The startup round's checks, in member order; nothing is observed yet (a reload may still discard the pool). */
   firstRound(): Promise<ProbeResult[]> {
+    // A worker checks nothing: the primary's first round decides, and its snapshot follows.
+    if (this.#deps.brain !== undefined) return Promise.resolve([]);
     return this.#checker.probeAll(this.#pool.members);
   }
 
   /** Applies the startup round's results and starts the periodic checks. */
   begin(results: readonly ProbeResult[]): void {
-    if (this.#stopped) return;
+    if (this.#stopped || this.#deps.brain !== undefined) return;
     this.#observeFirst(this.#pool.members.map((backend, i) => ({ backend, result: results[i] as ProbeResult })));
     for (const b of this.#pool.members) this.#checker.watch(b);
   }
@@ -125,7 +177,7 @@ export class PoolRuntime implements ForwardPool {
    */
   async prepareReload(config: PoolConfig): Promise<PoolReload> {
     const added = config.backends.filter((b) => !(this.#pool.member(b.name)?.matches(b) ?? false)).map((b) => this.#build(b, config));
-    const results = await Promise.all(added.map((b) => probe(b, config.health_check)));
+    const results = this.#deps.brain !== undefined ? added.map(() => NOT_CHECKED) : await Promise.all(added.map((b) => probe(b, config.health_check)));
     return { config, fresh: added.map((backend, i) => ({ backend, result: results[i] as ProbeResult })) };
   }
 
@@ -158,9 +210,14 @@ export class PoolRuntime implements ForwardPool {
     this.#checker.reconfigure(config.health_check);
     for (const b of leaving) {
       this.#checker.unwatch(b);
+      this.#avoided.delete(b);
       this.#retirement.retire(b, config.drain_timeout);
     }
-    this.#execute(this.#pool.reconfigure(members, poolSettings(config), this.#deps.now()));
+    const transition = this.#pool.reconfigure(members, poolSettings(config), this.#deps.now());
+    this.#buildSticky(config);
+    // A worker's own reduction only bridges the moment until the primary's snapshot arrives.
+    if (this.#deps.brain !== undefined) return;
+    this.#execute(transition);
     this.#observeFirst(reload.fresh);
     for (const { backend } of reload.fresh) this.#checker.watch(backend);
   }
@@ -188,7 +245,16 @@ export class PoolRuntime implements ForwardPool {
   select(exclude: readonly UpstreamBackend[], retry: boolean): Selection<UpstreamBackend> {
     // A stopped pool (removed by a reload) takes nothing new, not even a retry of its own requests.
     if (this.#stopped) return { backend: null, reason: 'none_serving' };
-    return this.#pool.select(this.#deps.now(), exclude, retry);
+    const now = this.#deps.now();
+    if (this.#avoided.size > 0) {
+      for (const b of this.#avoided) if (b.avoidUntil <= now) this.#avoided.delete(b);
+      // Avoiding is a preference: when it leaves nothing, the refused backends are tried anyway.
+      if (this.#avoided.size > 0) {
+        const chosen = this.#pool.select(now, [...exclude, ...this.#avoided], retry);
+        if (chosen.backend !== null) return chosen;
+      }
+    }
+    return this.#pool.select(now, exclude, retry);
   }
 
   acquire(backend: UpstreamBackend): void {
@@ -203,12 +269,92 @@ export class PoolRuntime implements ForwardPool {
   upstreamFailed(backend: UpstreamBackend, error: ProxyError): void {
     // A backend that left the pool has no health here any more: its failures decide nothing.
     if (!error.passive || !this.#isMember(backend)) return;
-    backend.recordEvidence({ at: Date.now(), source: 'passive', ok: false, detail: `${error.code}: ${error.message}` });
-    if (backend.passive.failure() && backend.health.forceDown() === 'changed') this.#healthChanged(backend, 'down', 'passive');
+    const detail = `${error.code}: ${error.message}`;
+    const brain = this.#deps.brain;
+    if (brain === undefined) {
+      this.#passiveFailure(backend, detail);
+      return;
+    }
+    brain.report(this.name, backend.name, backend.key, false, detail);
+    if (error.code === 'UPSTREAM_CONNECT_FAILED') {
+      backend.avoidUntil = this.#deps.now() + AVOID_REFUSED_MS;
+      this.#avoided.add(backend);
+    }
   }
 
   upstreamSucceeded(backend: UpstreamBackend): void {
+    const brain = this.#deps.brain;
+    if (brain === undefined) this.#passiveSuccess(backend);
+    else if (backend.streakOpen) {
+      // Only while the primary counts a streak: never one IPC message per request.
+      backend.streakOpen = false;
+      brain.report(this.name, backend.name, backend.key, true, '');
+    }
+  }
+
+  /**
+   * Primary side: passive evidence a worker reported. Failures of the whole host add up in the
+   * order they arrive here; a success from any worker ends the streak. A report about a backend
+   * that is no longer this one (removed, or renewed by a reload) is dropped.
+   */
+  reportPassive(name: string, key: string, ok: boolean, detail: string): void {
+    const backend = this.#pool.member(name);
+    if (backend === undefined || backend.key !== key || !this.#isMember(backend)) return;
+    if (ok) this.#passiveSuccess(backend);
+    else this.#passiveFailure(backend, detail);
+  }
+
+  #passiveFailure(backend: UpstreamBackend, detail: string): void {
+    backend.recordEvidence({ at: Date.now(), source: 'passive', ok: false, detail });
+    const opened = backend.passive.streak === 0;
+    if (backend.passive.failure()) {
+      this.#deps.onStreak?.(this.name, backend.name, false);
+      if (backend.health.forceDown() === 'changed') this.#healthChanged(backend, 'down', 'passive');
+    } else if (opened && backend.passive.streak > 0) this.#deps.onStreak?.(this.name, backend.name, true);
+  }
+
+  #passiveSuccess(backend: UpstreamBackend): void {
+    if (backend.passive.streak === 0) return;
     backend.passive.success();
+    this.#deps.onStreak?.(this.name, backend.name, false);
+  }
+
+  /**
+   * Worker side: the primary has counted this worker's failure report on `name`. Had it marked
+   * the backend down, that snapshot arrived first; so avoiding it ends here, and the host keeps
+   * counting its failures as one process would.
+   */
+  verdict(name: string): void {
+    const backend = this.#pool.member(name);
+    if (backend !== undefined) this.#avoided.delete(backend);
+  }
+
+  /** Worker side: the primary opened or closed a passive streak on `name`. */
+  streak(name: string, open: boolean): void {
+    const backend = this.#pool.member(name);
+    if (backend !== undefined) backend.streakOpen = open;
+  }
+
+  /**
+   * Worker side: the primary's state for this pool (SPEC §9), swapped in at once. `shiftMs`
+   * turns the primary's clock into this process's (serving times drive slow start). A backend
+   * the primary found down has its tunnels here closed; a released warm's drain here starts.
+   */
+  adopt(state: PoolState, shiftMs: number): void {
+    const before = new Map(this.#pool.state.members.map((m) => [m.name, m]));
+    const shifted: PoolState = Object.freeze({
+      ...state,
+      members: Object.freeze(state.members.map((m) => (m.servingSince === null ? m : Object.freeze({ ...m, servingSince: m.servingSince + shiftMs })))),
+    });
+    this.#pool.adopt(shifted);
+    this.#avoided.clear();
+    for (const m of shifted.members) {
+      const old = before.get(m.name);
+      const backend = this.#pool.member(m.name);
+      if (old === undefined || backend === undefined) continue;
+      if (old.health === 'up' && m.health === 'down') for (const tunnel of [...backend.tunnels]) tunnel.close('backend down');
+      if (old.promotion !== null && m.promotion === null) this.#drainTunnels(m.name);
+    }
   }
 
   noteRetry(failed: UpstreamBackend, error: ProxyError): void {
@@ -223,9 +369,15 @@ export class PoolRuntime implements ForwardPool {
     this.#deps.events.emit('spill', { pool: this.name, backend: backend.name });
   }
 
-  /** Feeds an event to the failover reducer and carries out its commands. */
-  dispatch(event: FailoverEvent): Transition {
+  /**
+   * Feeds an event to the failover reducer and carries out its commands. `accepted` runs before
+   * them when the reducer did not refuse the event (the admin API records its audit event there,
+   * ahead of the promotions it causes); a refused event carries nothing out.
+   */
+  dispatch(event: FailoverEvent, accepted?: () => void): Transition {
     const transition = this.#pool.dispatch(event, this.#deps.now());
+    if (transition.refusal !== null) return transition;
+    accepted?.();
     this.#execute(transition);
     return transition;
   }
@@ -246,7 +398,9 @@ export class PoolRuntime implements ForwardPool {
   }
 
   #build(config: BackendConfig, pool: PoolConfig): UpstreamBackend {
-    return new UpstreamBackend(this.name, config, pool.health_check, pool.passive.consecutive_failures);
+    const backend = new UpstreamBackend(this.name, config, pool.health_check, pool.passive.consecutive_failures);
+    backend.sendProxyProtocol = pool.send_proxy_protocol;
+    return backend;
   }
 
   /** Whether `backend` is (still) this running pool's own: not drained away by a reload. */
@@ -316,6 +470,7 @@ export class PoolRuntime implements ForwardPool {
       }
     }
     this.#scheduleWake(transition.wakeAt);
+    this.#deps.onTransition?.(this);
   }
 
   #scheduleWake(wakeAt: number | null): void {
@@ -362,6 +517,9 @@ export class PoolRuntime implements ForwardPool {
     if (backend.health.forceDown() === 'changed') this.#healthChanged(backend, 'down', 'warmup');
   }
 }
+
+/** What a worker puts where a check result would be: it checks nothing (the primary does). */
+const NOT_CHECKED: ProbeResult = { ok: false, detail: 'not checked in a worker', durationMs: 0 };
 
 /** Seconds until a recovering backend could serve again: `rise` checks at `interval`. */
 function retryAfter(config: PoolConfig): number {

@@ -6,6 +6,8 @@
  */
 import http from 'node:http';
 import net from 'node:net';
+import { formatProxyHeader } from '../core/proxy-header.js';
+import { ProxyHeaderAgent } from './agent.js';
 import type { HealthCheckConfig } from '../config/schema.js';
 
 export interface ProbeResult {
@@ -19,6 +21,14 @@ export interface ProbeTarget {
   readonly host: string;
   readonly port: number;
   readonly address: string;
+  /** The pool sends the PROXY protocol: checks carry it too (the backend expects it first). */
+  readonly sendProxyProtocol?: 'off' | 'v1' | 'v2';
+}
+
+/** A check's own connection: `PROXY UNKNOWN` (v1) or LOCAL (v2) — the backend keeps the peer address. */
+function checkHeader(target: ProbeTarget): Buffer | null {
+  const version = target.sendProxyProtocol ?? 'off';
+  return version === 'off' ? null : formatProxyHeader(version, null);
 }
 
 export function probe(target: ProbeTarget, check: HealthCheckConfig): Promise<ProbeResult> {
@@ -29,6 +39,8 @@ function probeTcp(target: ProbeTarget, timeoutMs: number): Promise<ProbeResult> 
   const started = performance.now();
   return new Promise((resolve) => {
     const socket = net.connect({ host: target.host, port: target.port });
+    const header = checkHeader(target);
+    if (header !== null) socket.write(header);
     const finish = (ok: boolean, detail: string): void => {
       clearTimeout(timer);
       socket.destroy();
@@ -42,6 +54,9 @@ function probeTcp(target: ProbeTarget, timeoutMs: number): Promise<ProbeResult> 
 
 function probeHttp(target: ProbeTarget, check: HealthCheckConfig): Promise<ProbeResult> {
   const started = performance.now();
+  const header = checkHeader(target);
+  // A check's connection is its own (`connection: close`); with a PROXY header, an agent that writes it first.
+  const agent = header === null ? false : new ProxyHeaderAgent(header);
   return new Promise((resolve) => {
     let settled = false;
     const req = http.request({
@@ -49,7 +64,7 @@ function probeHttp(target: ProbeTarget, check: HealthCheckConfig): Promise<Probe
       port: target.port,
       method: 'GET',
       path: check.path ?? '/',
-      agent: false,
+      agent,
       headers: { host: check.host ?? target.address, 'user-agent': 'hotwarm-health-check', connection: 'close' },
     });
     const finish = (ok: boolean, detail: string): void => {
@@ -57,6 +72,7 @@ function probeHttp(target: ProbeTarget, check: HealthCheckConfig): Promise<Probe
       settled = true;
       clearTimeout(timer);
       req.destroy();
+      if (agent !== false) agent.destroy();
       resolve({ ok, detail, durationMs: performance.now() - started });
     };
     const timer = setTimeout(() => finish(false, `timeout after ${check.timeout}ms`), check.timeout);

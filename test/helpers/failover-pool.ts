@@ -39,7 +39,7 @@ export interface Driver {
 /** A pool of `text` under `policy`; with `startUp` every member passes its first check at t=0. */
 export function pool(text: string, policy: FailoverPolicy = AUTO, startUp = true): Driver {
   let state = initialState(layout(text));
-  let last: Transition = { state, commands: [], wakeAt: null };
+  let last: Transition = { state, commands: [], wakeAt: null, refusal: null };
   const driver: Driver = {
     get state() {
       return state;

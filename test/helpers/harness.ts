@@ -8,6 +8,8 @@ import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { Proxy } from '../../src/proxy.js';
+import { Primary } from '../../src/workers/primary.js';
+import { workerCount } from '../../src/workers/protocol.js';
 import { LogSink } from './log-sink.js';
 import type { TestBackend } from './backend.js';
 
@@ -76,11 +78,17 @@ export interface StartOptions {
 export async function startProxy(config: Record<string, unknown>, options: StartOptions = {}): Promise<Harness> {
   const env = options.env ?? {};
   if (options.file !== undefined) writeConfig(options.file, config);
-  const loaded = await parseConfig(stringify(config), options.file ?? 'test.yaml', { env });
+  const loaded = await parseConfig(stringify(withTestWorkers(config)), options.file ?? 'test.yaml', { env });
   const log = new LogSink();
   const tokenEnv = loaded.admin?.token_env;
   const adminToken = tokenEnv === undefined ? null : (env[tokenEnv] ?? null);
-  const proxy = new Proxy(loaded, { logger: log.logger('debug'), env, adminToken, ...(options.now ? { now: options.now } : {}) });
+  const workers = workerCount(loaded.workers);
+  // With workers the test process is the primary, and the proxy's surface is the same for what
+  // the contract scenarios use (ports, pools, events, reload, shutdown): hence the cast.
+  const proxy =
+    workers > 1 && options.now === undefined
+      ? (new Primary(loaded, { logger: log.logger('debug'), env, adminToken, workers, pipeWorkerOutput: true }) as unknown as Proxy)
+      : new Proxy(loaded, { logger: log.logger('debug'), env, adminToken, ...(options.now ? { now: options.now } : {}) });
   await proxy.start();
   return {
     proxy,
@@ -122,7 +130,7 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
  */
 export function writeConfig(file: string, config: Record<string, unknown>): void {
   const temporary = `${file}.${process.pid}.tmp`;
-  writeFileSync(temporary, stringify(config));
+  writeFileSync(temporary, stringify(withTestWorkers(config)));
   renameSync(temporary, file);
 }
 
@@ -167,4 +175,18 @@ function portRangeBelowEphemeral(): [number, number] {
     // Not Linux: keep the default; the port is still checked by binding it.
   }
   return [ephemeralLow - 10000, ephemeralLow];
+}
+
+/**
+ * How many workers the proxies of a test run have (SPEC §9): 1 unless HOTWARM_TEST_WORKERS says
+ * otherwise. The contract suite (workers-contract.test.ts) runs scenario files again with 2.
+ */
+export function testWorkers(): number {
+  const n = Number(process.env.HOTWARM_TEST_WORKERS ?? '1');
+  return Number.isInteger(n) && n >= 1 ? n : 1;
+}
+
+/** `config` with `workers` set to {@link testWorkers} unless the test chose a number itself. */
+export function withTestWorkers(config: Record<string, unknown>): Record<string, unknown> {
+  return 'workers' in config ? config : { workers: testWorkers(), ...config };
 }

@@ -23,7 +23,7 @@ class FakeHost implements AdminHost {
 
   snapshot() {
     if (this.broken) throw new Error('secret internal detail');
-    return { pools: [], listeners: [] };
+    return { pools: [], listeners: [], workers: [] };
   }
 
   control(pool: string, backend: string, action: string, client: string): ControlOutcome {

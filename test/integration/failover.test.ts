@@ -235,7 +235,8 @@ t.test('no spill: every backend full → 503 at once', async (t) => {
       res.end(b.name);
     };
   }
-  const spec = config(backends, { spill: false });
+  // One process: max_conns is split over workers, so "full" is per worker (workers.test.ts).
+  const spec = { ...config(backends, { spill: false }), workers: 1 };
   const pool = spec.pools.app as { backends: Record<string, unknown>[] };
   pool.backends = pool.backends.map((b) => ({ ...b, max_conns: 1 }));
   const h = own(await startProxy(spec), stopProxy);

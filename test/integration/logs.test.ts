@@ -23,7 +23,7 @@ function config(backend: string, log: Record<string, unknown>): string {
 /** Lines of `file` (empty while it does not exist). */
 const read = (file: string): string[] => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l !== '') : []);
 
-async function waitForLine(file: string, predicate: (line: string) => boolean, timeoutMs = 5_000): Promise<string> {
+async function waitForLine(file: string, predicate: (line: string) => boolean, timeoutMs = 30_000): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const found = read(file).find(predicate);

@@ -110,7 +110,8 @@ t.test('10 reloads under steady load (8 clients, keep-alive and not): no request
   keepAlive.destroy();
 
   const failures = replies.filter(failed);
-  t.ok(replies.length > 200, `${replies.length} requests during the reloads`);
+  // Enough to overlap every reload; a loaded machine (or workers, whose reloads are quicker) makes fewer.
+  t.ok(replies.length > 100, `${replies.length} requests during the reloads`);
   t.strictSame(failures.map((r) => `${r.status} ${r.error}`), [], 'no request failed');
   t.equal(proxy.events('reload').at(-1)?.version, 11, 'ten reloads applied');
   t.ok(proxy.events('reload').every((e) => (e.changes as unknown[]).length > 0), 'each changed something');

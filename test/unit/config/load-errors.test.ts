@@ -3,7 +3,7 @@
  * case lists *all* the issues of its file, in the order they are reported (by position).
  */
 import t from 'tap';
-import { issuesOf, lines, row } from '../../helpers/config.js';
+import { issuesOf, lines, MINIMAL, row } from '../../helpers/config.js';
 
 interface Case {
   readonly name: string;
@@ -98,6 +98,41 @@ const schemaCases: Case[] = [
       '12:64 pools.app.backends[0].max_conns: must be an integer between 0 and 1000000',
       '13:53 pools.app.backends[1].weight: must be an integer between 1 and 256',
     ],
+  },
+  {
+    name: 'workers: 0',
+    yaml: `workers: 0\n${MINIMAL}`,
+    issues: ['1:10 workers: must be "auto" or an integer between 1 and 256'],
+  },
+  {
+    name: 'workers: -1',
+    yaml: `workers: -1\n${MINIMAL}`,
+    issues: ['1:10 workers: must be "auto" or an integer between 1 and 256'],
+  },
+  {
+    name: 'workers: 1.5',
+    yaml: `workers: 1.5\n${MINIMAL}`,
+    issues: ['1:10 workers: must be "auto" or an integer between 1 and 256'],
+  },
+  {
+    name: 'workers: 257',
+    yaml: `workers: 257\n${MINIMAL}`,
+    issues: ['1:10 workers: must be "auto" or an integer between 1 and 256'],
+  },
+  {
+    name: 'workers: many',
+    yaml: `workers: many\n${MINIMAL}`,
+    issues: ['1:10 workers: must be "auto" or an integer between 1 and 256'],
+  },
+  {
+    name: 'workers: [2]',
+    yaml: `workers: [2]\n${MINIMAL}`,
+    issues: ['1:10 workers: must be "auto" or an integer between 1 and 256'],
+  },
+  {
+    name: 'workers: true',
+    yaml: `workers: true\n${MINIMAL}`,
+    issues: ['1:10 workers: must be "auto" or an integer between 1 and 256'],
   },
   {
     name: 'bad durations (and 0s only where it means "off")',

@@ -46,6 +46,9 @@ t.test('defaults from DEFAULTS fill every optional key', async (t) => {
     max_connections: DEFAULTS.listener.max_connections,
     max_header_size: bytes(DEFAULTS.listener.max_header_size),
     http2: DEFAULTS.listener.http2,
+    redirect_https: DEFAULTS.listener.redirect_https,
+    max_body_size: DEFAULTS.listener.max_body_size,
+    proxy_protocol: DEFAULTS.listener.proxy_protocol,
   });
 
   const pool = config.pools['app'];
@@ -242,8 +245,9 @@ t.test('proxy.yaml at the repository root', async (t) => {
 t.test('proxy.yaml mentions every key that has a default', async (t) => {
   const { readFile } = await import('node:fs/promises');
   const text = await readFile(EXAMPLE, 'utf8');
-  const { shutdown_timeout: _top, implicit_health_check: _implicit, ...sections } = DEFAULTS;
+  const { shutdown_timeout: _top, workers: _workers, implicit_health_check: _implicit, ...sections } = DEFAULTS;
   t.match(text, /\bshutdown_timeout:/, 'shutdown_timeout');
+  t.match(text, /\bworkers:/, 'workers');
   for (const [section, keys] of Object.entries(sections)) {
     for (const key of Object.keys(keys)) t.match(text, new RegExp(`\\b${key}:`), `${section}.${key}`);
   }

@@ -35,7 +35,7 @@ function setup(listeners: { name: string; openConnections: number }[] = []) {
 t.test('the table: hotwarm_ prefix, unique names, only bounded labels', async (t) => {
   const names = METRICS.map((m) => m.name);
   t.equal(new Set(names).size, names.length);
-  const allowed = new Set(['listener', 'pool', 'backend', 'role', 'code', 'result', 'protocol']);
+  const allowed = new Set(['listener', 'pool', 'backend', 'role', 'code', 'result', 'worker', 'protocol']);
   for (const m of METRICS) {
     t.match(m.name, /^hotwarm_[a-z_]+$/, m.name);
     t.ok(m.help.length > 10, `${m.name} has help`);

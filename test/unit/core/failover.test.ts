@@ -382,17 +382,17 @@ t.test('operator refusals', async (t) => {
   for (const [name, type, backend, message] of rows) {
     const p = setup();
     const before = p.state;
-    t.throws(() => p.send(1, { type, backend }), { name: 'FailoverRefusal', message }, name);
+    t.match(p.send(1, { type, backend }), { refusal: message, commands: [] }, name);
     t.equal(p.state, before, `${name}: state unchanged`);
   }
 
   const fresh = pool('app-1 | spare-1', AUTO, false);
-  t.throws(() => fresh.send(0, { type: 'promote', backend: 'spare-1' }), { name: 'FailoverRefusal', message: /^spare-1 is not checked yet/ });
+  t.match(fresh.send(0, { type: 'promote', backend: 'spare-1' }), { refusal: /^spare-1 is not checked yet/ });
 
   const disabledHot = pool('app-1 | spare-1');
   disabledHot.send(0, { type: 'admin', backend: 'app-1', admin: 'disabled' });
-  t.throws(() => disabledHot.send(1, { type: 'demote', backend: 'spare-1' }), {
-    message: 'app-1 is not serving; demoting spare-1 would leave it uncovered',
+  t.match(disabledHot.send(1, { type: 'demote', backend: 'spare-1' }), {
+    refusal: 'app-1 is not serving; demoting spare-1 would leave it uncovered',
   });
 });
 

@@ -1,0 +1,7 @@
+/**
+ * Entry of a worker process (SPEC §9), started by the primary through node:cluster; never run
+ * by hand. See workers/worker.ts.
+ */
+import { runWorker } from './workers/worker.js';
+
+runWorker();

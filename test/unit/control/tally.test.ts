@@ -1,0 +1,67 @@
+/** The per-request tally: counts in arrays, deltas taken by a worker and added up by the primary (SPEC §9). */
+import t from 'tap';
+import { RequestTally } from '../../../src/control/tally.js';
+import type { ExchangeRecord } from '../../../src/records.js';
+
+const record = (over: Partial<ExchangeRecord> = {}): ExchangeRecord => ({
+  listener: 'web',
+  pool: 'app',
+  backend: 'a',
+  method: 'GET',
+  path: '/',
+  status: 200,
+  durationMs: 3,
+  bytes: 1,
+  retries: 0,
+  client: '127.0.0.1',
+  error: null,
+  via: 'serving',
+  protocol: 'http1',
+  ...over,
+});
+
+const help = (name: string): string => `help of ${name}`;
+
+t.test('two workers whose deltas are added up render as one process that saw every request', async (t) => {
+  const alone = new RequestTally();
+  const workers = [new RequestTally(), new RequestTally()];
+  const primary = new RequestTally();
+  const records = [
+    record(),
+    record({ backend: 'b', status: 502, retries: 2, durationMs: 40 }),
+    record({ backend: null, status: 503, error: 'NO_SERVING_BACKEND', durationMs: 0.2 }),
+    record({ listener: 'api', status: 404, backend: null, pool: '' }),
+    record({ durationMs: 31_000 }),
+  ];
+  records.forEach((r, i) => {
+    alone.request(r);
+    workers[i % 2]?.request(r);
+  });
+  for (const w of workers) primary.add(w.take());
+  const sorted = (text: string): string[] => text.split('\n').sort();
+  t.same(sorted(primary.render(help)), sorted(alone.render(help)), 'the same series and values');
+  const text = primary.render(help);
+  t.match(text, 'hotwarm_requests_total{listener="web",pool="app",backend="a",code="2xx",protocol="http1"} 2');
+  t.match(text, 'hotwarm_retries_total{listener="web",pool="app"} 2');
+  t.match(text, 'hotwarm_no_backend_total{listener="web",pool="app"} 1');
+  t.match(text, 'hotwarm_request_duration_seconds_bucket{le="+Inf",listener="web",pool="app",code="2xx",protocol="http1"} 2');
+  t.match(text, 'hotwarm_request_duration_seconds_bucket{le="30",listener="web",pool="app",code="2xx",protocol="http1"} 1', 'the slow one only in +Inf');
+  t.match(text, '# TYPE hotwarm_request_duration_seconds histogram');
+});
+
+t.test('take() returns what was counted since the last take, then nothing', async (t) => {
+  const w = new RequestTally();
+  w.request(record());
+  const first = w.take();
+  t.equal(first.length, 1);
+  t.same(first[0]?.requests, [['a', [0, 1, 0, 0, 0]]]);
+  t.same(w.take(), [], 'nothing new');
+  w.request(record({ status: 301 }));
+  t.same(w.take()[0]?.requests, [['a', [0, 0, 1, 0, 0]]], 'only the new one');
+});
+
+t.test('malformed deltas are ignored slot by slot', async (t) => {
+  const primary = new RequestTally();
+  primary.add([{ listener: 'web', pool: 'app', requests: [['a', [0, 3]]], buckets: [], sums: [], retries: 0, noBackend: 0 }]);
+  t.match(primary.render(help), 'hotwarm_requests_total{listener="web",pool="app",backend="a",code="2xx",protocol="http1"} 3');
+});
