@@ -54,10 +54,13 @@ t.test('take() returns what was counted since the last take, then nothing', asyn
   w.request(record());
   const first = w.take();
   t.equal(first.length, 1);
-  t.same(first[0]?.requests, [['a', [0, 1, 0, 0, 0]]]);
+  // Slots: http1 1xx…5xx, then http2 1xx…5xx.
+  t.same(first[0]?.requests, [['a', [0, 1, 0, 0, 0, 0, 0, 0, 0, 0]]]);
   t.same(w.take(), [], 'nothing new');
   w.request(record({ status: 301 }));
-  t.same(w.take()[0]?.requests, [['a', [0, 0, 1, 0, 0]]], 'only the new one');
+  t.same(w.take()[0]?.requests, [['a', [0, 0, 1, 0, 0, 0, 0, 0, 0, 0]]], 'only the new one');
+  w.request(record({ protocol: 'http2' }));
+  t.same(w.take()[0]?.requests, [['a', [0, 0, 0, 0, 0, 0, 1, 0, 0, 0]]], 'an HTTP/2 request in its own slot');
 });
 
 t.test('malformed deltas are ignored slot by slot', async (t) => {
