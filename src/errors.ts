@@ -109,6 +109,10 @@ export const ERROR_CODES = {
     source: 'downstream', status: 0, retry: 'never', passive: false,
     description: 'the TLS handshake did not complete within header_timeout; the connection is closed',
   },
+  HTTP2_ABUSE: {
+    source: 'downstream', status: 0, retry: 'never', passive: false,
+    description: 'an HTTP/2 connection broke an abuse limit (rapid resets, SETTINGS flood); it is ended with GOAWAY(ENHANCE_YOUR_CALM)',
+  },
   HEADERS_TOO_LARGE: {
     source: 'downstream', status: 431, retry: 'never', passive: false,
     description: 'the request head exceeds max_header_size or the header count limit',

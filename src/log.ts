@@ -117,6 +117,7 @@ export class AccessLog {
     let line = `{"level":"info"${isoTimeCached()}${this.#prefix},"listener":"${r.listener}","pool":"${r.pool}","backend":${r.backend === null ? 'null' : `"${r.backend}"`},"method":${JSON.stringify(r.method)},"path":${JSON.stringify(r.path)},"status":${r.status},"duration_ms":${Math.round(r.durationMs * 1000) / 1000},"bytes":${r.bytes},"retries":${r.retries},"client":"${r.client}"`;
     if (r.error !== null) line += `,"error":"${r.error}"`;
     if (r.via !== null && r.via !== 'serving') line += `,"via":"${r.via}"`;
+    line += r.protocol === 'http2' ? ',"protocol":"http2"' : ',"protocol":"http1"';
     this.#append(`${line}${this.#suffix}}\n`);
   }
 

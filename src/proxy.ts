@@ -499,6 +499,8 @@ export class Proxy implements ReloadTarget<PreparedReload> {
       pool: r.pool,
       backend: r.backend,
       tunnel: r.protocol,
+      // A WebSocket is an HTTP/1.1 upgrade (not offered over HTTP/2).
+      protocol: r.protocol === 'websocket' ? 'http1' : undefined,
       method: r.method ?? undefined,
       path: r.path ?? undefined,
       status: r.status ?? undefined,

@@ -23,4 +23,8 @@ export interface ExchangeRecord {
   readonly error: ErrorCode | null;
   /** How the last backend was chosen. */
   readonly via: 'serving' | 'spill' | 'standby' | null;
+  /** What the client spoke: HTTP/1.x or HTTP/2 (SPEC §11). */
+  readonly protocol: ClientProtocol;
 }
+
+export type ClientProtocol = 'http1' | 'http2';

@@ -1,5 +1,8 @@
 /**
- * `npm run bench [-- throughput|drill|defaults|all|profile|workers] [--reps N] [--seconds S] [--idle N] [--quick]`
+ * `npm run bench [-- throughput|drill|defaults|h2|all|profile|workers] [--reps N] [--seconds S] [--idle N] [--quick]`
+ *
+ * `h2`: HTTP/2 against HTTP/1.1 through hotwarm and HAProxy (TLS, h2load; see h2.ts). Printed
+ * only, like `defaults`: RESULTS.md keeps the numbers by hand.
  *
  * `defaults`: hotwarm's failover drill alone, with no timing keys in the pool (the settings a
  * new user runs); `--reps N` runs it N times. Printed only: RESULTS.md keeps the numbers by hand.
@@ -15,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { failoverDrill, reloadDrill, type FailoverResult, type ReloadResult } from './drill.js';
+import { h2Table, runH2 } from './h2.js';
 import { profile } from './profile.js';
 import { PROXIES, type ProxyKind } from './proxies.js';
 import { failoverTable, reloadTable, throughputTables } from './report.js';
@@ -28,7 +32,7 @@ const BEGIN = '<!-- bench:begin -->';
 const END = '<!-- bench:end -->';
 
 interface Options {
-  mode: 'throughput' | 'drill' | 'defaults' | 'all' | 'profile' | 'workers';
+  mode: 'throughput' | 'drill' | 'defaults' | 'h2' | 'all' | 'profile' | 'workers';
   reps: number;
   seconds: number;
   idle: number;
@@ -42,7 +46,7 @@ function parse(argv: readonly string[]): Options {
   const options: Options = { mode: 'all', reps: 3, seconds: 5, idle: 9_500, proxies: [...PROXIES] };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    if (arg === 'throughput' || arg === 'drill' || arg === 'defaults' || arg === 'all' || arg === 'profile' || arg === 'workers') options.mode = arg;
+    if (arg === 'throughput' || arg === 'drill' || arg === 'defaults' || arg === 'h2' || arg === 'all' || arg === 'profile' || arg === 'workers') options.mode = arg;
     else if (arg === '--reps') options.reps = Number(argv[++i]);
     else if (arg === '--seconds') options.seconds = Number(argv[++i]);
     else if (arg === '--idle') options.idle = Number(argv[++i]);
@@ -60,6 +64,10 @@ async function main(): Promise<void> {
     return;
   }
   ensureTools();
+  if (options.mode === 'h2') {
+    await h2Bench(options.reps, options.seconds);
+    return;
+  }
   const dir = mkdtempSync(join(tmpdir(), 'hotwarm-bench-'));
   // nginx workers run as an unprivileged user and must read the 100 KiB body file.
   chmodSync(dir, 0o755);
@@ -104,6 +112,20 @@ async function main(): Promise<void> {
   const next = start >= 0 && end > start ? `${current.slice(0, start + BEGIN.length)}\n${generated}\n${current.slice(end)}` : `${current}\n${BEGIN}\n${generated}\n${END}\n`;
   writeFileSync(RESULTS, next);
   log(`\nwritten to ${RESULTS}`);
+}
+
+/** HTTP/2 and HTTP/1.1 through hotwarm and HAProxy; prints the table. */
+async function h2Bench(reps: number, seconds: number): Promise<void> {
+  const log = (line: string): void => void process.stdout.write(`${line}\n`);
+  const dir = mkdtempSync(join(tmpdir(), 'hotwarm-bench-'));
+  chmodSync(dir, 0o755);
+  log(`bench: h2, ${reps} reps × ${seconds}s, work dir ${dir}`);
+  try {
+    const run = await runH2(dir, reps, seconds, log);
+    log(`\nRun ${new Date().toISOString()}, Node ${process.version}.\n\n${h2Table(run, reps, seconds)}`);
+  } finally {
+    await stopAll();
+  }
 }
 
 /** hotwarm's failover drill with default settings, `reps` times; prints one line per run. */

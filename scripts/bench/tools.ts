@@ -19,11 +19,11 @@ export function have(command: string): boolean {
   }
 }
 
-/** Installs missing Debian packages (haproxy, nginx, wrk); needs root, as on the CI machine. */
+/** Installs missing Debian packages (haproxy, nginx, wrk, h2load); needs root, as on the CI machine. */
 export function ensureTools(): void {
-  const missing = ['haproxy', 'nginx', 'wrk', 'taskset'].filter((c) => !have(c));
+  const missing = ['haproxy', 'nginx', 'wrk', 'taskset', 'h2load'].filter((c) => !have(c));
   if (missing.length === 0) return;
-  const packages = missing.map((c) => (c === 'taskset' ? 'util-linux' : c));
+  const packages = missing.map((c) => (c === 'taskset' ? 'util-linux' : c === 'h2load' ? 'nghttp2-client' : c));
   process.stdout.write(`installing ${packages.join(', ')} with apt-get…\n`);
   execFileSync('sh', ['-c', `apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${packages.join(' ')}`], { stdio: 'inherit' });
 }

@@ -67,6 +67,11 @@ function checkListeners(raw: Obj, line: (path: readonly PathSegment[]) => number
     const hasRoutes = listener['routes'] !== undefined;
     const hasPool = listener['pool'] !== undefined;
     const protocol = listener['protocol'] ?? DEFAULTS.listener.protocol;
+    if (listener['http2'] === true && protocol === 'http' && listener['tls'] === undefined) {
+      issues.push({ path: [...at, 'http2'], message: 'HTTP/2 is offered on TLS listeners only (by ALPN); h2c on plain TCP is not: add "tls" or remove "http2"' });
+    } else if (listener['http2'] !== undefined && protocol === 'tcp') {
+      issues.push({ path: [...at, 'http2'], message: 'applies to http listeners only' });
+    }
     const redirects = listener['redirect_https'] === true;
     if (redirects) {
       // Every request is answered with a redirect: a pool or routes would never be used.

@@ -91,8 +91,8 @@ const TOP_LEVEL_SKIP: ReadonlySet<string> = new Set(['listeners', 'pools', 'file
 const LISTENER_SKIP: ReadonlySet<string> = new Set(['name']);
 const POOL_SKIP: ReadonlySet<string> = new Set(['backends']);
 const BACKEND_SKIP: ReadonlySet<string> = new Set(['name']);
-/** Keys whose change means a new socket: the bound address and what is spoken on it. */
-const BINDING_KEYS: ReadonlySet<string> = new Set(['listen', 'protocol', 'tls']);
+/** Keys whose change means a new socket: the bound address and what is spoken on it (ALPN is fixed when the server is made). */
+const BINDING_KEYS: ReadonlySet<string> = new Set(['listen', 'protocol', 'tls', 'http2']);
 /** Keys whose change makes a backend a different backend. */
 const IDENTITY_KEYS: ReadonlySet<string> = new Set(['address', 'role']);
 

@@ -33,6 +33,7 @@ export const DEFAULTS = {
     idle_timeout: '60s',
     max_connections: 10000,
     max_header_size: '16KiB',
+    http2: true,
     redirect_https: false,
     max_body_size: 0,
     proxy_protocol: false,
@@ -155,6 +156,8 @@ const listenerSchema = z.strictObject({
   listen: address(0),
   protocol: z.enum(['http', 'tcp']).prefault(DEFAULTS.listener.protocol),
   tls: tlsSchema.optional(),
+  /** TLS http listeners offer h2 by ALPN (SPEC §11); no effect without tls. */
+  http2: z.boolean().prefault(DEFAULTS.listener.http2),
   trusted_proxies: z.array(parsedScalar(parseCidr, 'a CIDR like 10.0.0.0/8')).prefault(DEFAULTS.listener.trusted_proxies),
   header_timeout: duration().prefault(DEFAULTS.listener.header_timeout),
   idle_timeout: duration().prefault(DEFAULTS.listener.idle_timeout),

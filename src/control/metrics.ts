@@ -12,7 +12,8 @@
  * - at scrape time, read from the pools and listeners (in-flight, up, serving, connections), so
  *   the request path never touches a gauge.
  *
- * Labels are limited to listener, pool, backend, role and the status class, plus `result` on
+ * Labels are limited to listener, pool, backend, role, the status class and the client protocol
+ * (`http1`, `http2`), plus `result` on
  * checks and reloads and `worker` (1..N) on per-worker process metrics: all bounded by the
  * config, never a path, host or client.
  */
@@ -31,8 +32,8 @@ import { RequestTally, type SeriesDelta } from './tally.js';
 
 /** Every metric hotwarm exports. */
 export const METRICS = [
-  { name: 'hotwarm_requests_total', type: 'counter', labels: ['listener', 'pool', 'backend', 'code'], help: 'HTTP requests answered, by status class (code: 1xx-5xx; a connection closed instead of answered counts as 5xx; backend is empty when none was chosen).' },
-  { name: 'hotwarm_request_duration_seconds', type: 'histogram', labels: ['listener', 'pool', 'code'], help: 'Time from the request head to the end of the exchange, in seconds.' },
+  { name: 'hotwarm_requests_total', type: 'counter', labels: ['listener', 'pool', 'backend', 'code', 'protocol'], help: 'HTTP requests answered, by status class (code: 1xx-5xx; a connection closed instead of answered counts as 5xx; backend is empty when none was chosen).' },
+  { name: 'hotwarm_request_duration_seconds', type: 'histogram', labels: ['listener', 'pool', 'code', 'protocol'], help: 'Time from the request head to the end of the exchange, in seconds (protocol: http1 or http2, what the client spoke).' },
   { name: 'hotwarm_retries_total', type: 'counter', labels: ['listener', 'pool'], help: 'Retries of requests on another backend.' },
   { name: 'hotwarm_no_backend_total', type: 'counter', labels: ['listener', 'pool'], help: 'Requests answered 503 because no backend could take them (none serving, or all full).' },
   { name: 'hotwarm_backend_in_flight', type: 'gauge', labels: ['pool', 'backend', 'role'], help: 'HTTP requests in progress plus open tunnels on the backend.' },

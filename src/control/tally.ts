@@ -16,15 +16,27 @@ export const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 
 /** Status classes in render order; status 0 (closed instead of answered) and anything odd is 5xx. */
 const CODE_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
-const CLASSES = CODE_CLASSES.length;
+/** Client protocols (SPEC §11): each series is kept per protocol × status class. */
+const PROTOCOLS = ['http1', 'http2'] as const;
+/** Slots per series: protocol-major, then status class ({@link keyIndex}). */
+const CLASSES = CODE_CLASSES.length * PROTOCOLS.length;
+
+/** `code="…",protocol="…"` of a slot. */
+const KEY_LABELS = PROTOCOLS.flatMap((protocol) => CODE_CLASSES.map((code) => `code="${code}",protocol="${protocol}"`));
+
+function keyIndex(r: ExchangeRecord): number {
+  return (r.protocol === 'http2' ? CODE_CLASSES.length : 0) + classIndex(r.status);
+}
 /**
- * Per backend: one count per class, then the sum of durations (ms, for the dashboard's latency),
- * then traffic bytes in (from clients) and out (to clients).
+ * Per backend, after the {@link CLASSES} counts: the sum of durations (ms, for the dashboard's
+ * latency), then traffic bytes in (from clients) and out (to clients).
  */
 const DURATION_MS = CLASSES;
 const BYTES_IN = CLASSES + 1;
 const BYTES_OUT = CLASSES + 2;
 const BACKEND_SLOTS = CLASSES + 3;
+/** Slots a series known from the config shows at 0 from the start: HTTP/1 (HTTP/2 appear with traffic). */
+const PRIMED_SLOTS = CODE_CLASSES.length;
 /** Buckets per class: the finite ones and +Inf. */
 const SLOTS = DURATION_BUCKETS.length + 1;
 
@@ -72,7 +84,7 @@ export class RequestTally {
   /** One finished request: the hot path. */
   request(r: ExchangeRecord): void {
     const series = this.#get(r.listener, r.pool);
-    const cls = classIndex(r.status);
+    const cls = keyIndex(r);
     const requests = this.#backend(series, r.backend ?? '');
     bump(requests, cls, 1);
     bump(requests, DURATION_MS, r.durationMs);
@@ -110,7 +122,10 @@ export class RequestTally {
           if (backend === '') continue;
           let requests = 0;
           for (let i = 0; i < CLASSES; i++) requests += c[i] as number;
-          yield { pool, backend, requests, errors: c[CLASSES - 1] as number, durationMsSum: c[DURATION_MS] as number };
+          // 5xx of each protocol (the last class of each).
+          let errors = 0;
+          for (let p = 0; p < PROTOCOLS.length; p++) errors += c[(p + 1) * CODE_CLASSES.length - 1] as number;
+          yield { pool, backend, requests, errors, durationMsSum: c[DURATION_MS] as number };
         }
       }
     }
@@ -182,17 +197,17 @@ export class RequestTally {
       for (const [pool, s] of byPool) {
         const lp = `listener="${listener}",pool="${pool}"`;
         for (const [backend, counts] of s.requests) {
-          // A backend known from the config shows all its classes from the start, at 0.
-          const all = s.primed && backend !== '';
-          for (let c = 0; c < CLASSES; c++) if (all || (counts[c] as number) > 0) requests.push(`hotwarm_requests_total{${lp},backend="${backend}",code="${CODE_CLASSES[c]}"} ${counts[c]}`);
+          // A backend known from the config shows its HTTP/1 classes from the start, at 0.
+          const primed = s.primed && backend !== '' ? PRIMED_SLOTS : 0;
+          for (let c = 0; c < CLASSES; c++) if (c < primed || (counts[c] as number) > 0) requests.push(`hotwarm_requests_total{${lp},backend="${backend}",${KEY_LABELS[c]}} ${counts[c]}`);
           add(listenerBytes, `listener="${listener}"`, counts[BYTES_IN] as number, counts[BYTES_OUT] as number);
           if (backend !== '') add(backendBytes, `pool="${pool}",backend="${backend}"`, counts[BYTES_IN] as number, counts[BYTES_OUT] as number);
         }
         for (let c = 0; c < CLASSES; c++) {
           let cumulative = 0;
           for (let b = 0; b < SLOTS; b++) cumulative += s.buckets[c * SLOTS + b] as number;
-          if (cumulative === 0 && !s.primed) continue;
-          const labels = `${lp},code="${CODE_CLASSES[c]}"`;
+          if (cumulative === 0 && !(s.primed && c < PRIMED_SLOTS)) continue;
+          const labels = `${lp},${KEY_LABELS[c]}`;
           let running = 0;
           for (let b = 0; b < SLOTS; b++) {
             running += s.buckets[c * SLOTS + b] as number;

@@ -23,7 +23,7 @@ export interface RequestHead {
 }
 
 export interface Refusal {
-  readonly code: Extract<ErrorCode, 'BAD_REQUEST' | 'HEADERS_TOO_LARGE' | 'VERSION_NOT_SUPPORTED'>;
+  readonly code: Extract<ErrorCode, 'BAD_REQUEST' | 'HEADERS_TOO_LARGE' | 'VERSION_NOT_SUPPORTED' | 'METHOD_NOT_ALLOWED'>;
   /** For the log only; clients get the generic status text. */
   readonly reason: string;
 }

@@ -24,7 +24,7 @@ import httpProxy from 'http-proxy';
 import { ProxyError, type ErrorCode } from '../errors.js';
 import type { UpstreamBackend } from '../upstream/backend.js';
 import { Attempts, classifyUpstreamError, type AttemptOwner } from './attempt.js';
-import type { ExchangeRecord } from '../records.js';
+import type { ClientProtocol, ExchangeRecord } from '../records.js';
 import type { ForwardPool } from '../upstream/contracts.js';
 import { prepareForBackend, responseHeaders } from './headers.js';
 import { originForm } from './guard.js';
@@ -48,6 +48,12 @@ export interface ForwardListener {
 }
 
 export type { ExchangeRecord } from '../records.js';
+export type { ClientProtocol } from '../records.js';
+
+/** The client protocol of a request (node:http and node:http2's compatibility requests both carry the version). */
+export function clientProtocol(req: { readonly httpVersionMajor: number }): ClientProtocol {
+  return req.httpVersionMajor === 2 ? 'http2' : 'http1';
+}
 
 export interface ForwarderHooks {
   /** Once per request, after the client side closed: access log and metrics. */
@@ -389,6 +395,7 @@ class HttpExchange implements AttemptOwner {
       client: this.#client,
       error: this.#error === null ? null : this.#error.code,
       via: attempts.via,
+      protocol: clientProtocol(this.#req),
     });
   }
 }

@@ -304,6 +304,7 @@ class WebSocketExchange implements AttemptOwner {
       client: this.#client,
       error: this.#error === null ? null : this.#error.code,
       via: attempts.via,
+      protocol: 'http1',
     });
   };
 

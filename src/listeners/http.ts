@@ -14,7 +14,7 @@ import { RouteTable } from '../core/router.js';
 import { ProxyError, type ErrorCode } from '../errors.js';
 import { checkRequest, originForm } from '../forward/guard.js';
 import { asksForWebSocket, checkHandshake } from '../forward/ws-handshake.js';
-import { clientAddress, type ExchangeRecord, type ForwardListener, type HttpForwarder } from '../forward/http.js';
+import { clientAddress, clientProtocol, type ExchangeRecord, type ForwardListener, type HttpForwarder } from '../forward/http.js';
 import { pendingResponse, refuseOnSocket, sendError } from '../forward/respond.js';
 import type { UpgradeHandler } from '../forward/websocket.js';
 import type { Logger } from '../log.js';
@@ -24,6 +24,8 @@ import { expectProxyHeaders } from './proxy-protocol.js';
 import { httpsLocation, rawRedirect, routeLocation, sendRedirect } from '../forward/redirect.js';
 import type { RouteRules } from '../forward/route-rules.js';
 import { Certificates, handshakeTimeout, onHandshakeError, setHandshakeTimeout } from './tls.js';
+import { H2Sessions, type H2Settings } from './h2.js';
+import { ProxiedH2Request } from '../forward/h2-adapter.js';
 
 export type { UpgradeHandler } from '../forward/websocket.js';
 
@@ -48,6 +50,10 @@ export function buildRoutes(config: ListenerConfig, pools: ReadonlyMap<string, P
   return new RouteTable(config.routes.map((r) => ({ host: r.host, pathPrefix: r.path_prefix, target: compileRoute(r, config, pools) })));
 }
 
+function h2Settings(config: ListenerConfig): H2Settings {
+  return { maxHeaderSize: config.max_header_size, idleTimeoutMs: config.idle_timeout };
+}
+
 const CLIENT_ERROR_STATUS: Readonly<Record<string, number>> = {
   HPE_HEADER_OVERFLOW: 431,
   ERR_HTTP_REQUEST_TIMEOUT: 408,
@@ -68,6 +74,8 @@ export class HttpListener implements ForwardListener {
   #certificates: Certificates | null = null;
   /** Open client connections (raw sockets, before TLS). */
   readonly #sockets = new Set<Socket>();
+  /** HTTP/2 connections (a TLS listener with `http2`), or null. */
+  readonly #h2: H2Sessions | null = null;
   /** While held (bound by a reload not applied yet), requests wait here; null = serving. */
   #held: { readonly run: () => void; readonly socket: Duplex }[] | null = null;
 
@@ -87,11 +95,22 @@ export class HttpListener implements ForwardListener {
       // Node checks header_timeout on this interval (default 30 s): keep slowloris detection near the configured value.
       connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(config.header_timeout / 4) || 1_000)),
     };
+    const offerH2 = config.tls !== undefined && config.http2;
     this.#server =
       config.tls === undefined
         ? http.createServer(options)
-        : https.createServer({ ...options, ...(this.#certificates = new Certificates(config.tls)).serverOptions(config.tls), handshakeTimeout: handshakeTimeout(config.header_timeout) });
+        : https.createServer({
+          ...options,
+          ...(this.#certificates = new Certificates(config.tls)).serverOptions(config.tls),
+          handshakeTimeout: handshakeTimeout(config.header_timeout),
+          ALPNProtocols: offerH2 ? ['h2', 'http/1.1'] : ['http/1.1'],
+        });
     const server = this.#server;
+    if (offerH2 && server instanceof https.Server) {
+      // HTTP/2 requests meet HTTP/1.1 ones in #onRequest; the adapter gives them its shape.
+      this.#h2 = new H2Sessions(h2Settings(config), (req, res) => this.#onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse), this.#logger);
+      this.#h2.attach(server);
+    }
     // We count headers ourselves (guard.ts) and answer 431; Node would silently drop the excess.
     server.maxHeadersCount = 0;
     server.maxConnections = config.max_connections;
@@ -163,6 +182,7 @@ export class HttpListener implements ForwardListener {
       server.setSecureContext(this.#certificates.update(config.tls));
       setHandshakeTimeout(server, config.header_timeout);
     }
+    this.#h2?.reconfigure(h2Settings(config));
   }
 
   /**
@@ -182,6 +202,8 @@ export class HttpListener implements ForwardListener {
    */
   closeIdleConnections(): void {
     this.#server.closeIdleConnections();
+    // HTTP/2: GOAWAY to every connection; each closes once its streams are done.
+    this.#h2?.closeGracefully();
     for (const socket of this.#sockets) if (socket.bytesRead === 0) socket.destroy();
   }
 
@@ -222,6 +244,7 @@ export class HttpListener implements ForwardListener {
 
   closeAllConnections(): void {
     this.#server.closeAllConnections();
+    this.#h2?.destroyAll();
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
@@ -231,7 +254,9 @@ export class HttpListener implements ForwardListener {
     }
     // A request naming `websocket` in Upgrade that Node did not take for an upgrade lacks
     // `Connection: upgrade`: a malformed handshake, refused rather than sent on as a plain GET.
-    const refusal = checkRequest(req) ?? (req.headers.upgrade !== undefined && asksForWebSocket(req.headers) ? checkHandshake(req) : null);
+    const refusal =
+      req instanceof ProxiedH2Request ? req.refusal(this.#config.max_header_size)
+      : checkRequest(req) ?? (req.headers.upgrade !== undefined && asksForWebSocket(req.headers) ? checkHandshake(req) : null);
     if (refusal !== null) {
       this.#logger.debug({ code: refusal.code, reason: refusal.reason, client: clientAddress(req.socket) }, 'request refused');
       this.#answer(req, res, refusal.code, true);
@@ -339,6 +364,7 @@ export class HttpListener implements ForwardListener {
       client: clientAddress(req.socket),
       error: code,
       via: null,
+      protocol: clientProtocol(req),
     });
   }
 

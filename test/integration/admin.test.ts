@@ -290,12 +290,12 @@ t.test('/metrics from the start: every series the config knows, at 0, and the pr
     return line === undefined ? undefined : Number(line.slice(series.length + 1));
   };
   for (const backend of ['app-1', 'spare-2']) {
-    for (const code of ['1xx', '2xx', '3xx', '4xx', '5xx']) t.equal(value(`hotwarm_requests_total{listener="web",pool="app",backend="${backend}",code="${code}"}`), 0, `${backend} ${code}`);
+    for (const code of ['1xx', '2xx', '3xx', '4xx', '5xx']) t.equal(value(`hotwarm_requests_total{listener="web",pool="app",backend="${backend}",code="${code}",protocol="http1"}`), 0, `${backend} ${code}`);
     t.equal(value(`hotwarm_promotions_total{pool="app",backend="${backend}"}`), 0);
     t.equal(value(`hotwarm_releases_total{pool="app",backend="${backend}"}`), 0);
     for (const direction of ['in', 'out']) t.equal(value(`hotwarm_backend_bytes_total{pool="app",backend="${backend}",direction="${direction}"}`), 0);
   }
-  t.equal(value('hotwarm_request_duration_seconds_count{listener="web",pool="app",code="5xx"}'), 0);
+  t.equal(value('hotwarm_request_duration_seconds_count{listener="web",pool="app",code="5xx",protocol="http1"}'), 0);
   t.equal(value('hotwarm_retries_total{listener="web",pool="app"}'), 0);
   t.equal(value('hotwarm_no_backend_total{listener="web",pool="app"}'), 0);
   t.equal(value('hotwarm_reloads_total{result="ok"}'), 0);
@@ -337,8 +337,8 @@ t.test('/metrics after traffic and after a failover', async (t) => {
     const line = text.split('\n').find((l) => l.startsWith(`${series} `));
     return line === undefined ? undefined : Number(line.slice(series.length + 1));
   };
-  t.equal(value('hotwarm_requests_total{listener="web",pool="app",backend="app-1",code="2xx"}'), took['app-1'], 'requests per backend and class');
-  t.equal(value('hotwarm_request_duration_seconds_count{listener="web",pool="app",code="2xx"}'), 11);
+  t.equal(value('hotwarm_requests_total{listener="web",pool="app",backend="app-1",code="2xx",protocol="http1"}'), took['app-1'], 'requests per backend and class');
+  t.equal(value('hotwarm_request_duration_seconds_count{listener="web",pool="app",code="2xx",protocol="http1"}'), 11);
   t.equal(value('hotwarm_promotions_total{pool="app",backend="spare-1"}'), 1, 'promotions');
   t.equal(value('hotwarm_backend_up{pool="app",backend="app-1",role="hot"}'), 0, 'the crashed backend is down');
   t.equal(value('hotwarm_backend_up{pool="app",backend="spare-2",role="warm"}'), 1);

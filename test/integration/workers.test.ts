@@ -114,10 +114,10 @@ t.test('a primary and two workers; checks run once per interval; /status, /metri
   await waitFor(() => false, 0).catch(() => undefined);
   for (let i = 0; i < 50; i++) {
     metrics = await scrape();
-    if (value(metrics, 'hotwarm_requests_total{listener="web",pool="app",backend="a",code="2xx"}') === 20) break;
+    if (value(metrics, 'hotwarm_requests_total{listener="web",pool="app",backend="a",code="2xx",protocol="http1"}') === 20) break;
     await new Promise((r) => setTimeout(r, 100));
   }
-  t.equal(value(metrics, 'hotwarm_requests_total{listener="web",pool="app",backend="a",code="2xx"}'), 20, 'requests of both workers summed');
+  t.equal(value(metrics, 'hotwarm_requests_total{listener="web",pool="app",backend="a",code="2xx",protocol="http1"}'), 20, 'requests of both workers summed');
   t.equal(value(metrics, 'hotwarm_workers'), 2);
   t.ok(value(metrics, 'hotwarm_worker_resident_memory_bytes{worker="1"}') > 0, 'per-worker process metrics labelled worker');
   const rows = (await status()).workers;
@@ -323,4 +323,33 @@ t.test('tunnels through workers: TCP and WebSocket echo; a backend the primary m
   const lines = proxy.lines.filter((l) => l.type === 'access' && l.tunnel === 'tcp');
   t.ok(lines.every((l) => l.reason === 'backend down'), 'closed because the backend is down');
   t.same(new Set(lines.map((l) => l.worker)), new Set([1, 2]), 'in both workers');
+});
+
+t.test('sticky sessions across workers: every worker issues the same token for a backend and honours the others\' cookies', async (t) => {
+  const [a, b] = (await startBackends(['a', 'b'])) as [TestBackend, TestBackend];
+  t.teardown(() => Promise.all([a.close(), b.close()]));
+  const { web } = await start(t, (w, ad) =>
+    config(w, ad, [{ name: 'a', address: a.address }, { name: 'b', address: b.address }], { sticky: { cookie: 'hw' } }),
+  );
+  // Fresh connections alternate between the workers (round-robin accept): each issues cookies.
+  const tokens = new Map<string, Set<string>>();
+  for (let i = 0; i < 12; i++) {
+    const reply = await fresh(web, `/s-${i}`);
+    const cookie = String(reply.headers['set-cookie'] ?? '');
+    const token = /hw=([^;]+)/.exec(cookie)?.[1];
+    t.ok(token !== undefined, `a cookie on a request without one (${cookie})`);
+    const backend = String(reply.headers['x-backend']);
+    if (!tokens.has(backend)) tokens.set(backend, new Set());
+    tokens.get(backend)?.add(token ?? '');
+  }
+  t.same([...tokens.keys()].sort(), ['a', 'b'], 'both backends chosen');
+  for (const [backend, set] of tokens) t.equal(set.size, 1, `one token for ${backend} whichever worker issued it`);
+  const tokenOfB = [...(tokens.get('b') ?? [])][0] ?? '';
+  const pinned: string[] = [];
+  for (let i = 0; i < 8; i++) {
+    const reply = await request(web, { path: `/p-${i}`, headers: { connection: 'close', cookie: `hw=${tokenOfB}` } });
+    pinned.push(String(reply.headers['x-backend']));
+    t.equal(reply.headers['set-cookie'], undefined, 'a valid cookie is left as it is');
+  }
+  t.same(pinned, Array(8).fill('b'), 'the cookie of one worker is honoured by every worker');
 });

@@ -17,6 +17,7 @@ const record: ExchangeRecord = {
   client: '127.0.0.1',
   error: null,
   via: 'spill',
+  protocol: 'http2',
 };
 
 const tick = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -31,10 +32,10 @@ t.test('lines are batched, written within 50 ms, and parse as pino lines', async
   await tick(120);
   t.equal(sink.access.length, 2, 'both written by the flush timer');
   const [first, second] = sink.access;
-  t.match(first, { level: 'info', type: 'access', listener: 'web', backend: 'a', method: 'GET', path: '/say "hi"\n', status: 200, duration_ms: 1.235, via: 'spill' });
+  t.match(first, { level: 'info', type: 'access', listener: 'web', backend: 'a', method: 'GET', path: '/say "hi"\n', status: 200, duration_ms: 1.235, via: 'spill', protocol: 'http2' });
   t.match(String(first?.time), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, 'ISO time with milliseconds');
   t.ok(Math.abs(Date.parse(String(first?.time)) - Date.now()) < 5_000, 'and the right time');
-  t.match(second, { backend: null, status: 502, error: 'UPSTREAM_CONNECT_FAILED' });
+  t.match(second, { backend: null, status: 502, error: 'UPSTREAM_CONNECT_FAILED', protocol: 'http2' });
   t.notOk('via' in (second ?? {}), 'no via when no backend was chosen');
   t.equal(process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length, 0, 'no timer left');
 });

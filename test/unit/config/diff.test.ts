@@ -195,6 +195,14 @@ t.test('a listener whose protocol changes is rebound', async (t) => {
   t.strictSame(p.listeners.rebound[0]?.changes, [{ key: 'protocol', from: 'tcp', to: 'http' }]);
 });
 
+t.test('a listener whose http2 changes is rebound (ALPN is fixed when the server is made)', async (t) => {
+  const p = await plan((c) => {
+    Object.assign(c.listeners[0] as Raw, { http2: false });
+  });
+  t.strictSame(p.listeners.rebound.map((l) => l.name), ['web']);
+  t.strictSame(p.listeners.rebound[0]?.changes, [{ key: 'http2', from: 'true', to: 'false' }]);
+});
+
 t.test('routes, limits and trust are updated in place', async (t) => {
   const p = await plan((c) => {
     Object.assign(c.listeners[0] as Raw, {

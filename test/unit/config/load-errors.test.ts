@@ -581,6 +581,25 @@ const crossCases: Case[] = [
     ],
   },
   {
+    name: 'http2: TLS http listeners only (no h2c); false is fine anywhere on http',
+    yaml: lines(
+      'listeners:',
+      '  - { name: plain, listen: 127.0.0.1:8080, pool: app, http2: true }',
+      '  - { name: off, listen: 127.0.0.1:8081, pool: app, http2: false }',
+      '  - { name: db, listen: 127.0.0.1:8082, protocol: tcp, pool: app, http2: false }',
+      '  - { name: typo, listen: 127.0.0.1:8083, pool: app, http2: yes }',
+      'pools:',
+      '  app:',
+      '    backends:',
+      BACKEND,
+    ),
+    issues: [
+      '2:62 listeners[0].http2: HTTP/2 is offered on TLS listeners only (by ALPN); h2c on plain TCP is not: add "tls" or remove "http2"',
+      '4:74 listeners[2].http2: applies to http listeners only',
+      '5:61 listeners[3].http2: expected true or false, got "yes"',
+    ],
+  },
+  {
     name: 'two cross-check problems at the same key are both reported',
     yaml: lines(
       'listeners:',

@@ -45,6 +45,7 @@ t.test('defaults from DEFAULTS fill every optional key', async (t) => {
     idle_timeout: ms(DEFAULTS.listener.idle_timeout),
     max_connections: DEFAULTS.listener.max_connections,
     max_header_size: bytes(DEFAULTS.listener.max_header_size),
+    http2: DEFAULTS.listener.http2,
     redirect_https: DEFAULTS.listener.redirect_https,
     max_body_size: DEFAULTS.listener.max_body_size,
     proxy_protocol: DEFAULTS.listener.proxy_protocol,

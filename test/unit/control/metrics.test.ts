@@ -18,6 +18,7 @@ const record = (over: Partial<ExchangeRecord> = {}): ExchangeRecord => ({
   client: '127.0.0.1',
   error: null,
   via: 'serving',
+  protocol: 'http1',
   ...over,
 });
 
@@ -34,7 +35,7 @@ function setup(listeners: { name: string; openConnections: number }[] = []) {
 t.test('the table: hotwarm_ prefix, unique names, only bounded labels', async (t) => {
   const names = METRICS.map((m) => m.name);
   t.equal(new Set(names).size, names.length);
-  const allowed = new Set(['listener', 'pool', 'backend', 'role', 'code', 'result', 'worker', 'direction', 'version']);
+  const allowed = new Set(['listener', 'pool', 'backend', 'role', 'code', 'result', 'worker', 'protocol', 'direction', 'version']);
   for (const m of METRICS) {
     t.match(m.name, /^hotwarm_[a-z_]+$/, m.name);
     t.ok(m.help.length > 10, `${m.name} has help`);
@@ -49,17 +50,29 @@ t.test('requests by status class; a closed connection counts as 5xx', async (t) 
   const statuses = [101, 200, 204, 304, 404, 499, 502, 503, 0];
   for (const status of statuses) metrics.request(record({ status }));
   metrics.request(record({ status: 200 }));
-  const series = (code: string) => `hotwarm_requests_total{listener="web",pool="app",backend="app-1",code="${code}"}`;
+  const series = (code: string) => `hotwarm_requests_total{listener="web",pool="app",backend="app-1",code="${code}",protocol="http1"}`;
   t.equal(await value(series('1xx')), 1);
   t.equal(await value(series('2xx')), 3);
   t.equal(await value(series('3xx')), 1);
   t.equal(await value(series('4xx')), 2);
   t.equal(await value(series('5xx')), 3);
-  t.equal(await value('hotwarm_request_duration_seconds_count{listener="web",pool="app",code="2xx"}'), 3);
-  const sum = await value('hotwarm_request_duration_seconds_sum{listener="web",pool="app",code="2xx"}');
+  t.equal(await value('hotwarm_request_duration_seconds_count{listener="web",pool="app",code="2xx",protocol="http1"}'), 3);
+  const sum = await value('hotwarm_request_duration_seconds_sum{listener="web",pool="app",code="2xx",protocol="http1"}');
   t.ok(Math.abs((sum ?? 0) - 0.036) < 1e-9, `sum in seconds: ${sum}`);
-  t.equal(await value('hotwarm_request_duration_seconds_bucket{le="0.01",listener="web",pool="app",code="2xx"}'), 0);
-  t.equal(await value('hotwarm_request_duration_seconds_bucket{le="0.025",listener="web",pool="app",code="2xx"}'), 3);
+  t.equal(await value('hotwarm_request_duration_seconds_bucket{le="0.01",listener="web",pool="app",code="2xx",protocol="http1"}'), 0);
+  t.equal(await value('hotwarm_request_duration_seconds_bucket{le="0.025",listener="web",pool="app",code="2xx",protocol="http1"}'), 3);
+});
+
+t.test('requests by client protocol: http1 and http2 are separate series', async (t) => {
+  const { metrics, value } = setup();
+  metrics.request(record({ protocol: 'http2' }));
+  metrics.request(record({ protocol: 'http2', status: 502 }));
+  metrics.request(record({ protocol: 'http1' }));
+  const series = (code: string, protocol: string) => `hotwarm_requests_total{listener="web",pool="app",backend="app-1",code="${code}",protocol="${protocol}"}`;
+  t.equal(await value(series('2xx', 'http2')), 1);
+  t.equal(await value(series('5xx', 'http2')), 1);
+  t.equal(await value(series('2xx', 'http1')), 1);
+  t.equal(await value('hotwarm_request_duration_seconds_count{listener="web",pool="app",code="2xx",protocol="http2"}'), 1);
 });
 
 t.test('a request without a backend, retries and 503s for no backend', async (t) => {
@@ -70,8 +83,8 @@ t.test('a request without a backend, retries and 503s for no backend', async (t)
   metrics.request(record({ backend: null, status: 503, error: 'SHUTTING_DOWN' }));
   metrics.request(record({ retries: 2 }));
   metrics.request(record({ retries: 1, backend: 'app-2' }));
-  t.equal(await value('hotwarm_requests_total{listener="web",pool="",backend="",code="4xx"}'), 1);
-  t.equal(await value('hotwarm_requests_total{listener="web",pool="app",backend="",code="5xx"}'), 3);
+  t.equal(await value('hotwarm_requests_total{listener="web",pool="",backend="",code="4xx",protocol="http1"}'), 1);
+  t.equal(await value('hotwarm_requests_total{listener="web",pool="app",backend="",code="5xx",protocol="http1"}'), 3);
   t.equal(await value('hotwarm_no_backend_total{listener="web",pool="app"}'), 2, 'none serving and all full; not shutdown');
   t.equal(await value('hotwarm_retries_total{listener="web",pool="app"}'), 3);
 });

@@ -16,6 +16,7 @@ const record = (over: Partial<ExchangeRecord> = {}): ExchangeRecord => ({
   client: '127.0.0.1',
   error: null,
   via: 'serving',
+  protocol: 'http1',
   ...over,
 });
 
@@ -40,11 +41,11 @@ t.test('two workers whose deltas are added up render as one process that saw eve
   const sorted = (text: string): string[] => text.split('\n').sort();
   t.same(sorted(primary.render(help)), sorted(alone.render(help)), 'the same series and values');
   const text = primary.render(help);
-  t.match(text, 'hotwarm_requests_total{listener="web",pool="app",backend="a",code="2xx"} 2');
+  t.match(text, 'hotwarm_requests_total{listener="web",pool="app",backend="a",code="2xx",protocol="http1"} 2');
   t.match(text, 'hotwarm_retries_total{listener="web",pool="app"} 2');
   t.match(text, 'hotwarm_no_backend_total{listener="web",pool="app"} 1');
-  t.match(text, 'hotwarm_request_duration_seconds_bucket{le="+Inf",listener="web",pool="app",code="2xx"} 2');
-  t.match(text, 'hotwarm_request_duration_seconds_bucket{le="30",listener="web",pool="app",code="2xx"} 1', 'the slow one only in +Inf');
+  t.match(text, 'hotwarm_request_duration_seconds_bucket{le="+Inf",listener="web",pool="app",code="2xx",protocol="http1"} 2');
+  t.match(text, 'hotwarm_request_duration_seconds_bucket{le="30",listener="web",pool="app",code="2xx",protocol="http1"} 1', 'the slow one only in +Inf');
   t.match(text, '# TYPE hotwarm_request_duration_seconds histogram');
 });
 
@@ -53,11 +54,13 @@ t.test('take() returns what was counted since the last take, then nothing', asyn
   w.request(record());
   const first = w.take();
   t.equal(first.length, 1);
-  // Per backend: the five classes, then the duration sum (ms), bytes in and bytes out.
-  t.same(first[0]?.requests, [['a', [0, 1, 0, 0, 0, 3, 0, 1]]]);
+  // Slots: http1 1xx…5xx, then http2 1xx…5xx, then the duration sum (ms), bytes in and bytes out.
+  t.same(first[0]?.requests, [['a', [0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 1]]]);
   t.same(w.take(), [], 'nothing new');
   w.request(record({ status: 301 }));
-  t.same(w.take()[0]?.requests, [['a', [0, 0, 1, 0, 0, 3, 0, 1]]], 'only the new one');
+  t.same(w.take()[0]?.requests, [['a', [0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 3, 0, 1]]], 'only the new one');
+  w.request(record({ protocol: 'http2' }));
+  t.same(w.take()[0]?.requests, [['a', [0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 3, 0, 1]]], 'an HTTP/2 request in its own slot');
 });
 
 t.test('bytes and tunnels add up across workers; primed series show at 0', async (t) => {
@@ -72,14 +75,14 @@ t.test('bytes and tunnels add up across workers; primed series show at 0', async
   t.match(text, 'hotwarm_backend_bytes_total{pool="app",backend="a",direction="in"} 105');
   t.match(text, 'hotwarm_backend_bytes_total{pool="app",backend="a",direction="out"} 207');
   t.match(text, 'hotwarm_listener_bytes_total{listener="web",direction="in"} 105');
-  t.match(text, 'hotwarm_requests_total{listener="web",pool="app",backend="b",code="5xx"} 0', 'a primed backend, before any request');
+  t.match(text, 'hotwarm_requests_total{listener="web",pool="app",backend="b",code="5xx",protocol="http1"} 0', 'a primed backend, before any request');
   t.match(text, 'hotwarm_backend_bytes_total{pool="app",backend="b",direction="out"} 0');
-  t.match(text, 'hotwarm_request_duration_seconds_count{listener="web",pool="app",code="5xx"} 0');
+  t.match(text, 'hotwarm_request_duration_seconds_count{listener="web",pool="app",code="5xx",protocol="http1"} 0');
   t.match([...primary.backendTotals()], [{ pool: 'app', backend: 'a', requests: 1, errors: 0, durationMsSum: 3 }, { pool: 'app', backend: 'b', requests: 0 }]);
 });
 
 t.test('malformed deltas are ignored slot by slot', async (t) => {
   const primary = new RequestTally();
   primary.add([{ listener: 'web', pool: 'app', requests: [['a', [0, 3]]], buckets: [], sums: [], retries: 0, noBackend: 0 }]);
-  t.match(primary.render(help), 'hotwarm_requests_total{listener="web",pool="app",backend="a",code="2xx"} 3');
+  t.match(primary.render(help), 'hotwarm_requests_total{listener="web",pool="app",backend="a",code="2xx",protocol="http1"} 3');
 });
