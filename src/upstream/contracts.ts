@@ -48,5 +48,5 @@ export interface TunnelPool extends ForwardPool {
 
 /** Where a pool's operational events go (control/events.ts's EventLog is one). */
 export interface EventSink {
-  emit(type: 'backend_up' | 'backend_down' | 'promoted' | 'released' | 'degraded' | 'restored' | 'spill', details: Readonly<Record<string, unknown>>): unknown;
+  emit(type: 'backend_up' | 'backend_down' | 'promoted' | 'released' | 'degraded' | 'restored' | 'spill' | 'discovery_failed', details: Readonly<Record<string, unknown>>): unknown;
 }

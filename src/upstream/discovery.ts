@@ -16,7 +16,7 @@
 import { Resolver, lookup } from 'node:dns/promises';
 import type { BackendConfig, Config, PoolConfig } from '../config/schema.js';
 import { isDnsName, isSrvName } from '../config/dns-names.js';
-import type { EventLog } from '../control/events.js';
+import type { EventSink } from './contracts.js';
 import type { Logger } from '../log.js';
 
 /** At most this many addresses per name are used (the lowest, in address order, so the choice is stable). */
@@ -56,7 +56,7 @@ interface Answer {
 }
 
 export interface DiscoveryDeps {
-  readonly events: EventLog;
+  readonly events: EventSink;
   readonly logger: Logger;
   /** A pool's answers were looked up again (they may or may not have changed). */
   readonly onLookup: (pool: string) => void;
