@@ -3,7 +3,9 @@
  * A hot backend crashes, a warm one is warmed up and takes over, the hot one comes back, and
  * after the failback hold the warm is released. Prints a timeline and exits 0 when no request
  * failed. `--keep` also starts the admin API (loopback, no token) and leaves everything running
- * afterwards to explore, with the dashboard URL printed.
+ * afterwards to explore, with the dashboard URL printed. `--backends` only starts the backends
+ * the shipped proxy.yaml names (app-1 on 3001, app-2 on 3002, spare-1 on 3101) until Ctrl-C, to
+ * run `hotwarm -c proxy.yaml` against.
  */
 import http from 'node:http';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -16,6 +18,9 @@ import { createLogger, flushLogger } from '../src/log.js';
 import { Proxy } from '../src/proxy.js';
 
 const KEEP = process.argv.includes('--keep');
+const BACKENDS_ONLY = process.argv.includes('--backends');
+/** The backends of the shipped proxy.yaml. */
+const QUICK_START_PORTS = { 'app-1': 3001, 'app-2': 3002, 'spare-1': 3101 } as const;
 const NAMES = ['app-1', 'app-2', 'app-3', 'spare-1', 'spare-2'] as const;
 const CLIENTS = 6;
 
@@ -59,7 +64,28 @@ class DemoBackend {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** `--backends`: the quick start's backends on their fixed ports, until Ctrl-C or SIGTERM. */
+async function backendsOnly(): Promise<number> {
+  const backends = Object.entries(QUICK_START_PORTS).map(([name, port]) => {
+    const b = new DemoBackend(name);
+    b.port = port;
+    return b;
+  });
+  for (const b of backends) {
+    await b.start();
+    process.stdout.write(`${b.name} on http://127.0.0.1:${b.port}/ (health: /healthz)\n`);
+  }
+  process.stdout.write('now run `npx hotwarm -c proxy.yaml` in another terminal; Ctrl-C here stops the backends\n');
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+  for (const b of backends) await b.crash();
+  return 0;
+}
+
 async function main(): Promise<number> {
+  if (BACKENDS_ONLY) return backendsOnly();
   const backends = NAMES.map((n) => new DemoBackend(n));
   for (const b of backends) await b.start();
   const dir = mkdtempSync(join(tmpdir(), 'hotwarm-demo-'));
