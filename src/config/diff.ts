@@ -9,6 +9,7 @@
  * so the same plan drives the apply step and the `reload` event's summary.
  */
 import type { BackendConfig, Config, ListenerConfig, PoolConfig } from './schema.js';
+import { configKeys, keysWith } from './keys.js';
 
 /** One changed key: dotted path below its owner, values shown as in proxy.yaml. */
 export interface SettingChange {
@@ -79,22 +80,29 @@ export function diffConfig(old: Config, next: Config): ReloadPlan {
   return { listeners, pools, settings, changed: summary.length > 0, summary };
 }
 
-/**
- * Top-level settings read at startup only: the admin listener and its token (they guard the
- * reload itself), and where and how logs are written (the open log file is the process's).
- */
-/** Read at startup only: the admin listener and its token (they guard the reload), the log's format and file, the process layout. */
-const AT_NEXT_START: readonly string[] = ['admin', 'log.format', 'log.file', 'workers'];
+// The key classes come from the schema's annotations (`reload` in schema.ts, collected by keys.ts).
 
+/**
+ * Top-level settings read at startup only (`reload: 'restart'`): the admin listener and its token
+ * (they guard the reload itself), the log's format and file (the open log file is the
+ * process's), the process layout. Paths of top-level keys and of the keys inside their mappings.
+ */
+const AT_NEXT_START: readonly string[] = configKeys()
+  .filter((k) => k.reload === 'restart' && !/[[<]/.test(k.path))
+  .map((k) => k.path);
+
+const LISTENERS = 'listeners[]';
+const BACKENDS = 'pools.<name>.backends[]';
 /** Keys of the root that are not settings (compared on their own) or not comparable. */
 const TOP_LEVEL_SKIP: ReadonlySet<string> = new Set(['listeners', 'pools', 'file']);
-const LISTENER_SKIP: ReadonlySet<string> = new Set(['name']);
+/** The names that match old and new (`reload: 'name'`). */
+const LISTENER_SKIP = keysWith(LISTENERS, 'name');
 const POOL_SKIP: ReadonlySet<string> = new Set(['backends']);
-const BACKEND_SKIP: ReadonlySet<string> = new Set(['name']);
-/** Keys whose change means a new socket: the bound address and what is spoken on it (ALPN is fixed when the server is made). */
-const BINDING_KEYS: ReadonlySet<string> = new Set(['listen', 'protocol', 'tls', 'http2']);
-/** Keys whose change makes a backend a different backend. */
-const IDENTITY_KEYS: ReadonlySet<string> = new Set(['address', 'role']);
+const BACKEND_SKIP = keysWith(BACKENDS, 'name');
+/** Keys whose change means a new socket (`reload: 'rebind'`): the bound address and what is spoken on it (ALPN is fixed when the server is made). */
+const BINDING_KEYS = keysWith(LISTENERS, 'rebind');
+/** Keys whose change makes a backend a different backend (`reload: 'replace'`). */
+const IDENTITY_KEYS = keysWith(BACKENDS, 'replace');
 
 function diffListeners(old: readonly ListenerConfig[], next: readonly ListenerConfig[]): ReloadPlan['listeners'] {
   const before = new Map(old.map((l) => [l.name, l]));
@@ -242,11 +250,9 @@ function tlsChanges(from: TlsLike | undefined, to: TlsLike | undefined): Setting
   return out;
 }
 
-const DURATION_KEYS: ReadonlySet<string> = new Set([
-  'shutdown_timeout', 'header_timeout', 'idle_timeout', 'connect_timeout', 'response_timeout',
-  'tunnel_idle_timeout', 'drain_timeout', 'interval', 'timeout', 'failback_hold', 'slow_start', 'resolve_interval',
-]);
-const SIZE_KEYS: ReadonlySet<string> = new Set(['max_header_size', 'max_replay_body', 'max_body_size']);
+/** Keys shown as durations (`30s`) and sizes (`64KiB`): those the schema types so. */
+const DURATION_KEYS: ReadonlySet<string> = new Set(configKeys().filter((k) => k.type.startsWith('duration')).map((k) => k.name));
+const SIZE_KEYS: ReadonlySet<string> = new Set(configKeys().filter((k) => k.type.startsWith('size')).map((k) => k.name));
 
 interface RouteLike {
   readonly host?: string;
