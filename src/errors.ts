@@ -1,8 +1,10 @@
 /**
  * Every error hotwarm can produce, in one list. Each code says who caused it (`source`),
  * what the client is answered (`status`, 0 = the connection is closed instead) and whether
- * the request may be retried on another backend. The README's error table is checked against
- * this list by a test.
+ * the request may be retried on another backend. Beside it: the error classes of a bad config
+ * file ({@link ConfigError}), a failed reload ({@link ReloadError}) and the failover reducer's
+ * refusals of operator actions ({@link REFUSAL_CODES}). docs/errors.md is checked against these
+ * lists both ways by a test.
  */
 
 export type ErrorSource = 'upstream' | 'downstream' | 'internal';
@@ -170,6 +172,94 @@ export class ProxyError extends Error {
     this.status = spec.status;
     this.retry = spec.retry;
     this.passive = spec.passive;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A config file with errors.
+
+/** One problem in a config file, positioned (1-based line and column). */
+export interface ConfigIssue {
+  /** The file as the caller named it (what the operator typed after `-c`). */
+  readonly file: string;
+  readonly line: number;
+  readonly col: number;
+  /** `pools.app.backends[1].weight`; `(root)` for the document itself, `(yaml)` for a YAML syntax error. */
+  readonly path: string;
+  readonly message: string;
+}
+
+/** `${file}:${line}:${col}: ${path}: ${message}` */
+export function formatIssue(issue: ConfigIssue): string {
+  return `${issue.file}:${issue.line}:${issue.col}: ${issue.path}: ${issue.message}`;
+}
+
+/** Sorts by line, then column; issues at the same place keep their order. */
+export function sortIssues(issues: readonly ConfigIssue[]): ConfigIssue[] {
+  return issues
+    .map((issue, index) => ({ issue, index }))
+    .sort((a, b) => a.issue.line - b.issue.line || a.issue.col - b.issue.col || a.index - b.index)
+    .map(({ issue }) => issue);
+}
+
+/**
+ * An invalid config file (`CONFIG_INVALID`). `issues` holds every problem found, sorted by
+ * position; `message` is their formatted lines joined by newlines, ready for stderr.
+ */
+export class ConfigError extends Error {
+  readonly code = 'CONFIG_INVALID' satisfies ErrorCode;
+  readonly issues: readonly ConfigIssue[];
+
+  constructor(issues: readonly ConfigIssue[]) {
+    const sorted = Object.freeze(sortIssues(issues).map((issue) => Object.freeze({ ...issue })));
+    super(sorted.map(formatIssue).join('\n'));
+    this.name = 'ConfigError';
+    this.issues = sorted;
+  }
+}
+
+/** A reload that could not be applied (`CONFIG_INVALID`, `LISTEN_FAILED`, `RELOAD_FAILED`); `errors` are the lines to show. */
+export class ReloadError extends Error {
+  readonly code: ErrorCode;
+  readonly errors: readonly string[];
+
+  constructor(code: ErrorCode, errors: readonly string[]) {
+    super(errors.join('\n'));
+    this.name = 'ReloadError';
+    this.code = code;
+    this.errors = errors;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operator actions the failover reducer refuses (the admin API answers 409; nothing changes).
+
+export const REFUSAL_CODES = {
+  PROMOTE_HOT: 'promote of a hot backend: hot backends serve by role',
+  ALREADY_PROMOTED: 'promote of a warm that is already promoted (covering a hot backend, or by an operator)',
+  PROMOTE_NOT_UP: 'promote of a warm that is down or not checked yet: only an up warm can be promoted',
+  PROMOTE_NOT_ENABLED: 'promote of a draining or disabled warm: enable it first',
+  DEMOTE_HOT: 'demote of a hot backend: hot backends serve by role',
+  NOT_PROMOTED: 'demote of a warm that is not promoted: it covers nothing',
+  DEMOTE_WOULD_UNCOVER: 'demote of a warm whose hot backend is still not serving: it would be left uncovered',
+} as const satisfies Record<string, string>;
+
+export type RefusalCode = keyof typeof REFUSAL_CODES;
+
+/** A refused operator action: its code and the sentence shown to the operator. */
+export interface Refusal {
+  readonly code: RefusalCode;
+  readonly message: string;
+}
+
+/** Thrown inside the failover reducer only; `reduce` catches it and returns the {@link Refusal} as a value. */
+export class FailoverRefusal extends Error {
+  readonly code: RefusalCode;
+
+  constructor(code: RefusalCode, message: string) {
+    super(message);
+    this.name = 'FailoverRefusal';
+    this.code = code;
   }
 }
 

@@ -14,10 +14,10 @@
 import './node-compat.js';
 import { createRequire } from 'node:module';
 import { parseArgs, USAGE } from './args.js';
-import { ConfigError, describeConfig, loadConfig } from './config/load.js';
+import { describeConfig, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import type { EventLog } from './control/events.js';
-import { ProxyError } from './errors.js';
+import { ConfigError, ProxyError } from './errors.js';
 import { ConfigWatcher, fileDigest } from './control/watch.js';
 import { createLogger, flushLogger, type Logger } from './log.js';
 import { LogSink } from './log-sink.js';

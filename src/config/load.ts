@@ -7,7 +7,8 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, visit, type Document } from 'yaml';
 import { crossCheck } from './checks.js';
-import { ConfigError, formatPath, type ConfigIssue, type PathSegment, type PendingIssue } from './issues.js';
+import { ConfigError, type ConfigIssue } from '../errors.js';
+import { formatPath, type PathSegment, type PendingIssue } from './issues.js';
 import { Locator } from './locate.js';
 import { fromZodIssues, readableError } from './messages.js';
 import { configSchema, implicitHealthCheck, type Config, type ListenerConfig, type PoolConfig, type RawConfig, type TlsMaterial } from './schema.js';
@@ -15,7 +16,7 @@ import { closestKey, knownKeys } from './suggest.js';
 import { loadTlsFiles } from './tls-files.js';
 import { plainYamlErrors } from './yaml-messages.js';
 
-export { ConfigError, formatIssue, type ConfigIssue } from './issues.js';
+export { ConfigError, formatIssue, type ConfigIssue } from '../errors.js';
 
 export interface LoadOptions {
   /** Where `admin.token_env` is looked up; default `process.env`. */

@@ -3,6 +3,7 @@
  * it can be tested and changed without knowing how the proxy is put together.
  */
 import type { AdminState, Health, Role, WarmPhase } from '../core/failover-types.js';
+import type { RefusalCode } from '../errors.js';
 import type { ReloadResult } from './reload.js';
 import type { TrafficSeries } from './traffic-history.js';
 
@@ -118,8 +119,8 @@ export interface StatusSnapshot {
 
 export type ControlOutcome =
   | { readonly ok: true; readonly backend: BackendStatus }
-  /** 404: no such pool or backend; 409: the action makes no sense in the backend's state. */
-  | { readonly ok: false; readonly status: 404 | 409; readonly error: string };
+  /** 404: no such pool or backend; 409: the action makes no sense in the backend's state (`code` says which refusal). */
+  | { readonly ok: false; readonly status: 404 | 409; readonly error: string; readonly code?: RefusalCode };
 
 /** Everything the admin API needs of the proxy. */
 export interface AdminHost {

@@ -96,7 +96,7 @@ export class ProxyAdminHost implements AdminHost {
     const transition = pool.dispatch(failoverEvent(action, backendName), () => {
       this.#proxy.events.emit('admin', { pool: poolName, backend: backendName, action, client });
     });
-    if (transition.refusal !== null) return { ok: false, status: 409, error: transition.refusal };
+    if (transition.refusal !== null) return { ok: false, status: 409, error: transition.refusal.message, code: transition.refusal.code };
     const backend = pool.core.member(backendName) as UpstreamBackend;
     return { ok: true, backend: backendStatus(pool, backend, this.#now()) };
   }

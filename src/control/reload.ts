@@ -10,9 +10,9 @@
  * after it, which every caller who asked meanwhile shares (SIGHUP and `POST /reload` alike).
  */
 import { diffConfig, type ReloadPlan } from '../config/diff.js';
-import { ConfigError, formatIssue, loadConfig } from '../config/load.js';
+import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { ProxyError, type ErrorCode } from '../errors.js';
+import { ConfigError, ProxyError, ReloadError, formatIssue, type ErrorCode } from '../errors.js';
 import type { EventLog } from './events.js';
 
 /** The outcome of one reload, as `/status` and `POST /reload` show it. */
@@ -39,19 +39,6 @@ export interface ReloadTarget<P> {
   commit(prepared: P): void;
   /** A prepared reload that will not be committed (shutdown began while it was prepared). */
   abort(prepared: P): void;
-}
-
-/** A reload that could not be applied; `errors` are the lines to show. */
-export class ReloadError extends Error {
-  readonly code: ErrorCode;
-  readonly errors: readonly string[];
-
-  constructor(code: ErrorCode, errors: readonly string[]) {
-    super(errors.join('\n'));
-    this.name = 'ReloadError';
-    this.code = code;
-    this.errors = errors;
-  }
 }
 
 export interface ReloadCounts {

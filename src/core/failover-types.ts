@@ -2,6 +2,7 @@
  * Types of the failover state machine (SPEC §3). Pure data: the reducer in failover.ts maps
  * (state, event, now, policy) → (state, commands, wakeAt); the shell carries the commands out.
  */
+import type { Refusal } from '../errors.js';
 
 export type Role = 'hot' | 'warm';
 export type Health = 'unknown' | 'up' | 'down';
@@ -105,7 +106,8 @@ export interface Transition {
   /**
    * Why an operator action was refused (the admin API answers 409 with it), or null. A refused
    * event changes nothing: `state` is the input, no commands, and the shell carries nothing out.
+   * The codes are listed in errors.ts (`REFUSAL_CODES`).
    */
-  readonly refusal: string | null;
+  readonly refusal: Refusal | null;
 }
 

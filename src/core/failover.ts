@@ -23,6 +23,7 @@ import {
   type Role,
   type Transition,
 } from './failover-types.js';
+import { FailoverRefusal } from '../errors.js';
 
 type Draft = { -readonly [K in keyof MemberState]: MemberState[K] };
 type MemberSpec = { readonly name: string; readonly role: Role };
@@ -48,15 +49,13 @@ export function isServing(m: MemberState): boolean {
  * with it, and runs the reducer once). A backend name that is not in the pool throws a
  * `RangeError`: that is a bug of the caller, not a decision.
  */
-/** Inside the reducer only: unwinds an operator action that makes no sense to `reduce`, which returns it as a value. */
-class FailoverRefusal extends Error {}
 
 export function reduce(state: PoolState, event: FailoverEvent, now: number, policy: FailoverPolicy): Transition {
   try {
     return apply(state, event, now, policy);
   } catch (err) {
     if (!(err instanceof FailoverRefusal)) throw err;
-    return Object.freeze({ state, commands: Object.freeze([]), wakeAt: null, refusal: err.message });
+    return Object.freeze({ state, commands: Object.freeze([]), wakeAt: null, refusal: Object.freeze({ code: err.code, message: err.message }) });
   }
 }
 
@@ -272,18 +271,18 @@ function release(warm: Draft, reason: ReleaseReason, commands: FailoverCommand[]
 
 function promoteByOperator(warm: Draft, policy: FailoverPolicy, commands: FailoverCommand[]): void {
   if (warm.role === 'hot') {
-    throw new FailoverRefusal(`${warm.name} is a hot backend: hot backends serve by role and cannot be promoted`);
+    throw new FailoverRefusal('PROMOTE_HOT', `${warm.name} is a hot backend: hot backends serve by role and cannot be promoted`);
   }
   if (warm.promotion !== null) {
     const what = warm.promotion.kind === 'covers' ? `covers ${warm.promotion.hot}` : 'promoted by an operator';
-    throw new FailoverRefusal(`${warm.name} is already promoted (${what})`);
+    throw new FailoverRefusal('ALREADY_PROMOTED', `${warm.name} is already promoted (${what})`);
   }
   if (warm.health !== 'up') {
     const health = warm.health === 'down' ? 'down' : 'not checked yet';
-    throw new FailoverRefusal(`${warm.name} is ${health}: only an up warm backend can be promoted`);
+    throw new FailoverRefusal('PROMOTE_NOT_UP', `${warm.name} is ${health}: only an up warm backend can be promoted`);
   }
   if (warm.admin !== 'enabled') {
-    throw new FailoverRefusal(`${warm.name} is ${warm.admin}: enable it before promoting it`);
+    throw new FailoverRefusal('PROMOTE_NOT_ENABLED', `${warm.name} is ${warm.admin}: enable it before promoting it`);
   }
   promote(warm, { kind: 'operator' }, policy, commands);
 }
@@ -296,14 +295,14 @@ function promoteByOperator(warm: Draft, policy: FailoverPolicy, commands: Failov
  */
 function demote(draft: readonly Draft[], warm: Draft, commands: FailoverCommand[]): void {
   if (warm.role === 'hot') {
-    throw new FailoverRefusal(`${warm.name} is a hot backend: hot backends serve by role and cannot be demoted`);
+    throw new FailoverRefusal('DEMOTE_HOT', `${warm.name} is a hot backend: hot backends serve by role and cannot be demoted`);
   }
   const promotion = warm.promotion;
-  if (promotion === null) throw new FailoverRefusal(`${warm.name} covers nothing: it is not promoted`);
+  if (promotion === null) throw new FailoverRefusal('NOT_PROMOTED', `${warm.name} covers nothing: it is not promoted`);
   if (promotion.kind === 'covers') {
     const hot = draft.find((m) => m.name === promotion.hot);
     if (hot === undefined || !isServing(hot)) {
-      throw new FailoverRefusal(`${promotion.hot} is not serving; demoting ${warm.name} would leave it uncovered`);
+      throw new FailoverRefusal('DEMOTE_WOULD_UNCOVER', `${promotion.hot} is not serving; demoting ${warm.name} would leave it uncovered`);
     }
   }
   release(warm, 'demoted', commands);

@@ -255,21 +255,21 @@ t.test('promote a standby warm: it takes traffic; demote: it stops; meaningless 
   const during = await spread(h, backends);
   t.ok((during['spare-2'] ?? 0) > 0, `the promoted warm takes traffic (${during['spare-2']})`);
 
-  const refusals: [string, string, RegExp][] = [
-    ['spare-2', 'promote', /already promoted/],
-    ['app-1', 'promote', /hot backend/],
-    ['app-1', 'demote', /hot backend/],
-    ['spare-1', 'demote', /covers nothing/],
+  const refusals: [string, string, string, RegExp][] = [
+    ['spare-2', 'promote', 'ALREADY_PROMOTED', /already promoted/],
+    ['app-1', 'promote', 'PROMOTE_HOT', /hot backend/],
+    ['app-1', 'demote', 'DEMOTE_HOT', /hot backend/],
+    ['spare-1', 'demote', 'NOT_PROMOTED', /covers nothing/],
   ];
-  for (const [backend, action, reason] of refusals) {
+  for (const [backend, action, code, reason] of refusals) {
     const reply = await control(port, backend, action);
     t.equal(reply.status, 409, `${action} ${backend} → 409`);
-    t.match(body(reply).error, reason);
+    t.match(body(reply), { error: reason, code });
   }
   await control(port, 'app-1', 'drain');
   const uncover = await control(port, 'spare-1', 'demote');
   t.equal(uncover.status, 409, 'demoting a warm whose hot is missing → 409');
-  t.match(body(uncover).error, 'app-1 is not serving');
+  t.match(body(uncover), { error: /app-1 is not serving/, code: 'DEMOTE_WOULD_UNCOVER' });
   await control(port, 'app-1', 'enable');
 
   const demoted = await control(port, 'spare-2', 'demote');

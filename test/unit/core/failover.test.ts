@@ -1,6 +1,7 @@
 import t from 'tap';
 import { initialState, isServing, reduce } from '../../../src/core/failover.js';
 import type { FailoverCommand, MemberState, PoolState } from '../../../src/core/failover-types.js';
+import type { RefusalCode } from '../../../src/errors.js';
 import { AUTO, MANUAL, WARMUP, assertInvariants, layout, memberOf, pairs, pool, serving } from '../../helpers/failover-pool.js';
 
 t.test('initialState: every member unknown, enabled, standby, not serving', async (t) => {
@@ -368,31 +369,31 @@ t.test('operator refusals', async (t) => {
     p.send(0, { type: 'admin', backend: 'spare-5', admin: 'disabled' });
     return p;
   };
-  const rows: [string, 'promote' | 'demote', string, RegExp][] = [
-    ['promote a hot', 'promote', 'app-1', /^app-1 is a hot backend: hot backends serve by role/],
-    ['promote a covering warm', 'promote', 'spare-1', /^spare-1 is already promoted \(covers app-2\)$/],
-    ['promote an operator-promoted warm', 'promote', 'spare-2', /^spare-2 is already promoted \(promoted by an operator\)$/],
-    ['promote a down warm', 'promote', 'spare-3', /^spare-3 is down/],
-    ['promote a draining warm', 'promote', 'spare-4', /^spare-4 is draining/],
-    ['promote a disabled warm', 'promote', 'spare-5', /^spare-5 is disabled/],
-    ['demote a hot', 'demote', 'app-1', /^app-1 is a hot backend/],
-    ['demote a standby warm', 'demote', 'spare-6', /^spare-6 covers nothing/],
-    ['demote a warm whose hot is down', 'demote', 'spare-1', /^app-2 is not serving; demoting spare-1 would leave it uncovered$/],
+  const rows: [string, 'promote' | 'demote', string, RefusalCode, RegExp][] = [
+    ['promote a hot', 'promote', 'app-1', 'PROMOTE_HOT', /^app-1 is a hot backend: hot backends serve by role/],
+    ['promote a covering warm', 'promote', 'spare-1', 'ALREADY_PROMOTED', /^spare-1 is already promoted \(covers app-2\)$/],
+    ['promote an operator-promoted warm', 'promote', 'spare-2', 'ALREADY_PROMOTED', /^spare-2 is already promoted \(promoted by an operator\)$/],
+    ['promote a down warm', 'promote', 'spare-3', 'PROMOTE_NOT_UP', /^spare-3 is down/],
+    ['promote a draining warm', 'promote', 'spare-4', 'PROMOTE_NOT_ENABLED', /^spare-4 is draining/],
+    ['promote a disabled warm', 'promote', 'spare-5', 'PROMOTE_NOT_ENABLED', /^spare-5 is disabled/],
+    ['demote a hot', 'demote', 'app-1', 'DEMOTE_HOT', /^app-1 is a hot backend/],
+    ['demote a standby warm', 'demote', 'spare-6', 'NOT_PROMOTED', /^spare-6 covers nothing/],
+    ['demote a warm whose hot is down', 'demote', 'spare-1', 'DEMOTE_WOULD_UNCOVER', /^app-2 is not serving; demoting spare-1 would leave it uncovered$/],
   ];
-  for (const [name, type, backend, message] of rows) {
+  for (const [name, type, backend, code, message] of rows) {
     const p = setup();
     const before = p.state;
-    t.match(p.send(1, { type, backend }), { refusal: message, commands: [] }, name);
+    t.match(p.send(1, { type, backend }), { refusal: { code, message }, commands: [] }, name);
     t.equal(p.state, before, `${name}: state unchanged`);
   }
 
   const fresh = pool('app-1 | spare-1', AUTO, false);
-  t.match(fresh.send(0, { type: 'promote', backend: 'spare-1' }), { refusal: /^spare-1 is not checked yet/ });
+  t.match(fresh.send(0, { type: 'promote', backend: 'spare-1' }), { refusal: { code: 'PROMOTE_NOT_UP', message: /^spare-1 is not checked yet/ } });
 
   const disabledHot = pool('app-1 | spare-1');
   disabledHot.send(0, { type: 'admin', backend: 'app-1', admin: 'disabled' });
   t.match(disabledHot.send(1, { type: 'demote', backend: 'spare-1' }), {
-    refusal: 'app-1 is not serving; demoting spare-1 would leave it uncovered',
+    refusal: { code: 'DEMOTE_WOULD_UNCOVER', message: 'app-1 is not serving; demoting spare-1 would leave it uncovered' },
   });
 });
 
