@@ -12,10 +12,13 @@ import { closeAll, owned } from '../helpers/owned.js';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const NO_STACK = /\n\s+at |Error:/;
 
-t.test('check accepts the shipped proxy.yaml', async (t) => {
+t.test('check accepts the shipped proxy.yaml and the full example in docs/', async (t) => {
   const out = await runBin(['check', '-c', join(ROOT, 'proxy.yaml')]);
   t.equal(out.code, 0);
-  t.equal(out.stdout, 'ok: 2 listeners, 3 pools, 8 backends\n');
+  t.equal(out.stdout, 'ok: 1 listener, 1 pool, 3 backends\n');
+  const full = await runBin(['check', '-c', join(ROOT, 'docs/proxy.full.yaml')]);
+  t.equal(full.code, 0);
+  t.equal(full.stdout, 'ok: 2 listeners, 3 pools, 8 backends\n');
 });
 
 t.test('check reports every error as FILE:LINE:COL: path: message and exits 1', async (t) => {

@@ -1,13 +1,21 @@
-/** The README is part of the contract: its error table and defaults must match the code. */
+/**
+ * The README and docs/ are part of the contract: the configuration reference is generated from
+ * the schema, and the error, metric and action tables must list exactly what the code has.
+ */
 import t from 'tap';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { DEFAULTS } from '../../src/config/schema.js';
+import { configKeys } from '../../src/config/keys.js';
 import { CONTROL_ACTIONS } from '../../src/control/admin-types.js';
 import { METRICS } from '../../src/control/metrics.js';
-import { ERROR_CODES } from '../../src/errors.js';
+import { ERROR_CODES, REFUSAL_CODES } from '../../src/errors.js';
+import { renderConfigurationDoc } from '../../scripts/docs/render-configuration.js';
 
-const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
-const lines = readme.split('\n');
+const ROOT = new URL('../../', import.meta.url);
+const read = (path: string): string => readFileSync(new URL(path, ROOT), 'utf8');
+const readme = read('README.md');
+const DOCS = readdirSync(new URL('docs/', ROOT)).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`);
+const rows = (text: string): string[] => text.split('\n').filter((l) => l.startsWith('|'));
 
 t.test('README starts with the demo and test commands', async (t) => {
   const firstBlock = readme.slice(0, readme.indexOf('```', readme.indexOf('```') + 3));
@@ -15,8 +23,41 @@ t.test('README starts with the demo and test commands', async (t) => {
   t.match(firstBlock, 'npm ci && npm test');
 });
 
-t.test('every error code is documented', async (t) => {
-  for (const code of Object.keys(ERROR_CODES)) t.match(readme, `| \`${code}\` |`, code);
+t.test('README is a short guide that links every page of docs/ and the dependency reasons', async (t) => {
+  t.ok(readme.split('\n').length <= 200, `README has ${readme.split('\n').length} lines`);
+  for (const page of DOCS) t.match(readme, `](${page}`, `README links ${page}`);
+  t.match(readme, '](docs/architecture.md#dependencies)');
+  t.match(read('docs/architecture.md'), /^## Dependencies$/m);
+});
+
+/** GitHub's anchor for a heading. */
+const slug = (heading: string): string => heading.trim().toLowerCase().replace(/[^\w\- ]/g, '').replace(/ /g, '-');
+const anchors = (text: string): Set<string> => new Set([...text.matchAll(/^#+ (.*)$/gm)].map((m) => slug(m[1] ?? '')));
+
+t.test('every relative link in README.md and docs/ leads to a file and heading that exist', async (t) => {
+  for (const file of ['README.md', ...DOCS]) {
+    const text = read(file);
+    const dir = file.includes('/') ? file.slice(0, file.lastIndexOf('/') + 1) : '';
+    for (const [, target = ''] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+      if (/^[a-z]+:/.test(target)) continue;
+      const [path = '', anchor] = target.split('#');
+      const resolved = path === '' ? file : new URL(path, new URL(dir, ROOT)).pathname.slice(new URL(ROOT).pathname.length);
+      t.ok(existsSync(new URL(resolved, ROOT)), `${file}: ${target}`);
+      if (anchor !== undefined && resolved.endsWith('.md')) t.ok(anchors(read(resolved)).has(anchor), `${file}: ${target} (heading)`);
+    }
+  }
+});
+
+t.test('the docs stand alone: no references to documents a user does not have', async (t) => {
+  for (const file of ['README.md', ...DOCS]) {
+    const text = read(file);
+    t.notMatch(text, /\bSPEC\b|SPEC\.md|hotwarm addition|the spec\b/i, file);
+  }
+});
+
+t.test('docs/configuration.md is what `npm run docs` generates from the schema', async (t) => {
+  const expected = renderConfigurationDoc(read('scripts/docs/configuration.template.md'));
+  t.ok(read('docs/configuration.md') === expected, 'docs/configuration.md is up to date (run `npm run docs`)');
 });
 
 /** [key, default as written] for every leaf of DEFAULTS, except the implicit check described in prose. */
@@ -32,14 +73,43 @@ function leaves(obj: Record<string, unknown>): [string, string][] {
 }
 
 t.test('every default appears in the configuration reference with its key', async (t) => {
+  const table = rows(read('docs/configuration.md'));
+  const text = read('docs/configuration.md');
   for (const [key, value] of leaves(DEFAULTS)) {
-    const row = lines.find((l) => l.startsWith('|') && (l.includes(`\`${key}\``) || l.includes(`.${key}\``)) && l.includes(`\`${value}\``));
-    t.ok(row, `${key}: ${value}`);
+    t.ok(table.find((l) => l.includes(`\`${key}\``) && l.includes(`\`${value}\``)), `${key}: ${value}`);
   }
-  t.match(readme, 'protocol: tcp, interval: 2s');
+  t.match(text, 'protocol: tcp, interval: 2s, timeout: 1s, rise: 2, fall: 3');
 });
 
-t.test('every metric is in the README with its type and labels', async (t) => {
+t.test('every schema key has a type, a reload effect and a row of its own', async (t) => {
+  const text = read('docs/configuration.md');
+  const keys = configKeys();
+  t.ok(keys.length > 70, `${keys.length} keys`);
+  for (const key of keys) {
+    t.ok(key.type !== '', `${key.path}: type`);
+    t.match(text, `| \`${key.name}\` |`, key.path);
+  }
+});
+
+/** The codes a docs page lists in the first column of its tables. */
+const documentedCodes = (text: string): string[] =>
+  rows(text).map((l) => /^\| `([A-Z][A-Z0-9_]+)` \|/.exec(l)?.[1]).filter((c): c is string => c !== undefined);
+
+t.test('error codes: every code in errors.ts is documented, and every documented code exists', async (t) => {
+  const text = read('docs/errors.md');
+  const documented = documentedCodes(text);
+  const known = [...Object.keys(ERROR_CODES), ...Object.keys(REFUSAL_CODES)];
+  for (const [code, spec] of Object.entries(ERROR_CODES)) {
+    const status = spec.status === 0 ? 'closed' : String(spec.status);
+    t.match(text, `| \`${code}\` | ${status} | ${spec.source} | ${spec.retry} | ${spec.passive ? 'yes' : 'no'} |`, code);
+  }
+  for (const code of Object.keys(REFUSAL_CODES)) t.ok(documented.includes(code), code);
+  for (const code of documented) t.ok(known.includes(code), `${code} is documented and exists in errors.ts`);
+  t.equal(new Set(documented).size, documented.length, 'each code documented once');
+});
+
+t.test('every metric is in docs/metrics.md with its type and labels, and no other', async (t) => {
+  const lines = rows(read('docs/metrics.md'));
   for (const m of METRICS) {
     const row = lines.find((l) => l.startsWith(`| \`${m.name}\` |`));
     t.ok(row, m.name);
@@ -49,6 +119,7 @@ t.test('every metric is in the README with its type and labels', async (t) => {
   t.equal(documented, METRICS.length, 'and no metric the code does not export');
 });
 
-t.test('every control action is in the README', async (t) => {
-  for (const action of CONTROL_ACTIONS) t.match(readme, `| \`${action}\` |`, action);
+t.test('every control action is in docs/admin-api.md', async (t) => {
+  const text = read('docs/admin-api.md');
+  for (const action of CONTROL_ACTIONS) t.match(text, `| \`${action}\` |`, action);
 });

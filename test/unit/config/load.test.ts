@@ -14,7 +14,10 @@ import { DEFAULTS } from '../../../src/config/schema.js';
 import { parseDuration, parseSize, parseStatusRange } from '../../../src/config/units.js';
 import { MINIMAL, issuesOf, lines } from '../../helpers/config.js';
 
-const EXAMPLE = fileURLToPath(new URL('../../../proxy.yaml', import.meta.url));
+/** The full annotated example; the shipped proxy.yaml is the quick start's minimal one. */
+const EXAMPLE = fileURLToPath(new URL('../../../docs/proxy.full.yaml', import.meta.url));
+const QUICK_START = fileURLToPath(new URL('../../../proxy.yaml', import.meta.url));
+const DEMO = fileURLToPath(new URL('../../../scripts/demo.ts', import.meta.url));
 
 function ms(text: string): number {
   const parsed = parseDuration(text);
@@ -211,7 +214,22 @@ t.test('merge keys share settings between pools', async (t) => {
   t.equal(config.pools['app2']?.backends[0]?.name, 'a');
 });
 
-t.test('proxy.yaml at the repository root', async (t) => {
+t.test('proxy.yaml at the repository root is the quick start, on the backends of `npm run demo -- --backends`', async (t) => {
+  const { readFile } = await import('node:fs/promises');
+  const config = await loadConfig(QUICK_START, { env: {} });
+  t.equal(describeConfig(config), 'ok: 1 listener, 1 pool, 3 backends');
+  const backends = config.pools['app']?.backends ?? [];
+  t.strictSame(backends.map((b) => [b.name, b.role]), [['app-1', 'hot'], ['app-2', 'hot'], ['spare-1', 'warm']]);
+  t.strictSame(config.pools['app']?.health_check.path, '/healthz', 'the demo backends answer /healthz');
+  const demo = await readFile(DEMO, 'utf8');
+  for (const b of backends) {
+    t.equal(b.address.host, '127.0.0.1');
+    t.match(demo, `'${b.name}': ${b.address.port}`, `the demo starts ${b.name} on ${b.address.port}`);
+  }
+  t.match(await readFile(QUICK_START, 'utf8'), 'npm run demo -- --backends', 'the file says what to start');
+});
+
+t.test('docs/proxy.full.yaml, the annotated example', async (t) => {
   const config = await loadConfig(EXAMPLE, { env: {} });
   t.equal(describeConfig(config), 'ok: 2 listeners, 3 pools, 8 backends');
   t.equal(config.file, EXAMPLE);
@@ -242,7 +260,7 @@ t.test('proxy.yaml at the repository root', async (t) => {
   t.equal(config.pools['api']?.health_check.protocol, 'tcp', 'the api pool shows the implicit check');
 });
 
-t.test('proxy.yaml mentions every key that has a default', async (t) => {
+t.test('docs/proxy.full.yaml mentions every key that has a default', async (t) => {
   const { readFile } = await import('node:fs/promises');
   const text = await readFile(EXAMPLE, 'utf8');
   const { shutdown_timeout: _top, workers: _workers, implicit_health_check: _implicit, ...sections } = DEFAULTS;
