@@ -1,6 +1,6 @@
 /**
  * The proxy.yaml schema: every key, its type, range and default. Defaults live only in
- * {@link DEFAULTS}; the README's configuration reference is checked against it by a test.
+ * {@link DEFAULTS}. Each key carries its documentation (`.meta(doc(...))`, see key-doc.ts): docs/configuration.md is generated from it.
  * Cross-references (pool names, duplicate names, admin token rules) are checked in load.ts,
  * where positions are known.
  */

@@ -1,7 +1,7 @@
 /**
  * Prometheus metrics (SPEC §8), every one declared in {@link METRICS} (envoy's
  * ALL_HEALTH_CHECKER_STATS idea): name, type, help and labels in one table that the registry is
- * built from and the README is checked against.
+ * built from and docs/metrics.md is checked against.
  *
  * Three ways values arrive:
  * - per request, through the forwarder's `onDone` hook ({@link Metrics.request}): the hot path,

@@ -32,7 +32,7 @@ import type { Logger } from '../log.js';
 
 const ABUSE: ErrorCode = 'HTTP2_ABUSE';
 
-/** HTTP/2 limits; fixed, listed in the README. */
+/** HTTP/2 limits; fixed, listed in docs/http2.md. */
 export const H2_LIMITS = {
   /** Concurrent streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS). */
   maxConcurrentStreams: 100,

@@ -1,7 +1,7 @@
 /**
  * Selection under load, simulated (selection-sim.ts): closed-loop clients, random service times
  * from a seeded generator, the real core Pool with a simulated clock. What SPEC-level promises
- * the README states are checked here with their margins: shares within ±10% of each share at
+ * docs/failover.md states are checked here with their margins: shares within ±10% of each share at
  * every concurrency, a slower backend below its share from 8 clients, and slow start that tracks
  * its effective share every second of the ramp (±30%), takes its first request at once and
  * never holds more than its cap.
