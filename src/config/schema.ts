@@ -238,7 +238,7 @@ const discoverSchema = z
   });
 
 const poolSchema = z.strictObject({
-  connect_timeout: positiveDuration().prefault(DEFAULTS.pool.connect_timeout).meta(doc({ type: 'duration > 0s', description: '' })),
+  connect_timeout: positiveDuration().prefault(DEFAULTS.pool.connect_timeout).meta(doc({ type: 'duration > 0s', description: 'A connection to a backend must be established within this, else the next backend is tried.' })),
   response_timeout: duration().prefault(DEFAULTS.pool.response_timeout).meta(doc({ type: 'duration', description: 'Until the backend\'s response head arrives, else 504. `0s` = no limit.' })),
   tunnel_idle_timeout: duration().prefault(DEFAULTS.pool.tunnel_idle_timeout).meta(doc({ type: 'duration', description: 'WebSocket / TCP tunnels with no bytes either way. `0s` = no limit.' })),
   retries: int(0, 10).prefault(DEFAULTS.pool.retries).meta(doc({ type: 'integer 0-10', description: 'Extra attempts on other backends, when safe.' })),
@@ -254,7 +254,7 @@ const poolSchema = z.strictObject({
     })
     .prefault({})
     .meta(doc({ type: 'mapping', default: 'see below', description: 'Passive failure detection on live traffic.' })),
-  failover: failoverSchema.prefault({}).meta(doc({ type: 'mapping', default: 'see below', description: '' })),
+  failover: failoverSchema.prefault({}).meta(doc({ type: 'mapping', default: 'see below', description: 'How warms take over and hand back, see below and [Balancing and failover](failover.md).' })),
   drain_timeout: duration().prefault(DEFAULTS.pool.drain_timeout).meta(doc({ type: 'duration', description: 'How long released or removed backends may keep their work. `0s` = cut at once.' })),
   sticky: stickySchema.optional().meta(doc({ type: '`{ cookie, secret_env }`', inline: true, description: 'Cookie affinity (see [Sticky sessions](web-apps.md#sticky-sessions)). `cookie`: the cookie\'s name. `secret_env`: an environment variable holding the key the tokens are signed with (must be set and not empty); without it a random key is drawn at start, so sessions are re-balanced after a restart.' })),
   send_proxy_protocol: z.enum(['off', 'v1', 'v2']).prefault(DEFAULTS.pool.send_proxy_protocol).meta(doc({ type: '`off` | `v1` | `v2`', description: 'Every connection to a backend starts with a PROXY protocol header naming the client and the listener\'s address and port it connected to (HTTP, WebSocket and TCP; see [PROXY protocol](web-apps.md#proxy-protocol)). Health checks carry one too.' })),
@@ -289,12 +289,12 @@ const resolverSchema = parsedScalar(parseResolver, 'a DNS server address like 10
 export const configSchema = z.strictObject({
   admin: adminSchema.optional().meta(doc({ type: 'mapping', reload: 'restart', description: 'Omitted = no admin listener.' })),
   workers: workersSchema.prefault(DEFAULTS.workers).meta(doc({ type: '`auto` or 1–256', reload: 'restart', description: 'Worker processes ([Workers](workers.md#workers-every-core-one-brain)). `auto` = one per available CPU (`os.availableParallelism()`); `1` = one process, no primary. Read at startup only: a reload reports a change as applying at the next start.' })),
-  log: logSchema.prefault({}).meta(doc({ type: 'mapping', default: 'see below', description: '' })),
+  log: logSchema.prefault({}).meta(doc({ type: 'mapping', default: 'see below', description: 'Where and how lines are logged ([Logs](operations.md#logs)).' })),
   shutdown_timeout: duration().prefault(DEFAULTS.shutdown_timeout).meta(doc({ type: 'duration', description: 'On SIGTERM/SIGINT, how long in-flight requests and tunnels may take before they are closed. `0s` = close at once.' })),
   watch: boolean().prefault(DEFAULTS.watch).meta(doc({ type: 'boolean', description: 'Reload when the file\'s content changes, Kubernetes ConfigMap swaps included; same semantics as `SIGHUP` (see [Reload](operations.md#reload-sighup)).' })),
   resolvers: z.array(resolverSchema).min(1, 'list at least one server, or leave the key out for the system resolvers').optional().meta(doc({ type: 'list of DNS servers', default: 'the system\'s', description: 'DNS servers for `discover` and for host names in backend `address`es: `10.0.0.2`, `10.0.0.2:5353`, `[fd00::1]:53` (port 53 when left out). Without it, `discover` uses the servers of `/etc/resolv.conf` and names in `address` are resolved like a connect would (`/etc/hosts` too).' })),
   listeners: z.array(listenerSchema).min(1, 'at least one listener is required').meta(doc({ type: 'list', description: 'At least one.' })),
-  pools: z.record(name, poolSchema).meta(doc({ type: 'mapping of name → pool', description: '' })),
+  pools: z.record(name, poolSchema).meta(doc({ type: 'mapping of name → pool', description: 'Backends grouped by the listeners and routes that send to them; a pool\'s name is a [name](#values).' })),
 });
 
 /** The validated configuration as parsed from YAML, before cross-checks and freezing. */
