@@ -187,7 +187,7 @@ export class AdminServer {
       const client = (req.socket as Socket).remoteAddress ?? 'unknown';
       const outcome = this.#options.host.control(target.pool, target.backend, target.action, client);
       if (outcome.ok) json(res, 200, outcome.backend);
-      else json(res, outcome.status, outcome.code === undefined ? { error: outcome.error } : { error: outcome.error, code: outcome.code });
+      else json(res, outcome.status, { error: outcome.error, code: outcome.code }); // a 404 has no code: JSON leaves it out
     } catch (err) {
       this.#failed(res, err);
     }

@@ -49,7 +49,6 @@ export function isServing(m: MemberState): boolean {
  * with it, and runs the reducer once). A backend name that is not in the pool throws a
  * `RangeError`: that is a bug of the caller, not a decision.
  */
-
 export function reduce(state: PoolState, event: FailoverEvent, now: number, policy: FailoverPolicy): Transition {
   try {
     return apply(state, event, now, policy);
