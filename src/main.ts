@@ -72,7 +72,7 @@ async function run(file: string): Promise<void> {
     return;
   }
   // With workers (SPEC §9) this process is the primary: several processes share the log, so every
-  // line is written whole, synchronously (log-sink.ts).
+  // line is written whole, asynchronously and never torn (log-sink.ts, log-writer.ts).
   const dns = usesDns(config);
   const workers = dns ? 1 : workerCount(config.workers);
   const sink = new LogSink({ format: config.log.format, file: logFile, shared: workers > 1 });
