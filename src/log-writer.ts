@@ -51,6 +51,9 @@ export class LineWriter {
   /** Where the write in flight ends in `#buffer`: `flushSync()` does not send it twice. */
   #sending = 0;
   #dropped = 0;
+  /** Set by a failed write, cleared by the next one that succeeds: a failure is reported once, not per chunk. */
+  #failing = false;
+  #closed = false;
   #waiters: (() => void)[] = [];
   /** A descriptor replaced by `reopen()` while a write on it was in flight: closed after it. */
   #retired: number | null = null;
@@ -66,6 +69,8 @@ export class LineWriter {
 
   /** Queues whole lines (each ending in `\n`); drops them when {@link MAX_PENDING} bytes wait already. */
   write(lines: string): void {
+    // Never onto a closed descriptor: its number may belong to another file by now.
+    if (this.#closed) return;
     if (this.#pending() + lines.length > this.#maxPending) {
       this.#dropped += countLines(lines);
       return;
@@ -107,9 +112,10 @@ export class LineWriter {
     else close(old, () => undefined);
   }
 
-  /** Closes the file (stdout stays open) once what is queued is written. */
+  /** Closes the file (stdout stays open) once what is queued is written; later lines are dropped. */
   close(): void {
     this.flush(() => {
+      this.#closed = true;
       if (this.#file !== null) closeSync(this.#fd);
     });
   }
@@ -157,10 +163,12 @@ export class LineWriter {
           setTimeout(this.#next, RETRY_MS);
           return;
         }
-        // This chunk is lost (disk full, file removed with its directory): said once per failure.
-        this.#onError(`log ${this.#file ?? 'stdout'}: ${err.message}`);
+        // This chunk is lost (disk full, a closed pipe): said once until a write succeeds again.
+        if (!this.#failing) this.#onError(`log ${this.#file ?? 'stdout'}: ${err.message}`);
+        this.#failing = true;
         this.#offset = end;
       } else {
+        this.#failing = false;
         // A short write (a nearly full disk) continues where it stopped.
         this.#offset = start + written;
       }

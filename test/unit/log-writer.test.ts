@@ -71,3 +71,16 @@ t.test('flushSync writes what is queued, once; reopen follows the path', async (
   t.strictSame(all.sort((a, b) => a - b), [...Array(52).keys()], 'no line lost around the reopen');
   t.strictSame(linesOf(file).map((l) => (JSON.parse(l) as { n: number }).n), [51], 'after reopen, the new file at the path');
 });
+
+t.test('a destination that fails (a full disk): reported once, not per write', async (t) => {
+  const errors: string[] = [];
+  // Every write to /dev/full fails with ENOSPC: a full disk.
+  const w = new LineWriter({ file: '/dev/full', onError: (m) => errors.push(m) });
+  for (let n = 0; n < 5; n++) {
+    w.write(line(1, n, 100));
+    await flushed(w);
+  }
+  t.equal(errors.length, 1, 'one report for the run of failures');
+  t.match(errors[0], /\/dev\/full: ENOSPC/);
+  w.close();
+});
