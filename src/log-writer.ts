@@ -86,7 +86,10 @@ export class LineWriter {
     else this.#waiters.push(cb);
   }
 
-  /** For an exit that cannot wait: what is still queued goes out now, synchronously. */
+  /**
+   * For an exit that cannot wait: what is still queued goes out now, synchronously. A write
+   * already in flight is not repeated; it may land after these lines.
+   */
   flushSync(): void {
     if (this.#busy && this.#buffer !== null) this.#offset = Math.max(this.#offset, this.#sending);
     const rest = this.#take();
