@@ -6,11 +6,11 @@
 import type { AddressInfo } from 'node:net';
 import type { ReloadPlan } from './config/diff.js';
 import type { Config, ListenerConfig } from './config/schema.js';
-import { AdminServer } from './control/admin.js';
+import type { AdminServer } from './control/admin.js';
+import { TallyCounts, type Counts } from './control/counts.js';
 import { EventLog } from './control/events.js';
 import type { WorkerStatus } from './control/admin-types.js';
-import { ProxyAdminHost } from './control/host.js';
-import { Metrics } from './control/metrics.js';
+import type { Metrics } from './control/metrics.js';
 import { TrafficHistory, type TrafficSeries } from './control/traffic-history.js';
 import { Reloader, type ReloadCounts, type ReloadResult, type ReloadTarget } from './control/reload.js';
 import { ProxyError, ReloadError } from './errors.js';
@@ -73,7 +73,12 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   readonly #forwarder: HttpForwarder;
   readonly #websockets: WebSocketForwarder;
   readonly #reloader: Reloader<PreparedReload>;
-  readonly #metrics: Metrics;
+  /**
+   * Counts of the data path. One process: {@link Metrics}, loaded at start (prom-client is
+   * imported only where `/metrics` is served). A worker: the tally alone ({@link TallyCounts}).
+   */
+  #metrics: Counts = new TallyCounts();
+  #exporter: Metrics | null = null;
   /** The dashboard's per-backend charts: sampled only while the admin listener runs. */
   readonly #traffic: TrafficHistory;
   readonly #adminToken: string | null;
@@ -122,8 +127,6 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     this.#env = options.env ?? {};
     this.#randomStickyKey = options.stickyKey ?? randomStickyKey();
     this.#adminToken = options.adminToken ?? null;
-    // Read at scrape time through the fields: a reload replaces the pools map.
-    this.#metrics = new Metrics(this.events, { pools: () => this.#pools.values(), listeners: () => this.#listeners.values() });
     this.#traffic = new TrafficHistory(() => this.#metrics.backendTotals());
     this.#discovery = new Discovery({ events: this.events, logger: this.#logger, onLookup: (pool) => void this.#followDns(pool) });
   }
@@ -173,6 +176,12 @@ export class Proxy implements ReloadTarget<PreparedReload> {
 
   async #start(): Promise<void> {
     try {
+      if (this.#worker === undefined) {
+        const { Metrics } = await import('./control/metrics.js');
+        // Read at scrape time through the fields: a reload replaces the pools map.
+        this.#exporter = new Metrics(this.events, { pools: () => this.#pools.values(), listeners: () => this.#listeners.values() });
+        this.#metrics = this.#exporter;
+      }
       // The admin listener opens first, so `/readyz` answers 503 while names resolve and the first round runs.
       await this.#startAdmin();
       // An unreachable resolver does not stop the start: the pools begin with what is known.
@@ -218,13 +227,15 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   async #startAdmin(): Promise<void> {
     const admin = this.#config.admin;
     // A worker serves traffic only: the admin API is the primary's.
-    if (admin === undefined || this.#worker !== undefined) return;
+    if (admin === undefined || this.#exporter === null) return;
+    // Loaded here: a worker (and a process without admin) never loads the API, dashboard or ws.
+    const [{ AdminServer }, { ProxyAdminHost }] = await Promise.all([import('./control/admin.js'), import('./control/host.js')]);
     this.#admin = new AdminServer({
       listen: admin.listen,
       token: this.#adminToken,
       host: new ProxyAdminHost(this, this.#now),
       events: this.events,
-      metrics: this.#metrics,
+      metrics: this.#exporter,
       logger: this.#logger,
     });
     const address = await this.#admin.listen();
@@ -480,7 +491,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   }
 
   /** What this process counted since the last call (a worker reports it to the primary). */
-  takeCounts(): ReturnType<Metrics['takeCounts']> {
+  takeCounts(): ReturnType<Counts['takeCounts']> {
     return this.#metrics.takeCounts();
   }
 

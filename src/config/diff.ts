@@ -9,7 +9,7 @@
  * so the same plan drives the apply step and the `reload` event's summary.
  */
 import type { BackendConfig, Config, ListenerConfig, PoolConfig } from './schema.js';
-import { configKeys, keysWith } from './keys.js';
+import * as CLASSES from './key-classes.js';
 
 /** One changed key: dotted path below its owner, values shown as in proxy.yaml. */
 export interface SettingChange {
@@ -80,29 +80,26 @@ export function diffConfig(old: Config, next: Config): ReloadPlan {
   return { listeners, pools, settings, changed: summary.length > 0, summary };
 }
 
-// The key classes come from the schema's annotations (`reload` in schema.ts, collected by keys.ts).
+// The key classes come from the schema's annotations (`reload` in schema.ts), written out by
+// `npm run docs` as key-classes.ts so that a worker diffing a reload never loads the schema.
 
 /**
  * Top-level settings read at startup only (`reload: 'restart'`): the admin listener and its token
  * (they guard the reload itself), the log's format and file (the open log file is the
  * process's), the process layout. Paths of top-level keys and of the keys inside their mappings.
  */
-const AT_NEXT_START: readonly string[] = configKeys()
-  .filter((k) => k.reload === 'restart' && !/[[<]/.test(k.path))
-  .map((k) => k.path);
+const AT_NEXT_START: readonly string[] = CLASSES.AT_NEXT_START;
 
-const LISTENERS = 'listeners[]';
-const BACKENDS = 'pools.<name>.backends[]';
 /** Keys of the root that are not settings (compared on their own) or not comparable. */
 const TOP_LEVEL_SKIP: ReadonlySet<string> = new Set(['listeners', 'pools', 'file']);
 /** The names that match old and new (`reload: 'name'`). */
-const LISTENER_SKIP = keysWith(LISTENERS, 'name');
+const LISTENER_SKIP: ReadonlySet<string> = new Set(CLASSES.LISTENER_NAME);
 const POOL_SKIP: ReadonlySet<string> = new Set(['backends']);
-const BACKEND_SKIP = keysWith(BACKENDS, 'name');
+const BACKEND_SKIP: ReadonlySet<string> = new Set(CLASSES.BACKEND_NAME);
 /** Keys whose change means a new socket (`reload: 'rebind'`): the bound address and what is spoken on it (ALPN is fixed when the server is made). */
-const BINDING_KEYS = keysWith(LISTENERS, 'rebind');
+const BINDING_KEYS: ReadonlySet<string> = new Set(CLASSES.LISTENER_BINDING);
 /** Keys whose change makes a backend a different backend (`reload: 'replace'`). */
-const IDENTITY_KEYS = keysWith(BACKENDS, 'replace');
+const IDENTITY_KEYS: ReadonlySet<string> = new Set(CLASSES.BACKEND_IDENTITY);
 
 function diffListeners(old: readonly ListenerConfig[], next: readonly ListenerConfig[]): ReloadPlan['listeners'] {
   const before = new Map(old.map((l) => [l.name, l]));
@@ -251,8 +248,8 @@ function tlsChanges(from: TlsLike | undefined, to: TlsLike | undefined): Setting
 }
 
 /** Keys shown as durations (`30s`) and sizes (`64KiB`): those the schema types so. */
-const DURATION_KEYS: ReadonlySet<string> = new Set(configKeys().filter((k) => k.type.startsWith('duration')).map((k) => k.name));
-const SIZE_KEYS: ReadonlySet<string> = new Set(configKeys().filter((k) => k.type.startsWith('size')).map((k) => k.name));
+const DURATION_KEYS: ReadonlySet<string> = new Set(CLASSES.DURATION_KEYS);
+const SIZE_KEYS: ReadonlySet<string> = new Set(CLASSES.SIZE_KEYS);
 
 interface RouteLike {
   readonly host?: string;

@@ -294,7 +294,8 @@ export class Primary implements ReloadTarget<PreparedReload> {
       await this.#stopWorkers(0);
       this.#stopPools();
       this.#traffic.stop();
-    await this.#admin?.close();
+      this.#metrics.close();
+      await this.#admin?.close();
       this.#state = 'stopped';
       throw err;
     }
@@ -438,6 +439,8 @@ export class Primary implements ReloadTarget<PreparedReload> {
     const drained = (await Promise.all(outcomes)).every((m) => m === null || m.outcome === 'drained');
     this.#stopPools();
     this.#traffic.stop();
+    // Its event subscription and event-loop sampler end here, as a single process's do.
+    this.#metrics.close();
     await this.#admin?.close();
     this.#state = 'stopped';
     this.events.emit('shutdown', { phase: 'stopped', outcome: drained ? 'drained' : 'timeout' });

@@ -1,6 +1,8 @@
 /** The key annotations of schema.ts, as keys.ts collects them for the docs and the reload diff. */
 import t from 'tap';
+import { readFileSync } from 'node:fs';
 import { configKeys, keysWith } from '../../../src/config/keys.js';
+import { renderKeyClasses } from '../../../scripts/docs/render-configuration.js';
 
 t.test('the reload classes the diff relies on', async (t) => {
   t.strictSame([...keysWith('listeners[]', 'rebind')].sort(), ['http2', 'listen', 'protocol', 'tls'], 'a listener is rebound for these');
@@ -33,4 +35,9 @@ t.test('inline mappings are described by their key, not walked into', async (t) 
   t.notOk(paths.some((p) => p.startsWith('listeners[].tls.')), 'no tls.cert row');
   t.ok(paths.includes('pools.<name>.passive.consecutive_failures'), 'a mapping that is not inline has its own rows');
   t.equal(new Set(paths).size, paths.length, 'each key once');
+});
+
+t.test('src/config/key-classes.ts (what diff.ts reads) is what `npm run docs` generates from the annotations', async (t) => {
+  const file = readFileSync(new URL('../../../src/config/key-classes.ts', import.meta.url), 'utf8');
+  t.ok(file === renderKeyClasses(), 'key-classes.ts is up to date (run `npm run docs`)');
 });
