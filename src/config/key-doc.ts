@@ -1,8 +1,8 @@
 /**
  * What the documentation and the reload diff need to know about one config key, written once
  * next to its zod definition in schema.ts (`.meta(doc({...}))`). keys.ts walks the schema and
- * collects them; docs/configuration.md is generated from them (`npm run docs`) and config/diff.ts
- * takes its key classes from them.
+ * collects them; `npm run docs` generates docs/configuration.md and the key classes config/diff.ts
+ * reads (key-classes.ts) from them.
  */
 
 /**
