@@ -238,8 +238,9 @@ class HttpExchange extends Exchange {
     return this.#res.headersSent;
   }
 
+  /** Ended by us and flushed: an HTTP/2 stream the client reset reports `writableFinished` without our end. */
   protected get clientFinished(): boolean {
-    return this.#res.writableFinished;
+    return this.#res.writableEnded && this.#res.writableFinished;
   }
 
   protected get bytesIn(): number {

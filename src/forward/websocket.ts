@@ -25,6 +25,9 @@ import { chooseSticky } from './sticky.js';
 import { applyResponseRules, NO_RULES, type RouteRules } from './route-rules.js';
 import { checkSwitchingProtocols } from './ws-handshake.js';
 
+/** Early client bytes held while an upgrade waits (a socket's default read buffer). */
+const EARLY_BYTES_LIMIT = 64 * 1024;
+
 export interface WebSocketHooks {
   /** An upgrade that did not become a tunnel (refused, failed, answered as HTTP): like a request. */
   onDone(record: ExchangeRecord): void;
@@ -80,6 +83,8 @@ class WebSocketExchange extends Exchange {
     this.#forwarder.pending.add(this);
     this.#socket.on('error', this.#onClientError);
     this.#socket.once('close', this.#onClientClose);
+    this.#socket.on('data', this.#onEarlyBytes);
+    this.#socket.once('end', this.#onClientEnd);
     if (this.#forwarder.closing) {
       this.respondError(new ProxyError('SHUTTING_DOWN'));
       return;
@@ -155,11 +160,15 @@ class WebSocketExchange extends Exchange {
     this.#forwarder.pending.delete(this);
     socket.off('error', this.#onClientError);
     socket.off('close', this.#onClientClose);
+    socket.off('data', this.#onEarlyBytes);
+    socket.off('end', this.#onClientEnd);
     // A keep-alive timer Node armed after an earlier response on this connection must not cut
     // the tunnel (http-proxy clears it too; this does not rely on it). Idle is the tunnel's job.
     if (socket instanceof Socket) socket.setTimeout(0);
     socket.write(rawHead(101, 'Switching Protocols', switchingProtocolsHeaders(res.rawHeaders, this.rules.responseHeaders)));
     if (backendHead.length > 0) backendSocket.unshift(backendHead);
+    // Still in flowing mode: the tunnel's `data` listener, added below in this same tick, takes these first.
+    if (this.#early !== null) socket.unshift(Buffer.concat(this.#early));
     if (this.#head.length > 0) socket.unshift(this.#head);
     Tunnel.open(socket, backendSocket, {
       pool: this.#pool,
@@ -168,6 +177,8 @@ class WebSocketExchange extends Exchange {
       startedAt: this.startedAt,
       onClose: (summary) => this.#recordTunnel(backend, summary),
     });
+    // Paused for holding too many early bytes: the tunnel's backpressure takes over from here.
+    if (socket.isPaused()) socket.resume();
   }
 
   /** A 101 that does not complete the handshake: 502, the upstream request dropped, no retry (the backend may have acted). */
@@ -198,6 +209,26 @@ class WebSocketExchange extends Exchange {
   protected closeClient(): void {
     this.#socket.destroy();
   }
+
+  /**
+   * The client socket is read while the upgrade waits for its backend, so that a client that
+   * closes (FIN) is seen at once rather than at response_timeout — without being read, only a
+   * reset would be. Bytes a client sends early (RFC 6455 says it must not) are kept for the
+   * tunnel, up to a socket buffer's worth; past that it is paused and only a reset is seen.
+   */
+  #early: Buffer[] | null = null;
+  #earlyBytes = 0;
+
+  readonly #onEarlyBytes = (chunk: Buffer): void => {
+    (this.#early ??= []).push(chunk);
+    this.#earlyBytes += chunk.length;
+    if (this.#earlyBytes >= EARLY_BYTES_LIMIT) this.#socket.pause();
+  };
+
+  /** A client that ended its side before any answer has given up on the upgrade; after one, it may just be done sending. */
+  readonly #onClientEnd = (): void => {
+    if (!this.headSent) this.#socket.destroy();
+  };
 
   readonly #onClientError = (): void => {
     // A `close` follows (the listener destroys the socket on error).
