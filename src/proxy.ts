@@ -17,8 +17,8 @@ import { ProxyError } from './errors.js';
 import { HttpForwarder, type ExchangeRecord } from './forward/http.js';
 import type { TunnelRecord } from './forward/tunnel.js';
 import { WebSocketForwarder } from './forward/websocket.js';
-import { HttpListener } from './listeners/http.js';
-import { TcpListener } from './listeners/tcp.js';
+import { createListener } from './listeners/create.js';
+import type { Listener } from './listeners/listener.js';
 import { AccessLog, type Logger } from './log.js';
 import { Discovery } from './upstream/discovery.js';
 import { PoolRuntime, type PoolReload, type RemoteBrain } from './upstream/pool-runtime.js';
@@ -45,7 +45,7 @@ export interface ProxyOptions {
   readonly worker?: { readonly id: number; readonly brain: RemoteBrain; readonly events: EventLog; readonly prime: (pools: ReadonlyMap<string, PoolRuntime>) => void };
 }
 
-export type Listener = HttpListener | TcpListener;
+export type { Listener } from './listeners/listener.js';
 
 /** A reload, prepared: new pools checked, new addresses bound (held), nothing swapped yet. */
 interface PreparedReload {
@@ -435,12 +435,12 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   }
 
   #newListener(config: ListenerConfig, pools: ReadonlyMap<string, PoolRuntime>): Listener {
-    if (config.protocol === 'tcp') return new TcpListener(config, pools, { logger: this.#logger, onTunnel: (record) => this.#onTunnel(record) });
-    return new HttpListener(config, pools, {
+    return createListener(config, pools, {
       forwarder: this.#forwarder,
       upgrades: this.#websockets,
       logger: this.#logger,
       onDone: (record) => this.#onDone(record),
+      onTunnel: (record) => this.#onTunnel(record),
     });
   }
 
