@@ -176,9 +176,22 @@ export class PoolRuntime implements TunnelPool {
    * that they can serve from the moment the reload is applied. Changes nothing.
    */
   async prepareReload(config: PoolConfig): Promise<PoolReload> {
-    const added = config.backends.filter((b) => !(this.#pool.member(b.name)?.matches(b) ?? false)).map((b) => this.#build(b, config));
+    const added = this.#added(config);
     const results = this.#deps.brain !== undefined ? added.map(() => NOT_CHECKED) : await Promise.all(added.map((b) => probe(b, config.health_check)));
     return { config, fresh: added.map((backend, i) => ({ backend, result: results[i] as ProbeResult })) };
+  }
+
+  /**
+   * Worker side: the member list the primary resolved (a DNS answer changed), swapped in at
+   * once. Nothing is checked here: the primary's snapshot that follows says who serves.
+   */
+  follow(config: PoolConfig): void {
+    this.reconfigure({ config, fresh: this.#added(config).map((backend) => ({ backend, result: NOT_CHECKED })) });
+  }
+
+  /** The backends of `config` not running already (a new name, or a new address or role under an old one), built. */
+  #added(config: PoolConfig): UpstreamBackend[] {
+    return config.backends.filter((b) => !(this.#pool.member(b.name)?.matches(b) ?? false)).map((b) => this.#build(b, config));
   }
 
   /** A prepared reload that will not be applied. */
