@@ -77,6 +77,8 @@ class Slot {
   /** Requests of earlier processes under this id. */
   requestsBefore = 0;
   lastApplyMs: number | null = null;
+  /** The newest snapshot this process said it applied. */
+  appliedSeq = 0;
   /** Waiting for this process's next message of a kind. */
   readonly waiting = new Map<FromWorker['t'], (message: FromWorker | null) => void>();
 
@@ -149,6 +151,8 @@ export class Primary implements ReloadTarget<PreparedReload> {
   #publishQueued = false;
   /** Pool → when its last `spill` event was emitted (`performance.now()`). */
   readonly #lastSpill = new Map<string, number>();
+  /** The seq of the newest snapshot sent to the running workers. */
+  #lastSent = 0;
   /** seq → when it was published (`performance.now()`), for the apply latency in `/status`. */
   readonly #published = new Map<number, number>();
   /**
@@ -360,6 +364,19 @@ export class Primary implements ReloadTarget<PreparedReload> {
   }
 
   /**
+   * Resolves once every running worker has applied the newest snapshot (or `timeoutMs` passed):
+   * for tests and drills that act right after a decision. Workers apply within milliseconds.
+   */
+  async settled(timeoutMs = 2_000): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    // A snapshot queued in this tick goes out first.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    while (this.#slots.some((s) => s.state === 'running' && s.appliedSeq < this.#lastSent) && performance.now() < deadline) {
+      await new Promise<void>((resolve) => setTimeout(resolve, 2));
+    }
+  }
+
+  /**
    * Reload, step 2: the new pools checked and the kept ones prepared, as one process does; then
    * every worker binds what the new config adds. One worker that cannot fails the reload for all.
    */
@@ -445,6 +462,7 @@ export class Primary implements ReloadTarget<PreparedReload> {
     this.#config = config;
     this.#gen = prepared.gen;
     const snapshot = this.#snapshot();
+    this.#lastSent = snapshot.seq;
     for (const slot of prepared.slots) {
       slot.send({ t: 'commit', gen: prepared.gen, snapshot });
       slot.gen = prepared.gen;
@@ -611,6 +629,7 @@ export class Primary implements ReloadTarget<PreparedReload> {
         slot.waiting.get('stats')?.(message);
         return;
       case 'applied': {
+        slot.appliedSeq = Math.max(slot.appliedSeq, message.seq);
         const at = this.#published.get(message.seq);
         if (at !== undefined) slot.lastApplyMs = Math.round((performance.now() - at) * 1000) / 1000;
         return;
@@ -706,6 +725,7 @@ export class Primary implements ReloadTarget<PreparedReload> {
       this.#publishQueued = false;
       if (this.#state === 'stopped') return;
       const snapshot = this.#snapshot();
+      this.#lastSent = snapshot.seq;
       for (const slot of this.#slots) if (slot.state === 'running') slot.send({ t: 'snapshot', snapshot });
     });
   }

@@ -22,6 +22,13 @@ export interface Harness {
   /** Bound port of the admin listener (the config needs an `admin` block). */
   adminPort(): number;
   stop(): Promise<void>;
+  /**
+   * Brings the host up to date: with workers, waits until every worker has applied the primary's
+   * newest snapshot (the primary's decisions reach workers within milliseconds, not at once),
+   * then asks each for its in-flight counts and counters (as a read of `/status` does). With one
+   * process there is nothing to wait for.
+   */
+  refresh(): Promise<void>;
 }
 
 export interface BackendSpec {
@@ -101,6 +108,11 @@ export async function startProxy(config: Record<string, unknown>, options: Start
       return proxy.adminAddress().port;
     },
     stop: () => proxy.shutdown(),
+    refresh: async () => {
+      if (!(proxy instanceof Primary)) return;
+      await proxy.settled();
+      await proxy.refresh();
+    },
   };
 }
 

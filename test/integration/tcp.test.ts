@@ -2,11 +2,16 @@
  * TCP listeners over real sockets (SPEC §3, §5): echo, balancing by least connections with
  * tunnels counted, retries when a backend cannot be connected to, half-close, idle timeout,
  * backend crashes and backends going down, limits — handles back to baseline after each test.
+ * With workers (the contract suite runs this file with `workers: 2`) a tunnel lives in the worker
+ * that accepted it: the primary sees it as in-flight (h.refresh()), not in `backend.tunnels`.
  */
+
+/** With one process the tunnels are registered on the backend object the test holds; with workers, in a worker. */
+const single = testWorkers() === 1;
 import t from 'tap';
 import net, { type Socket } from 'node:net';
 import { leakCheck } from '../helpers/handles.js';
-import { sleep, startProxy, waitFor } from '../helpers/harness.js';
+import { sleep, startProxy, testWorkers, waitFor } from '../helpers/harness.js';
 import { TCP_CHECKS, TcpBackend, TcpClient, startTcpBackends, tcpConfig } from '../helpers/tunnels.js';
 import { close, closeAll, stopProxy, owned } from '../helpers/owned.js';
 
@@ -21,11 +26,13 @@ t.test('TCP echo through the proxy; one access-log line per tunnel', async (t) =
   client.socket.write('world');
   await client.waitFor('hello world');
   const backend = h.proxy.pools.get('db')?.backends[0];
+  await h.refresh();
   t.equal(backend?.inFlight, 1, 'the open tunnel counts as in flight');
-  t.equal(backend?.tunnels.size, 1, 'and is registered on its backend');
+  t.equal(backend?.tunnels.size, single ? 1 : 0, single ? 'and is registered on its backend' : 'and is registered in the worker that carries it');
   client.socket.end();
   await client.closed;
   await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
+  await h.refresh();
   t.equal(backend?.inFlight, 0, 'released when it closed');
   t.equal(backend?.tunnels.size, 0);
   t.match(h.log.access[0], {
@@ -217,12 +224,14 @@ t.test('a backend crash closes its tunnels and the clients see the close', async
   for (const c of clients) c.socket.write('ping');
   await Promise.all(clients.map((c) => c.waitFor('ping')));
   const backend = h.proxy.pools.get('db')?.backends[0];
+  await h.refresh();
   t.equal(backend?.inFlight, 3);
   await echo.kill();
   await Promise.all(clients.map((c) => c.closed));
   t.ok(clients.every((c) => c.error === 'ECONNRESET'), 'the reset crossed the proxy as a reset');
   await waitFor(() => h.log.access.length === 3, 5_000, 'access lines');
   t.ok(h.log.access.every((l) => l.reason === 'backend_reset' && l.error === 'TUNNEL_UPSTREAM_RESET'));
+  await h.refresh();
   t.equal(backend?.inFlight, 0);
   t.equal(backend?.tunnels.size, 0);
   await own.stopAll();
@@ -293,12 +302,23 @@ t.test('tunnels count in least connections: new connections avoid the backend ho
   t.strictSame(first.map((c) => c.received.trim()), ['a', 'a', 'a', 'a']);
   await b.start(bPort);
   await waitFor(() => h.log.events('backend_up').some((e) => e.backend === 'b'), 5_000, 'b up');
+  await h.refresh();
   const next = [0, 1, 2, 3].map(() => TcpClient.connect(h.port()));
   await Promise.all(next.map((c) => c.waitFor('\n')));
-  // In-flight caps: a backend holds at most ⌊(total + 1) × share⌋ + 1, so with a at 4 the next 3 must go to b.
-  t.strictSame(next.slice(0, 3).map((c) => c.received.trim()), ['b', 'b', 'b'], 'a holds 4 tunnels: the next ones go to b');
   const [ba, bb] = h.proxy.pools.get('db')?.backends ?? [];
-  t.ok((ba?.inFlight ?? 0) <= 5 && (bb?.inFlight ?? 0) >= 3, `in flight a ${ba?.inFlight}, b ${bb?.inFlight}`);
+  await h.refresh();
+  if (single) {
+    // In-flight caps: a backend holds at most ⌊(total + 1) × share⌋ + 1, so with a at 4 the next 3 must go to b.
+    t.strictSame(next.slice(0, 3).map((c) => c.received.trim()), ['b', 'b', 'b'], 'a holds 4 tunnels: the next ones go to b');
+    t.ok((ba?.inFlight ?? 0) <= 5 && (bb?.inFlight ?? 0) >= 3, `in flight a ${ba?.inFlight}, b ${bb?.inFlight}`);
+  } else {
+    // Each worker balances over its own tunnels (README: per worker), so how the connections were
+    // handed out decides: even a worker that got none of a's 4 and all of the next 4 sends half to b.
+    const toB = next.filter((c) => c.received.trim() === 'b').length;
+    t.ok(toB >= 2, `a holds 4 tunnels over the workers: ${toB} of the next 4 go to b`);
+    t.equal(ba?.inFlight, 8 - toB, 'the host view counts a\'s tunnels in every worker');
+    t.equal(bb?.inFlight, toB, 'the host view counts every worker\'s tunnels');
+  }
   t.equal((ba?.inFlight ?? 0) + (bb?.inFlight ?? 0), 8);
   for (const c of [...first, ...next]) c.socket.end();
   await Promise.all([...first, ...next].map((c) => c.closed));
@@ -347,6 +367,26 @@ t.test('max_connections: connections beyond the limit are closed', async (t) => 
   const own = owned(t);
   const [echo] = own((await startTcpBackends(['echo'])) as [TcpBackend], closeAll);
   const h = own(await startProxy(tcpConfig([{ name: 'echo', address: echo.address }], {}, { max_connections: 2 })), stopProxy);
+  if (!single) {
+    // max_connections holds per worker (README): the host takes at most 2 × workers, and a
+    // connection handed to a worker at its limit is dropped even if another has room.
+    const workers = testWorkers();
+    const clients: TcpClient[] = [];
+    for (let i = 0; i <= 2 * workers; i++) {
+      const c = TcpClient.connect(h.port());
+      clients.push(c);
+      c.socket.write('in');
+      await Promise.race([c.waitFor('in').catch(() => undefined), c.closed]);
+    }
+    const served = clients.filter((c) => !c.isClosed && c.received === 'in').length;
+    t.ok(served >= 2 && served <= 2 * workers, `${served} connections held (2 per worker at most)`);
+    t.ok(clients.some((c) => c.isClosed && c.received === ''), 'a connection beyond a worker\'s limit was dropped');
+    for (const c of clients) c.socket.end();
+    await Promise.all(clients.map((c) => c.closed));
+    await own.stopAll();
+    await leaks.assertClean(t);
+    return;
+  }
   const open = [0, 1].map(() => TcpClient.connect(h.port()));
   for (const c of open) c.socket.write('in');
   await Promise.all(open.map((c) => c.waitFor('in')));
