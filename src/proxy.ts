@@ -20,6 +20,7 @@ import { WebSocketForwarder } from './forward/websocket.js';
 import { HttpListener } from './listeners/http.js';
 import { TcpListener } from './listeners/tcp.js';
 import { AccessLog, type Logger } from './log.js';
+import { systemClock, withNow, type Clock } from './upstream/clock.js';
 import { DnsMembers } from './upstream/dns-members.js';
 import { PoolRuntime, type PoolReload, type RemoteBrain } from './upstream/pool-runtime.js';
 import { randomStickyKey } from './upstream/sticky.js';
@@ -27,8 +28,10 @@ import type { ProbeResult } from './upstream/probes.js';
 
 export interface ProxyOptions {
   readonly logger: Logger;
-  /** Monotonic clock in ms for failover timing; injectable for tests. */
+  /** Monotonic clock in ms for failover timing, with real timers; injectable for tests. */
   readonly now?: () => number;
+  /** Time and timers of pools, checks, warm-ups, drains, DNS and tunnels (upstream/clock.ts); overrides `now`. */
+  readonly clock?: Clock;
   /** Where a reload looks up `admin.token_env` (default `process.env`) and sticky pools their `secret_env`. */
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** The admin API's bearer token (the value of `admin.token_env`, read by main.ts), or null. */
@@ -69,6 +72,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   readonly #logger: Logger;
   readonly #access: AccessLog;
   readonly #now: () => number;
+  readonly #clock: Clock;
   readonly events: EventLog;
   readonly #forwarder: HttpForwarder;
   readonly #websockets: WebSocketForwarder;
@@ -104,7 +108,8 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   constructor(config: Config, options: ProxyOptions) {
     this.#config = config;
     this.#logger = options.logger;
-    this.#now = options.now ?? (() => performance.now());
+    this.#clock = options.clock ?? (options.now === undefined ? systemClock : withNow(options.now));
+    this.#now = () => this.#clock.now();
     this.#worker = options.worker;
     this.#access = new AccessLog(options.logger, config.log.access, options.worker === undefined ? {} : { worker: options.worker.id });
     this.events = options.worker?.events ?? new EventLog(options.logger);
@@ -120,7 +125,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     // Read at scrape time through the fields: a reload replaces the pools map.
     this.#metrics = new Metrics(this.events, { pools: () => this.#pools.values(), listeners: () => this.#listeners.values() });
     this.#traffic = new TrafficHistory(() => this.#metrics.backendTotals());
-    this.#dns = new DnsMembers({ events: this.events, logger: this.#logger, pools: () => this.#pools, config: () => this.#config, running: () => this.#state === 'running' });
+    this.#dns = new DnsMembers({ events: this.events, logger: this.#logger, clock: this.#clock, pools: () => this.#pools, config: () => this.#config, running: () => this.#state === 'running' });
   }
 
   get config(): Config {
@@ -417,7 +422,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     return new PoolRuntime(name, config, {
       events: this.events,
       logger: this.#logger,
-      now: this.#now,
+      clock: this.#clock,
       onCheck: (b, r) => this.#metrics.check(b, r),
       stickyKey: this.#stickyKey,
       ...(this.#worker === undefined ? {} : { brain: this.#worker.brain }),

@@ -10,6 +10,7 @@
  */
 import type { Config, PoolConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import type { Clock } from './clock.js';
 import type { EventSink } from './contracts.js';
 import { Discovery } from './discovery.js';
 import type { PoolRuntime } from './pool-runtime.js';
@@ -17,6 +18,7 @@ import type { PoolRuntime } from './pool-runtime.js';
 export interface DnsMembersDeps {
   readonly events: EventSink;
   readonly logger: Logger;
+  readonly clock: Clock;
   /** The running pools and config, read when an answer arrives. */
   readonly pools: () => ReadonlyMap<string, PoolRuntime>;
   readonly config: () => Config;
@@ -33,7 +35,7 @@ export class DnsMembers {
 
   constructor(deps: DnsMembersDeps) {
     this.#deps = deps;
-    this.#discovery = new Discovery({ events: deps.events, logger: deps.logger, onLookup: (pool) => void this.#follow(pool) });
+    this.#discovery = new Discovery({ events: deps.events, logger: deps.logger, clock: deps.clock, onLookup: (pool) => void this.#follow(pool) });
   }
 
   /** Looks up every name of `config` not known yet (startup, a reload adding names). */

@@ -25,6 +25,7 @@ import { TrafficHistory, type TrafficSeries } from '../control/traffic-history.j
 import { ReloadError, Reloader, type ReloadCounts, type ReloadResult, type ReloadTarget } from '../control/reload.js';
 import { ProxyError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
+import { systemClock } from '../upstream/clock.js';
 import { DnsMembers } from '../upstream/dns-members.js';
 import { PoolRuntime, type PoolReload } from '../upstream/pool-runtime.js';
 import type { ProbeResult } from '../upstream/probes.js';
@@ -185,6 +186,7 @@ export class Primary implements ReloadTarget<PreparedReload> {
     this.#dns = new DnsMembers({
       events: this.events,
       logger: this.#logger,
+      clock: systemClock,
       pools: () => this.#pools,
       config: () => this.#config,
       running: () => this.#state === 'running',
@@ -692,7 +694,7 @@ export class Primary implements ReloadTarget<PreparedReload> {
     return new PoolRuntime(name, config, {
       events: this.events,
       logger: this.#options.logger,
-      now: () => performance.now(),
+      clock: systemClock,
       onCheck: (b, ok) => this.#metrics.check(b, ok),
       onTransition: () => this.#queuePublish(),
       onStreak: (pool, backend, open) => {

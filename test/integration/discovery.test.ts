@@ -147,7 +147,8 @@ t.test('a changed answer reaches every worker: a new address takes traffic in ea
   // One connection per request: node:cluster hands connections to the workers in turn.
   for (let i = 0; i < 200 && (i < 8 * workers || servedBy().size < ids.length); i++) {
     bodies.add((await request(h.port(), { path: '/' })).body);
-    if (i % 8 === 7) await new Promise((r) => setTimeout(r, 60)); // access lines are written in batches of ≤ 50 ms
+    // Access lines are written in batches (≤ 50 ms): every 8 requests, wait for theirs.
+    if (i % 8 === 7) await waitFor(() => h.log.access.length - from >= i + 1, 5_000, 'access lines');
   }
   await waitFor(() => servedBy().size === ids.length, 5_000, 'every worker to have served the new address');
   t.strictSame([...servedBy()].sort(), ids, workers > 1 ? 'every worker sends traffic to the new address' : 'the new address takes traffic');
