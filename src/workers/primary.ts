@@ -583,6 +583,8 @@ export class Primary implements ReloadTarget<PreparedReload> {
       if (message.t === 'failed') return { error: message.error };
       if (slot.worker === worker && this.#state !== 'stopping') {
         slot.state = 'running';
+        // It runs the snapshot it was started with (a process before it under this id may have had newer ones).
+        slot.appliedSeq = sent?.seq ?? 0;
         this.#catchUp(slot, sent);
       }
       this.#logger.info({ worker: slot.id, pid: worker.process.pid }, 'worker ready');

@@ -9,7 +9,7 @@ import t from 'tap';
 import { TestBackend } from '../helpers/backend.js';
 import { request, type Reply } from '../helpers/client.js';
 import { leakCheck } from '../helpers/handles.js';
-import { FAST_CHECKS, sleep, startProxy, testWorkers, waitFor, writeConfig } from '../helpers/harness.js';
+import { FAST_CHECKS, startProxy, testWorkers, waitFor, writeConfig } from '../helpers/harness.js';
 
 const COOKIE = 'hw_app';
 
@@ -166,7 +166,9 @@ t.test('sticky backend full: that request is balanced, the cookie left as it is'
   t.equal(setCookie(lent), undefined, 'the cookie is left as it is');
   release();
   t.ok((await Promise.all(held)).every((r) => r.status === 200), 'the held requests complete');
-  await sleep(20);
+  // a has room once the held requests are released (in every worker): read, not slept on.
+  await h.refresh();
+  await waitFor(() => h.proxy.pools.get('app')?.backends.find((x) => x.name === 'a')?.inFlight === 0, 5_000, 'a to carry nothing');
   t.equal((await request(port, { headers: { cookie: onA } })).headers['x-backend'], 'a', 'back on a once it has room');
   await h.stop();
   await Promise.all([a.close(), b.close()]);
