@@ -3,6 +3,7 @@
  * malformed input before anything is forwarded, routes, and hands each request to the
  * forwarder. WebSocket upgrades go to the tunnel forwarder.
  */
+import { refusedOverLimit, setConnectionLimit } from './limit.js';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import { BlockList, isIPv6, type AddressInfo, type Socket } from 'node:net';
@@ -113,13 +114,14 @@ export class HttpListener implements ForwardListener {
     }
     // We count headers ourselves (guard.ts) and answer 431; Node would silently drop the excess.
     server.maxHeadersCount = 0;
-    server.maxConnections = config.max_connections;
+    setConnectionLimit(server, config.max_connections);
     server.timeout = 0;
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#onClientError(err, socket));
     server.on('connect', (_req: IncomingMessage, socket: Duplex) => refuseOnSocket(socket, 405));
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head));
     server.on('connection', (socket: Socket) => {
+      if (refusedOverLimit(socket, this.#sockets.size, this.#config.max_connections)) return;
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
     });
@@ -174,7 +176,7 @@ export class HttpListener implements ForwardListener {
     const server = this.#server;
     server.headersTimeout = config.header_timeout;
     server.keepAliveTimeout = config.idle_timeout;
-    server.maxConnections = config.max_connections;
+    setConnectionLimit(server, config.max_connections);
     // Read by Node for each new connection's parser (http.Server stores the constructor option here).
     (server as http.Server & { maxHeaderSize?: number }).maxHeaderSize = config.max_header_size;
     if (config.tls !== undefined && server instanceof https.Server) {

@@ -2,6 +2,7 @@
  * A TCP (or TLS-over-TCP) listener: accepts connections within `max_connections`, terminates
  * TLS when configured, and hands each connection to a {@link TcpSession} on its one pool.
  */
+import { refusedOverLimit, setConnectionLimit } from './limit.js';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import tls from 'node:tls';
 import type { ListenerConfig } from '../config/schema.js';
@@ -66,8 +67,9 @@ export class TcpListener {
       server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => onHandshakeError(err, socket, false, this.#logger));
       this.#server = server;
     }
-    this.#server.maxConnections = config.max_connections;
+    setConnectionLimit(this.#server, config.max_connections);
     this.#server.on('connection', (socket: Socket) => {
+      if (refusedOverLimit(socket, this.#sockets.size, this.#config.max_connections)) return;
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
     });
@@ -116,7 +118,7 @@ export class TcpListener {
     this.#pool = poolOf(config, pools);
     this.#config = config;
     this.#proxyProtocol(config);
-    this.#server.maxConnections = config.max_connections;
+    setConnectionLimit(this.#server, config.max_connections);
     if (config.tls !== undefined && this.#server instanceof tls.Server) {
       if (this.#certificates === null) this.#certificates = new Certificates(config.tls);
       this.#server.setSecureContext(this.#certificates.update(config.tls));
