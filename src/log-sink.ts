@@ -9,6 +9,7 @@
 import { closeSync, openSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { pino, type DestinationStream } from 'pino';
+import { LineWriter } from './log-writer.js';
 
 export type LogFormat = 'json' | 'text';
 
@@ -19,8 +20,9 @@ export interface LogSinkOptions {
   /** Where a sink's own write or reopen failures are reported (default stderr). */
   readonly onError?: (message: string) => void;
   /**
-   * Several processes write here (workers, SPEC §9): each write goes out whole and at once
-   * (synchronous), so lines of different processes never interleave within a line.
+   * Several processes write here (workers, SPEC §9): lines go out through a {@link LineWriter},
+   * asynchronously, each write whole lines that the destination takes in one piece, so lines
+   * of different processes never interleave within a line.
    */
   readonly shared?: boolean;
 }
@@ -33,7 +35,9 @@ type Boom = DestinationStream & EventEmitter & { flush(cb: (err?: Error) => void
  * to the new file after logrotate moved the old one away.
  */
 export class LogSink implements DestinationStream {
-  readonly #boom: Boom;
+  /** One of the two: SonicBoom for a process of its own, the line writer for a shared destination. */
+  readonly #boom: Boom | null;
+  readonly #lines: LineWriter | null;
   readonly #text: boolean;
   readonly #file: string | null;
   readonly #onError: (message: string) => void;
@@ -42,10 +46,19 @@ export class LogSink implements DestinationStream {
     this.#text = options.format === 'text';
     this.#file = options.file;
     this.#onError = options.onError ?? ((message) => process.stderr.write(`hotwarm: ${message}\n`));
+    if (options.shared === true) {
+      this.#boom = null;
+      this.#lines = new LineWriter({ file: options.file, onError: this.#onError });
+      // An exit that does not wait for `flush` (a second signal, the primary gone) still writes what is queued.
+      const lines = this.#lines;
+      process.once('exit', () => lines.flushSync());
+      return;
+    }
+    this.#lines = null;
     // Asynchronous, but no minLength: a quiet proxy must still show its events at once.
     this.#boom = (options.file === null
-      ? pino.destination({ dest: 1, sync: options.shared === true })
-      : pino.destination({ dest: options.file, sync: options.shared === true, append: true })) as unknown as Boom;
+      ? pino.destination({ dest: 1, sync: false })
+      : pino.destination({ dest: options.file, sync: false, append: true })) as unknown as Boom;
     // A failed write or reopen (disk full, directory removed) must not crash the proxy.
     this.#boom.on('error', (err: Error) => this.#onError(`log ${options.file ?? 'stdout'}: ${err.message}`));
   }
@@ -70,19 +83,23 @@ export class LogSink implements DestinationStream {
   }
 
   write(chunk: string): void {
-    this.#boom.write(this.#text ? toText(chunk) : chunk);
+    const text = this.#text ? toText(chunk) : chunk;
+    if (this.#lines !== null) this.#lines.write(text);
+    else this.#boom?.write(text);
   }
 
   /** pino's `logger.flush(cb)` lands here. */
   flush(cb: (err?: Error) => void): void {
-    this.#boom.flush((err?: Error) => cb(err));
+    if (this.#lines !== null) this.#lines.flush(() => cb());
+    else this.#boom?.flush((err?: Error) => cb(err));
   }
 
   /** Reopens the log file by name (SIGUSR1); a no-op on stdout. */
   reopen(): void {
     if (this.#file === null) return;
     try {
-      this.#boom.reopen();
+      if (this.#lines !== null) this.#lines.reopen();
+      else this.#boom?.reopen();
     } catch (err) {
       this.#onError(`log ${this.#file}: ${(err as Error).message}`);
     }

@@ -11,20 +11,9 @@ export interface LogOptions {
   readonly level: LevelWithSilent;
   /** Defaults to an asynchronous stdout destination. */
   readonly destination?: DestinationStream;
-  /**
-   * Several processes share stdout (workers, SPEC §9): every line is written whole, by itself,
-   * synchronously, so lines of different processes never interleave within a line (a pipe
-   * writes up to PIPE_BUF bytes atomically; an appended file, a whole write).
-   */
-  readonly shared?: boolean;
   /** Fields on every line (a worker's `worker: id`). */
   readonly fields?: Readonly<Record<string, unknown>>;
 }
-
-/** Bytes a pipe writes atomically (POSIX PIPE_BUF on Linux): shared-stdout writes stay within it. */
-export const ATOMIC_WRITE = 4096;
-/** Characters per shared write: a request path is latin1 (at most 2 UTF-8 bytes a character), the rest ASCII. */
-const ATOMIC_CHARS = ATOMIC_WRITE / 2;
 
 let lastSecond = -1;
 /** A time the next line must carry instead of now (an event's own time): see {@link logAt}. */
@@ -67,7 +56,7 @@ export function logAt(ms: number, write: () => void): void {
 
 export function createLogger(options: LogOptions): Logger {
   // Asynchronous, but no minLength: a quiet proxy must still show its events at once.
-  const destination = options.destination ?? pino.destination({ dest: 1, sync: options.shared === true });
+  const destination = options.destination ?? pino.destination({ dest: 1, sync: false });
   return pino(
     {
       level: options.level,
@@ -100,15 +89,11 @@ export class AccessLog {
   readonly #writePending = (): void => this.flush();
   enabled: boolean;
 
-  /** Set when several processes share the destination: writes are whole lines of at most {@link ATOMIC_WRITE} bytes. */
-  readonly #shared: boolean;
-
   /** `worker`: the worker id every line carries (SPEC §9), when running with workers. */
   constructor(root: Logger, enabled: boolean, options: { readonly worker?: number } = {}) {
     this.#stream = (root as unknown as Record<symbol, DestinationStream>)[pino.symbols.streamSym] as DestinationStream;
     this.#prefix = `,"pid":${process.pid},"type":"access"`;
     this.#suffix = options.worker === undefined ? '' : `,"worker":${options.worker}`;
-    this.#shared = options.worker !== undefined;
     this.enabled = enabled;
   }
 
@@ -138,18 +123,9 @@ export class AccessLog {
     if (this.#pending === '') return;
     const lines = this.#pending;
     this.#pending = '';
-    if (!this.#shared || lines.length <= ATOMIC_CHARS) {
-      this.#stream.write(lines);
-      return;
-    }
-    // Whole lines, each write within what a pipe writes atomically (a longer line goes alone).
-    let start = 0;
-    while (start < lines.length) {
-      let end = lines.lastIndexOf('\n', start + ATOMIC_CHARS - 1) + 1;
-      if (end <= start) end = lines.indexOf('\n', start) + 1 || lines.length;
-      this.#stream.write(lines.slice(start, end));
-      start = end;
-    }
+    // Whole lines: a destination several processes share (workers) writes them in whole-line
+    // pieces itself (log-sink.ts, log-writer.ts).
+    this.#stream.write(lines);
   }
 
   /**

@@ -21,9 +21,9 @@ import { ProxyError } from './errors.js';
 import { ConfigWatcher, fileDigest } from './control/watch.js';
 import { createLogger, flushLogger, type Logger } from './log.js';
 import { LogSink } from './log-sink.js';
-import { Proxy } from './proxy.js';
-import { Primary } from './workers/primary.js';
-import { usesDns, workerCount } from './workers/protocol.js';
+import type { Proxy } from './proxy.js';
+import type { Primary } from './workers/primary.js';
+import { workerCount } from './workers/protocol.js';
 
 function version(): string {
   const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
@@ -72,15 +72,19 @@ async function run(file: string): Promise<void> {
     return;
   }
   // With workers (SPEC §9) this process is the primary: several processes share the log, so every
-  // line is written whole, synchronously (log-sink.ts).
-  const dns = usesDns(config);
-  const workers = dns ? 1 : workerCount(config.workers);
+  // line is written whole, asynchronously and never torn (log-sink.ts, log-writer.ts).
+  const workers = workerCount(config.workers);
   const sink = new LogSink({ format: config.log.format, file: logFile, shared: workers > 1 });
   const logger = createLogger({ level: config.log.level, destination: sink });
   // The loader has checked that the variable is set and not empty.
   const adminToken = config.admin?.token_env === undefined ? null : (process.env[config.admin.token_env] ?? null);
-  const proxy = workers > 1 ? new Primary(config, { logger, adminToken, workers, env: process.env }) : new Proxy(config, { logger, adminToken, env: process.env });
-  if (dns && workerCount(config.workers) > 1) logger.warn({ workers: config.workers }, 'backends from DNS: running as one process (workers do not take DNS answers yet)');
+  // Only the side this process plays is loaded: a primary never loads the forwarding code
+  // (http-proxy, listeners), and one process never loads the cluster supervisor.
+  const proxy: Proxy | Primary =
+    workers > 1
+      ? new (await import('./workers/primary.js')).Primary(config, { logger, adminToken, workers, env: process.env })
+      : new (await import('./proxy.js')).Proxy(config, { logger, adminToken, env: process.env });
+  const primary = workers > 1 ? (proxy as Primary) : null;
   process.on('uncaughtException', (err) => logger.error({ err }, 'uncaught exception'));
   process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'));
 
@@ -94,8 +98,8 @@ async function run(file: string): Promise<void> {
   const stop = (signal: string): void => {
     if (stopping) {
       logger.warn({ signal }, 'second signal: exiting now');
-      if (proxy instanceof Primary) proxy.kill();
-      else proxy.flushAccessLog();
+      if (primary !== null) primary.kill();
+      else (proxy as Proxy).flushAccessLog();
       logger.flush();
       process.exit(1);
     }
@@ -134,7 +138,7 @@ async function run(file: string): Promise<void> {
   // SIGUSR1: reopen the log file (logrotate's postrotate); lines go to the file at that path from now on.
   process.on('SIGUSR1', () => {
     sink.reopen();
-    if (proxy instanceof Primary) proxy.reopenLogs();
+    primary?.reopenLogs();
     logger.info({ signal: 'SIGUSR1', file: logFile }, 'log file reopened');
   });
 

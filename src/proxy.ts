@@ -6,11 +6,11 @@
 import type { AddressInfo } from 'node:net';
 import type { ReloadPlan } from './config/diff.js';
 import type { Config, ListenerConfig } from './config/schema.js';
-import { AdminServer } from './control/admin.js';
+import type { AdminServer } from './control/admin.js';
+import { TallyCounts, type Counts } from './control/counts.js';
 import { EventLog } from './control/events.js';
 import type { WorkerStatus } from './control/admin-types.js';
-import { ProxyAdminHost } from './control/host.js';
-import { Metrics } from './control/metrics.js';
+import type { Metrics } from './control/metrics.js';
 import { TrafficHistory, type TrafficSeries } from './control/traffic-history.js';
 import { ReloadError, Reloader, type ReloadCounts, type ReloadResult, type ReloadTarget } from './control/reload.js';
 import { ProxyError } from './errors.js';
@@ -20,15 +20,18 @@ import { WebSocketForwarder } from './forward/websocket.js';
 import { createListener } from './listeners/create.js';
 import type { Listener } from './listeners/listener.js';
 import { AccessLog, type Logger } from './log.js';
-import { Discovery } from './upstream/discovery.js';
+import { systemClock, withNow, type Clock } from './upstream/clock.js';
+import { DnsMembers } from './upstream/dns-members.js';
 import { PoolRuntime, type PoolReload, type RemoteBrain } from './upstream/pool-runtime.js';
 import { randomStickyKey } from './upstream/sticky.js';
 import type { ProbeResult } from './upstream/probes.js';
 
 export interface ProxyOptions {
   readonly logger: Logger;
-  /** Monotonic clock in ms for failover timing; injectable for tests. */
+  /** Monotonic clock in ms for failover timing, with real timers; injectable for tests. */
   readonly now?: () => number;
+  /** Time and timers of pools, checks, warm-ups, drains, DNS and tunnels (upstream/clock.ts); overrides `now`. */
+  readonly clock?: Clock;
   /** Where a reload looks up `admin.token_env` (default `process.env`) and sticky pools their `secret_env`. */
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** The admin API's bearer token (the value of `admin.token_env`, read by main.ts), or null. */
@@ -58,7 +61,7 @@ interface PreparedReload {
   readonly pools: ReadonlyMap<string, PoolRuntime>;
   /** Listeners bound for added and rebound names, held until the swap. */
   readonly bound: ReadonlyMap<string, Listener>;
-  /** Ends the reload's hold on the pools' member lists (see `#memberUpdates`). */
+  /** Ends the reload's turn on the pools' member lists (dns-members.ts `take`). */
   readonly release: () => void;
 }
 
@@ -69,11 +72,17 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   readonly #logger: Logger;
   readonly #access: AccessLog;
   readonly #now: () => number;
+  readonly #clock: Clock;
   readonly events: EventLog;
   readonly #forwarder: HttpForwarder;
   readonly #websockets: WebSocketForwarder;
   readonly #reloader: Reloader<PreparedReload>;
-  readonly #metrics: Metrics;
+  /**
+   * Counts of the data path. One process: {@link Metrics}, loaded at start (prom-client is
+   * imported only where `/metrics` is served). A worker: the tally alone ({@link TallyCounts}).
+   */
+  #metrics: Counts = new TallyCounts();
+  #exporter: Metrics | null = null;
   /** The dashboard's per-backend charts: sampled only while the admin listener runs. */
   readonly #traffic: TrafficHistory;
   readonly #adminToken: string | null;
@@ -98,18 +107,14 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     // The loader refused a config whose secret_env is unset or empty; read again at each reload.
     return secret === undefined || secret === '' ? this.#randomStickyKey : Buffer.from(secret);
   };
-  /** DNS answers for `discover` entries and DNS names in `address` (SPEC §12). */
-  readonly #discovery: Discovery;
-  /**
-   * Reloads and DNS updates both change pools' member lists in two steps (prepare, then swap):
-   * they take turns, so neither swaps in a list built on members the other has replaced.
-   */
-  #memberUpdates: Promise<void> = Promise.resolve();
+  /** DNS answers for `discover` entries and DNS names in `address` (SPEC §12), and the turns reloads take with them. */
+  readonly #dns: DnsMembers;
 
   constructor(config: Config, options: ProxyOptions) {
     this.#config = config;
     this.#logger = options.logger;
-    this.#now = options.now ?? (() => performance.now());
+    this.#clock = options.clock ?? (options.now === undefined ? systemClock : withNow(options.now));
+    this.#now = () => this.#clock.now();
     this.#worker = options.worker;
     this.#access = new AccessLog(options.logger, config.log.access, options.worker === undefined ? {} : { worker: options.worker.id });
     this.events = options.worker?.events ?? new EventLog(options.logger);
@@ -122,10 +127,8 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     this.#env = options.env ?? {};
     this.#randomStickyKey = options.stickyKey ?? randomStickyKey();
     this.#adminToken = options.adminToken ?? null;
-    // Read at scrape time through the fields: a reload replaces the pools map.
-    this.#metrics = new Metrics(this.events, { pools: () => this.#pools.values(), listeners: () => this.#listeners.values() });
     this.#traffic = new TrafficHistory(() => this.#metrics.backendTotals());
-    this.#discovery = new Discovery({ events: this.events, logger: this.#logger, onLookup: (pool) => void this.#followDns(pool) });
+    this.#dns = new DnsMembers({ events: this.events, logger: this.#logger, clock: this.#clock, pools: () => this.#pools, config: () => this.#config, running: () => this.#state === 'running' });
   }
 
   get config(): Config {
@@ -173,12 +176,18 @@ export class Proxy implements ReloadTarget<PreparedReload> {
 
   async #start(): Promise<void> {
     try {
+      if (this.#worker === undefined) {
+        const { Metrics } = await import('./control/metrics.js');
+        // Read at scrape time through the fields: a reload replaces the pools map.
+        this.#exporter = new Metrics(this.events, { pools: () => this.#pools.values(), listeners: () => this.#listeners.values() });
+        this.#metrics = this.#exporter;
+      }
       // The admin listener opens first, so `/readyz` answers 503 while names resolve and the first round runs.
       await this.#startAdmin();
       // An unreachable resolver does not stop the start: the pools begin with what is known.
-      await this.#discovery.resolveNew(this.#config);
-      this.#discovery.configure(this.#config);
-      for (const [name, config] of Object.entries(this.#config.pools)) this.#pools.set(name, this.#newPool(name, this.#discovery.expand(name, config)));
+      await this.#resolveNew(this.#config);
+      this.#configureDiscovery(this.#config);
+      for (const [name, config] of Object.entries(this.#config.pools)) this.#pools.set(name, this.#newPool(name, this.#expand(name, config)));
       await Promise.all([...this.#pools.values()].map((p) => p.start()));
       this.#worker?.prime(this.#pools);
       for (const config of this.#config.listeners) {
@@ -218,13 +227,15 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   async #startAdmin(): Promise<void> {
     const admin = this.#config.admin;
     // A worker serves traffic only: the admin API is the primary's.
-    if (admin === undefined || this.#worker !== undefined) return;
+    if (admin === undefined || this.#exporter === null) return;
+    // Loaded here: a worker (and a process without admin) never loads the API, dashboard or ws.
+    const [{ AdminServer }, { ProxyAdminHost }] = await Promise.all([import('./control/admin.js'), import('./control/host.js')]);
     this.#admin = new AdminServer({
       listen: admin.listen,
       token: this.#adminToken,
       host: new ProxyAdminHost(this, this.#now),
       events: this.events,
-      metrics: this.#metrics,
+      metrics: this.#exporter,
       logger: this.#logger,
     });
     const address = await this.#admin.listen();
@@ -243,10 +254,10 @@ export class Proxy implements ReloadTarget<PreparedReload> {
    * swap, so a request on a new address waits for these checks rather than meet half a reload.
    */
   async prepare(next: Config, plan: ReloadPlan): Promise<PreparedReload> {
-    const release = await this.#takeMembers();
+    const release = await this.#dns.take();
     try {
       // Names the new config adds are looked up now; known ones keep their answers (and backends).
-      await this.#discovery.resolveNew(next);
+      await this.#resolveNew(next);
       return await this.#prepare(next, plan, release);
     } catch (err) {
       release();
@@ -255,7 +266,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   }
 
   async #prepare(next: Config, plan: ReloadPlan, release: () => void): Promise<PreparedReload> {
-    const expanded = (name: string): Config['pools'][string] => this.#discovery.expand(name, next.pools[name] as Config['pools'][string]);
+    const expanded = (name: string): Config['pools'][string] => this.#expand(name, next.pools[name] as Config['pools'][string]);
     const added = plan.pools.added.map((name) => this.#newPool(name, expanded(name)));
     const updated = plan.pools.updated.map(({ name }) => this.#pools.get(name) as PoolRuntime);
     const pools = new Map([...this.#pools].filter(([name]) => Object.hasOwn(next.pools, name)));
@@ -337,41 +348,36 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     this.#config = config;
     if (old.log.level !== config.log.level) this.#logger.level = config.log.level;
     this.#access.enabled = config.log.access;
-    this.#discovery.configure(config);
+    this.#configureDiscovery(config);
     prepared.release();
   }
 
-  /** Waits for the pools' member lists to be free; the returned function frees them again. */
-  async #takeMembers(): Promise<() => void> {
-    let release = (): void => undefined;
-    const mine = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const before = this.#memberUpdates;
-    this.#memberUpdates = before.then(() => mine);
-    await before;
-    return release;
+  /**
+   * DNS lookups are the primary's (SPEC §9: one brain): a worker runs the member lists the
+   * primary resolved, from its config and from `members` messages ({@link followMembers}).
+   */
+  #expand(name: string, config: Config['pools'][string]): Config['pools'][string] {
+    return this.#worker === undefined ? this.#dns.expand(name, config) : config;
+  }
+
+  async #resolveNew(config: Config): Promise<void> {
+    if (this.#worker === undefined) await this.#dns.resolveNew(config);
+  }
+
+  #configureDiscovery(config: Config): void {
+    if (this.#worker === undefined) this.#dns.configure(config);
   }
 
   /**
-   * A pool's names were looked up again: when its member list differs from the running one,
-   * the new list goes through the reload path — new addresses checked before they serve,
-   * vanished ones drained like backends a reload removed.
+   * Worker side: the primary resolved a new member list for pool `name` (a DNS answer
+   * changed). It is swapped in at once, unchecked (the primary checked it; its snapshot,
+   * which follows, says who serves); leaving members drain as after a reload.
    */
-  async #followDns(name: string): Promise<void> {
-    const release = await this.#takeMembers();
-    try {
-      const pool = this.#pools.get(name);
-      const config = this.#config.pools[name];
-      if (this.#state !== 'running' || pool === undefined || config === undefined) return;
-      const next = this.#discovery.expand(name, config);
-      if (sameMembers(pool.config.backends, next.backends)) return;
-      const reload = await pool.prepareReload(next);
-      if (this.#state === 'running' && this.#pools.get(name) === pool && this.#config.pools[name] === config) pool.reconfigure(reload);
-      else pool.discard(reload);
-    } finally {
-      release();
-    }
+  followMembers(name: string, config: Config['pools'][string]): void {
+    const pool = this.#pools.get(name);
+    if (pool === undefined || this.#state !== 'running' || !Object.hasOwn(this.#config.pools, name)) return;
+    pool.follow(config);
+    this.#config = { ...this.#config, pools: { ...this.#config.pools, [name]: config } };
   }
 
   /** Writes out access-log lines still batched (they are at most 50 ms old); for an immediate exit. */
@@ -410,7 +416,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   }
 
   async #closeEverything(): Promise<void> {
-    this.#discovery.stop();
+    this.#dns.stop();
     const pools = [...this.#pools.values(), ...this.#retiredPools];
     const listeners = [...this.#listeners.values(), ...this.#drainingListeners.keys()];
     for (const pool of pools) pool.stop();
@@ -427,7 +433,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     return new PoolRuntime(name, config, {
       events: this.events,
       logger: this.#logger,
-      now: this.#now,
+      clock: this.#clock,
       onCheck: (b, r) => this.#metrics.check(b, r),
       stickyKey: this.#stickyKey,
       ...(this.#worker === undefined ? {} : { brain: this.#worker.brain }),
@@ -480,7 +486,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   }
 
   /** What this process counted since the last call (a worker reports it to the primary). */
-  takeCounts(): ReturnType<Metrics['takeCounts']> {
+  takeCounts(): ReturnType<Counts['takeCounts']> {
     return this.#metrics.takeCounts();
   }
 
@@ -531,15 +537,4 @@ export function inFlightOf(pools: Iterable<PoolRuntime>): number {
   let total = 0;
   for (const pool of pools) for (const b of pool.backends) total += b.inFlight;
   return total;
-}
-
-/** Same backends in the same order with the same settings: nothing for a DNS update to apply. */
-function sameMembers(a: Config['pools'][string]['backends'], b: Config['pools'][string]['backends']): boolean {
-  return (
-    a.length === b.length &&
-    a.every((x, i) => {
-      const y = b[i];
-      return y !== undefined && x.name === y.name && x.address.host === y.address.host && x.address.port === y.address.port && x.role === y.role && x.weight === y.weight && x.max_conns === y.max_conns;
-    })
-  );
 }

@@ -7,6 +7,9 @@
  *   the standbys did. `defaults`: hotwarm with no timing keys in the pool (the settings a new
  *   user runs), down long enough for the 10 s slow start to finish.
  * - reload: 10 configuration reloads; failed requests.
+ * With `workers` > 1 (hotwarm), `/status` is polled every 100 ms during the drill for each
+ * worker's `last_apply_ms` (the primary's publish → that worker's acknowledgement of the latest
+ * snapshot): promotions, releases, slow-start steps and reload commits.
  */
 import http from 'node:http';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -105,11 +108,64 @@ export interface FailoverResult {
   readonly standbyAfter: number;
   /** Successful requests per second over the whole drill, for the log: where the dips are. */
   readonly timeline: readonly number[];
+  /** With workers: each worker's snapshot apply times seen during the drill, ms, by worker id. */
+  readonly applies: ReadonlyMap<number, readonly number[]>;
 }
 
 export interface DrillOptions {
   /** hotwarm with no timing keys in the pool. */
   readonly defaults?: boolean;
+  /** hotwarm `workers` (default 1). */
+  readonly workers?: number;
+}
+
+/** The admin port of a drill with workers (for `/status`). */
+const DRILL_ADMIN_PORT = 19189;
+
+/** Each worker's distinct `last_apply_ms` readings while it runs; stop() returns them by worker id. */
+function watchApplies(adminPort: number): { stop(): Promise<Map<number, number[]>> } {
+  const seen = new Map<number, number[]>();
+  let running = true;
+  const poll = async (): Promise<void> => {
+    while (running) {
+      try {
+        const status = JSON.parse(await get(adminPort, '/status')) as { workers?: { id: number; last_apply_ms: number | null }[] };
+        for (const w of status.workers ?? []) {
+          const list = seen.get(w.id) ?? [];
+          if (w.last_apply_ms !== null && list.at(-1) !== w.last_apply_ms) list.push(w.last_apply_ms);
+          seen.set(w.id, list);
+        }
+      } catch {
+        // the admin API is not up yet, or already gone
+      }
+      await sleep(100);
+    }
+  };
+  const polling = poll();
+  return {
+    async stop() {
+      running = false;
+      await polling;
+      return seen;
+    },
+  };
+}
+
+function get(port: number, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve(body));
+    });
+    req.setTimeout(2_000, () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+function topologyFor(workers: number, base: Topology): Topology {
+  return workers > 1 ? { ...base, adminPort: DRILL_ADMIN_PORT } : base;
 }
 
 export async function failoverDrill(proxy: ProxyKind, dir: string, options: DrillOptions = {}): Promise<FailoverResult> {
@@ -117,8 +173,10 @@ export async function failoverDrill(proxy: ProxyKind, dir: string, options: Dril
   // With defaults: down for 14 s (detection + the 10 s slow start), so "full" can be seen.
   const downMs = defaults ? 14_000 : 6_000;
   const backends = await startBackends(dir);
-  const topo: Topology = { ...TOPO, defaults };
-  const started = await startProxy(proxy, topo, dir, { accessLog: false });
+  const workers = options.workers ?? 1;
+  const topo: Topology = topologyFor(workers, { ...TOPO, defaults });
+  const started = await startProxy(proxy, topo, dir, { accessLog: false, workers });
+  const applies = workers > 1 ? watchApplies(topo.adminPort) : null;
   const logFile = join(dir, `${proxy}.log`);
   const logStart = readLog(logFile).length;
   const load = new Load(TOPO.listenPort);
@@ -132,6 +190,7 @@ export async function failoverDrill(proxy: ProxyKind, dir: string, options: Dril
     backends[1] = await startDrillBackend('hot-2', TOPO.hot[1] as number, dir, SERVICE_MS, SLOTS);
     await sleep(5_000);
     await load.stop();
+    const applied = (await applies?.stop()) ?? new Map<number, number[]>();
     const c = load.completions;
     const rate = (from: number, to: number): number => c.filter((x) => x.ok && x.at >= from && x.at < to).length / ((to - from) / 1000);
     const baseline = rate(1_000, killAt);
@@ -159,8 +218,10 @@ export async function failoverDrill(proxy: ProxyKind, dir: string, options: Dril
       standbyDuring: standby(killAt, restartAt),
       standbyAfter: standby(restartAt + 4_000, Infinity),
       timeline: Array.from({ length: Math.ceil(load.now() / 1_000) }, (_, i) => Math.round(rate(i * 1_000, (i + 1) * 1_000))),
+      applies: applied,
     };
   } finally {
+    await applies?.stop();
     await load.stop();
     await started.stop();
     await Promise.all(backends.map((b) => b.stop('SIGKILL')));
@@ -190,26 +251,33 @@ export interface ReloadResult {
   readonly reloads: number;
   readonly requests: number;
   readonly failed: number;
+  /** With workers: each worker's snapshot apply times seen during the drill, ms, by worker id. */
+  readonly applies: ReadonlyMap<number, readonly number[]>;
 }
 
-export async function reloadDrill(proxy: ProxyKind, dir: string): Promise<ReloadResult | null> {
+export async function reloadDrill(proxy: ProxyKind, dir: string, options: DrillOptions = {}): Promise<ReloadResult | null> {
   const signal = RELOAD_SIGNAL[proxy];
   if (signal === null) return null;
+  const workers = options.workers ?? 1;
+  const topo = topologyFor(workers, TOPO);
   const backends = await startBackends(dir);
-  const started = await startProxy(proxy, TOPO, dir, { accessLog: false });
+  const started = await startProxy(proxy, topo, dir, { accessLog: false, workers });
+  const applies = workers > 1 ? watchApplies(topo.adminPort) : null;
   const load = new Load(TOPO.listenPort);
   try {
     await sleep(1_000);
     for (let i = 0; i < 10; i++) {
       // hotwarm: a real change each time (alternate check intervals), not just the same file again.
-      if (proxy === 'hotwarm') writeFileSync(join(dir, 'hotwarm.yaml'), hotwarmConfig({ ...TOPO, checkIntervalMs: i % 2 === 0 ? 400 : 500 }, false));
+      if (proxy === 'hotwarm') writeFileSync(join(dir, 'hotwarm.yaml'), hotwarmConfig({ ...topo, checkIntervalMs: i % 2 === 0 ? 400 : 500 }, false, workers));
       started.child.kill(signal);
       await sleep(400);
     }
     await sleep(1_000);
     await load.stop();
-    return { proxy, reloads: 10, requests: load.completions.length, failed: load.completions.filter((x) => !x.ok).length };
+    const applied = (await applies?.stop()) ?? new Map<number, number[]>();
+    return { proxy, reloads: 10, requests: load.completions.length, failed: load.completions.filter((x) => !x.ok).length, applies: applied };
   } finally {
+    await applies?.stop();
     await load.stop();
     await started.stop();
     await Promise.all(backends.map((b) => b.stop('SIGKILL')));

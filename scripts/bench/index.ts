@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- throughput|drill|defaults|h2|all|profile|workers] [--reps N] [--seconds S] [--idle N] [--quick]`
+ * `npm run bench [-- throughput|drill|defaults|h2|all|profile|workers|workers-drill] [--reps N] [--seconds S] [--idle N] [--quick]`
  *
  * `h2`: HTTP/2 against HTTP/1.1 through hotwarm and HAProxy (TLS, h2load; see h2.ts). Printed
  * only, like `defaults`: RESULTS.md keeps the numbers by hand.
@@ -7,6 +7,10 @@
  * `defaults`: hotwarm's failover drill alone, with no timing keys in the pool (the settings a
  * new user runs); `--reps N` runs it N times. Printed only: RESULTS.md keeps the numbers by hand.
  * `workers`: hotwarm with 1 and 2 workers beside HAProxy and NGINX with 2 (workers.ts); printed only.
+ *   `--before DIR` adds another build's hotwarm (A/B in one run), `--bare` the per-core pair
+ *   (hotwarm and the bare script on one core), `--hotwarm-only` leaves HAProxy and NGINX out.
+ * `workers-drill`: the failover and reload drills with hotwarm `workers: 2`, `--reps N` times
+ *   (workers-drill.ts); printed only.
  *
  * hotwarm side by side with HAProxy, NGINX and a bare http-proxy script, in one run, on
  * loopback only, bounded in time. Installs haproxy, nginx and wrk when missing. Prints the
@@ -24,7 +28,8 @@ import { PROXIES, type ProxyKind } from './proxies.js';
 import { failoverTable, reloadTable, throughputTables } from './report.js';
 import { stopAll } from './shared.js';
 import { runThroughput } from './throughput.js';
-import { runWorkers, workersTable } from './workers.js';
+import { runWorkers, workersTable, type WorkersOptions } from './workers.js';
+import { workersDrills } from './workers-drill.js';
 import { ensureTools } from './tools.js';
 
 const RESULTS = fileURLToPath(new URL('../../../scripts/bench/RESULTS.md', import.meta.url));
@@ -32,21 +37,26 @@ const BEGIN = '<!-- bench:begin -->';
 const END = '<!-- bench:end -->';
 
 interface Options {
-  mode: 'throughput' | 'drill' | 'defaults' | 'h2' | 'all' | 'profile' | 'workers';
+  mode: 'throughput' | 'drill' | 'defaults' | 'h2' | 'all' | 'profile' | 'workers' | 'workers-drill';
   reps: number;
   seconds: number;
   idle: number;
   /** Restrict to these proxies (for quick A/B runs); default all. */
   proxies: ProxyKind[];
+  /** `workers`: see workers.ts. */
+  workers: WorkersOptions;
 }
 
 function parse(argv: readonly string[]): Options {
   // 9,500 idle connections: HAProxy reserves two descriptors per connection and this machine's hard
   // limit is 20,000; hotwarm's own 10k case is in test/hostile/clients.test.ts.
-  const options: Options = { mode: 'all', reps: 3, seconds: 5, idle: 9_500, proxies: [...PROXIES] };
+  const options: Options = { mode: 'all', reps: 3, seconds: 5, idle: 9_500, proxies: [...PROXIES], workers: {} };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    if (arg === 'throughput' || arg === 'drill' || arg === 'defaults' || arg === 'h2' || arg === 'all' || arg === 'profile' || arg === 'workers') options.mode = arg;
+    if (arg === 'throughput' || arg === 'drill' || arg === 'defaults' || arg === 'h2' || arg === 'all' || arg === 'profile' || arg === 'workers' || arg === 'workers-drill') options.mode = arg;
+    else if (arg === '--before') options.workers = { ...options.workers, before: String(argv[++i]) };
+    else if (arg === '--bare') options.workers = { ...options.workers, bare: true };
+    else if (arg === '--hotwarm-only') options.workers = { ...options.workers, hotwarmOnly: true };
     else if (arg === '--reps') options.reps = Number(argv[++i]);
     else if (arg === '--seconds') options.seconds = Number(argv[++i]);
     else if (arg === '--idle') options.idle = Number(argv[++i]);
@@ -79,8 +89,12 @@ async function main(): Promise<void> {
       await profile(dir, options.seconds, log);
       return;
     }
+    if (options.mode === 'workers-drill') {
+      await workersDrills(dir, options.reps, log);
+      return;
+    }
     if (options.mode === 'workers') {
-      const run = await runWorkers(dir, options.reps, options.seconds, log);
+      const run = await runWorkers(dir, options.reps, options.seconds, log, options.workers);
       log(`\n${workersTable(run, options.reps, options.seconds)}`);
       return;
     }

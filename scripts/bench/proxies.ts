@@ -121,7 +121,15 @@ ${servers}
  * `workers`: processes or threads (hotwarm `workers`, HAProxy `nbthread`, NGINX
  * `worker_processes`); `core`: the cores it may run on (default: the proxy core alone).
  */
-export async function startProxy(kind: ProxyKind, topo: Topology, dir: string, options: { accessLog?: boolean; workers?: number; core?: string } = {}): Promise<Started> {
+export interface StartOptions {
+  readonly accessLog?: boolean;
+  readonly workers?: number;
+  readonly core?: string;
+  /** hotwarm only: another build's `dist/src/main.js` (an A/B run against an earlier commit). */
+  readonly binary?: string;
+}
+
+export async function startProxy(kind: ProxyKind, topo: Topology, dir: string, options: StartOptions = {}): Promise<Started> {
   const log = join(dir, `${kind}.log`);
   const workers = options.workers ?? 1;
   const PROXY_CORE = options.core ?? DEFAULT_CORE;
@@ -131,7 +139,7 @@ export async function startProxy(kind: ProxyKind, topo: Topology, dir: string, o
       const file = join(dir, 'hotwarm.yaml');
       writeFileSync(file, hotwarmConfig(topo, options.accessLog ?? true, workers));
       // Through the binary, as an operator runs it: its shebang carries hotwarm's V8 flags.
-      started = startPinned(kind, PROXY_CORE, [HOTWARM, '-c', file], log);
+      started = startPinned(kind, PROXY_CORE, [options.binary ?? HOTWARM, '-c', file], log);
       break;
     }
     case 'haproxy': {

@@ -5,10 +5,13 @@
  * capped small), compression is off (no zlib work per event), a peer that stops answering pings
  * is cut, and a peer that cannot keep up — its send buffer over a bound — is dropped rather than
  * buffered without limit. Each event is serialized once for all peers.
+ *
+ * The `ws` library is loaded with the first peer: a primary or proxy nobody watches does not
+ * carry it (and the https, tls and zlib modules it pulls in), a few MB of memory.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { WebSocket, WebSocketServer } from 'ws';
 import { STREAM_PROTOCOL } from './auth.js';
 import type { EventLog, ProxyEvent } from './events.js';
 
@@ -27,7 +30,9 @@ const DEFAULT_MAX_CLIENTS = 64;
 const MAX_PAYLOAD = 4 * 1024;
 
 export class EventStream {
-  readonly #wss: WebSocketServer;
+  /** Made with the first peer (see the module comment). */
+  #wss: WebSocketServer | null = null;
+  #loading: Promise<WebSocketServer> | null = null;
   readonly #unsubscribe: () => void;
   readonly #heartbeatMs: number;
   readonly #maxBuffered: number;
@@ -41,24 +46,16 @@ export class EventStream {
     this.#heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
     this.#maxBuffered = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED;
     this.#maxClients = options.maxClients ?? DEFAULT_MAX_CLIENTS;
-    this.#wss = new WebSocketServer({
-      noServer: true,
-      maxPayload: MAX_PAYLOAD,
-      perMessageDeflate: false,
-      clientTracking: true,
-      // Select our own protocol when offered, never the token-carrying one (auth.ts).
-      handleProtocols: (protocols) => (protocols.has(STREAM_PROTOCOL) ? STREAM_PROTOCOL : false),
-    });
     this.#unsubscribe = events.subscribe((event) => this.#broadcast(event));
   }
 
   get clients(): number {
-    return this.#wss.clients.size;
+    return this.#wss?.clients.size ?? 0;
   }
 
   /** Whether another peer may join (the caller answers 503 otherwise). */
   get full(): boolean {
-    return this.#wss.clients.size >= this.#maxClients;
+    return this.clients >= this.#maxClients;
   }
 
   /** Completes an upgrade the caller has already authenticated. */
@@ -67,7 +64,33 @@ export class EventStream {
       socket.destroy();
       return;
     }
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#joined(ws));
+    if (this.#wss !== null) {
+      this.#wss.handleUpgrade(req, socket, head, (ws) => this.#joined(ws));
+      return;
+    }
+    // ws refuses a socket that closed meanwhile; one that fails to load is cut.
+    this.#server().then(
+      (wss) => {
+        if (this.#closed) socket.destroy();
+        else wss.handleUpgrade(req, socket, head, (ws) => this.#joined(ws));
+      },
+      () => socket.destroy(),
+    );
+  }
+
+  #server(): Promise<WebSocketServer> {
+    this.#loading ??= import('ws').then(({ WebSocketServer: Server }) => {
+      this.#wss = new Server({
+        noServer: true,
+        maxPayload: MAX_PAYLOAD,
+        perMessageDeflate: false,
+        clientTracking: true,
+        // Select our own protocol when offered, never the token-carrying one (auth.ts).
+        handleProtocols: (protocols) => (protocols.has(STREAM_PROTOCOL) ? STREAM_PROTOCOL : false),
+      });
+      return this.#wss;
+    });
+    return this.#loading;
   }
 
   /** Cuts every peer and stops the heartbeat. */
@@ -75,8 +98,8 @@ export class EventStream {
     this.#closed = true;
     this.#unsubscribe();
     this.#stopHeartbeat();
-    for (const ws of this.#wss.clients) ws.terminate();
-    this.#wss.close();
+    for (const ws of this.#wss?.clients ?? []) ws.terminate();
+    this.#wss?.close();
   }
 
   #joined(ws: WebSocket): void {
@@ -88,7 +111,7 @@ export class EventStream {
     ws.on('pong', () => this.#alive.add(ws));
     ws.on('error', () => ws.terminate());
     ws.on('close', () => {
-      if (this.#wss.clients.size === 0) this.#stopHeartbeat();
+      if (this.clients === 0) this.#stopHeartbeat();
     });
     if (this.#heartbeat === null) {
       this.#heartbeat = setInterval(() => this.#beat(), this.#heartbeatMs);
@@ -97,7 +120,7 @@ export class EventStream {
   }
 
   #beat(): void {
-    for (const ws of this.#wss.clients) {
+    for (const ws of this.#wss?.clients ?? []) {
       if (!this.#alive.has(ws)) {
         ws.terminate();
         continue;
@@ -113,9 +136,10 @@ export class EventStream {
   }
 
   #broadcast(event: ProxyEvent): void {
-    if (this.#wss.clients.size === 0) return;
+    const wss = this.#wss;
+    if (wss === null || wss.clients.size === 0) return;
     const data = JSON.stringify(event);
-    for (const ws of this.#wss.clients) {
+    for (const ws of wss.clients) {
       if (ws.readyState !== ws.OPEN) continue;
       if (ws.bufferedAmount > this.#maxBuffered) {
         ws.terminate();

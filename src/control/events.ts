@@ -93,6 +93,11 @@ export class EventLog {
     return this.#ring.slice();
   }
 
+  /** How many subscribers are attached (a closed metrics registry or stream leaves none behind). */
+  get subscribers(): number {
+    return this.#listeners.size;
+  }
+
   subscribe(listener: EventListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);

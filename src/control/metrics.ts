@@ -29,6 +29,7 @@ import { hotwarmVersion } from '../version.js';
 import { ProcessSampler } from './process-stats.js';
 import type { BackendTotals } from './traffic-history.js';
 import { RequestTally, type SeriesDelta } from './tally.js';
+import type { Counts } from './counts.js';
 
 /** Every metric hotwarm exports. */
 export const METRICS = [
@@ -103,7 +104,7 @@ export interface MetricsSource {
   workers?(): Iterable<WorkerMetricsView>;
 }
 
-export class Metrics {
+export class Metrics implements Counts {
   readonly #registry = new Registry();
   readonly #metrics = new Map<string, Counter | Gauge | Histogram>();
   readonly #source: MetricsSource;

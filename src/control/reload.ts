@@ -10,7 +10,6 @@
  * after it, which every caller who asked meanwhile shares (SIGHUP and `POST /reload` alike).
  */
 import { diffConfig, type ReloadPlan } from '../config/diff.js';
-import { ConfigError, formatIssue, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { ProxyError, type ErrorCode } from '../errors.js';
 import type { EventLog } from './events.js';
@@ -130,6 +129,8 @@ export class Reloader<P> {
   }
 
   async #load(file: string): Promise<Config> {
+    // Loaded on the first reload: a worker (which is handed its config) never loads zod or yaml.
+    const { ConfigError, formatIssue, loadConfig } = await import('../config/load.js');
     try {
       return await loadConfig(file, this.#env === undefined ? {} : { env: this.#env });
     } catch (err) {

@@ -12,6 +12,7 @@ import type { ListenerConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { PoolRuntime } from '../upstream/pool-runtime.js';
 import { bind, closeServer, drainWithin } from './bind.js';
+import { refusedOverLimit, setConnectionLimit } from './limit.js';
 import { expectProxyHeaders } from './proxy-protocol.js';
 import { Certificates, setHandshakeTimeout } from './tls.js';
 
@@ -82,8 +83,9 @@ export abstract class ListenerLifecycle implements Listener {
   /** Takes the kind's server (built in its constructor): connections are counted, limits and PROXY protocol applied. */
   protected adopt(server: Server): void {
     this.#server = server;
-    server.maxConnections = this.#config.max_connections;
+    setConnectionLimit(server, this.#config.max_connections);
     server.on('connection', (socket: Socket) => {
+      if (refusedOverLimit(socket, this.#sockets.size, this.#config.max_connections)) return;
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
     });
@@ -121,7 +123,7 @@ export abstract class ListenerLifecycle implements Listener {
     this.isTrusted = buildTrust(config);
     this.#installProxyProtocol(config);
     const server = this.server;
-    server.maxConnections = config.max_connections;
+    setConnectionLimit(server, config.max_connections);
     if (config.tls !== undefined && this.certificates !== null && server instanceof TlsServer) {
       server.setSecureContext(this.certificates.update(config.tls));
       setHandshakeTimeout(server, config.header_timeout);

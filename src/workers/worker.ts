@@ -22,6 +22,8 @@ import { STATS_INTERVAL_MS, type BoundAddress, type FromWorker, type Snapshot, t
 
 /** How often a worker checks that its parent is still the primary that started it. */
 const ORPHAN_CHECK_MS = 500;
+/** Reports (every STATS_INTERVAL_MS) per read of the process figures: once a second. */
+const PROCESS_EVERY = 10;
 
 /** Events the primary emits itself, once for the host: a worker's own are not forwarded. */
 const NOT_FORWARDED: ReadonlySet<string> = new Set(['listening', 'shutdown']);
@@ -52,6 +54,13 @@ class Worker {
   #prepared: { readonly gen: number; readonly value: Awaited<ReturnType<Proxy['prepare']>> } | null = null;
   #stopping = false;
   #sink: LogSink | null = null;
+  /**
+   * Process figures for `/status` and `/metrics` (RSS, CPU): read every {@link PROCESS_EVERY}th
+   * report, not every 100 ms — each read is a few syscalls (`/proc/self/stat`, getrusage) that a
+   * busy worker pays for nothing a scrape could tell apart.
+   */
+  #process = { rssBytes: 0, cpuSeconds: 0 };
+  #reports = 0;
 
   constructor(id: number) {
     this.#id = id;
@@ -67,6 +76,9 @@ class Worker {
         return;
       case 'verdict':
         this.#proxy?.pools.get(message.pool)?.verdict(message.backend);
+        return;
+      case 'members':
+        this.#proxy?.followMembers(message.pool, freeze(message.config));
         return;
       case 'streak':
         this.#proxy?.pools.get(message.pool)?.streak(message.backend, message.open);
@@ -186,7 +198,10 @@ class Worker {
     if (proxy === null) return;
     const inFlight: [string, string, number][] = [];
     for (const pool of proxy.pools.values()) for (const b of pool.backends) if (b.inFlight > 0) inFlight.push([pool.name, b.name, b.inFlight]);
-    const cpu = process.cpuUsage();
+    if (this.#reports++ % PROCESS_EVERY === 0 || this.#stopping) {
+      const cpu = process.cpuUsage();
+      this.#process = { rssBytes: process.memoryUsage.rss(), cpuSeconds: (cpu.user + cpu.system) / 1e6 };
+    }
     send({
       t: 'stats',
       stats: {
@@ -194,8 +209,8 @@ class Worker {
         inFlight,
         connections: [...proxy.listeners.values()].map((l) => [l.name, l.openConnections] as const),
         requests: proxy.requests,
-        rssBytes: process.memoryUsage.rss(),
-        cpuSeconds: (cpu.user + cpu.system) / 1e6,
+        rssBytes: this.#process.rssBytes,
+        cpuSeconds: this.#process.cpuSeconds,
       },
     });
   }

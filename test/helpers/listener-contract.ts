@@ -15,6 +15,7 @@ import { HttpForwarder } from '../../src/forward/http.js';
 import { WebSocketForwarder } from '../../src/forward/websocket.js';
 import { createListener } from '../../src/listeners/create.js';
 import type { Listener } from '../../src/listeners/listener.js';
+import { systemClock } from '../../src/upstream/clock.js';
 import { PoolRuntime } from '../../src/upstream/pool-runtime.js';
 import { leakCheck } from './handles.js';
 import { waitFor } from './harness.js';
@@ -40,7 +41,7 @@ async function setup(t: Test, kind: ListenerKind): Promise<Setup> {
   });
   const config = await parseConfig(text, 'contract.yaml', { env: {} });
   const logger = new LogSink().logger('debug');
-  const pool = own(new PoolRuntime('app', config.pools.app as never, { events: { emit: () => undefined }, logger, now: () => performance.now() }), (p) => {
+  const pool = own(new PoolRuntime('app', config.pools.app as never, { events: { emit: () => undefined }, logger, clock: systemClock }), (p) => {
     p.stop();
     p.closeConnections('test over');
   });

@@ -231,6 +231,8 @@ t.test('reload across workers: same generation everywhere; a listener no worker 
   const still = await Promise.all(Array.from({ length: 6 }, () => fresh(web)));
   t.ok(still.every((r) => r.body === 'b'), 'nothing changed in any worker');
   t.ok((await status()).workers.every((w) => w.state === 'running'), 'workers still running');
+  // The primary's lines are written asynchronously: the answer may come before its line.
+  await waitFor(() => proxy.events('reload').length >= 2, 5_000, 'reload lines');
   t.equal(proxy.events('reload').length, 2);
 });
 
@@ -318,6 +320,8 @@ t.test('tunnels through workers: TCP and WebSocket echo; a backend the primary m
   await echo.stopListening();
   await Promise.all(clients.map((c) => c.closed));
   t.pass('every tunnel closed');
+  // The primary's line is written asynchronously: it may reach the log after the workers acted on the decision.
+  await waitFor(() => proxy.events('backend_down').some((l) => l.backend === 'echo'), 5_000, 'backend_down');
   t.equal(proxy.events('backend_down').filter((l) => l.backend === 'echo').length, 1, 'one backend_down for the host');
   await waitFor(() => proxy.lines.filter((l) => l.type === 'access' && l.tunnel === 'tcp').length === 4, 5_000, 'access lines');
   const lines = proxy.lines.filter((l) => l.type === 'access' && l.tunnel === 'tcp');
