@@ -23,7 +23,7 @@ import { createLogger, flushLogger, type Logger } from './log.js';
 import { LogSink } from './log-sink.js';
 import type { Proxy } from './proxy.js';
 import type { Primary } from './workers/primary.js';
-import { usesDns, workerCount } from './workers/protocol.js';
+import { workerCount } from './workers/protocol.js';
 
 function version(): string {
   const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
@@ -73,8 +73,7 @@ async function run(file: string): Promise<void> {
   }
   // With workers (SPEC §9) this process is the primary: several processes share the log, so every
   // line is written whole, asynchronously and never torn (log-sink.ts, log-writer.ts).
-  const dns = usesDns(config);
-  const workers = dns ? 1 : workerCount(config.workers);
+  const workers = workerCount(config.workers);
   const sink = new LogSink({ format: config.log.format, file: logFile, shared: workers > 1 });
   const logger = createLogger({ level: config.log.level, destination: sink });
   // The loader has checked that the variable is set and not empty.
@@ -86,7 +85,6 @@ async function run(file: string): Promise<void> {
       ? new (await import('./workers/primary.js')).Primary(config, { logger, adminToken, workers, env: process.env })
       : new (await import('./proxy.js')).Proxy(config, { logger, adminToken, env: process.env });
   const primary = workers > 1 ? (proxy as Primary) : null;
-  if (dns && workerCount(config.workers) > 1) logger.warn({ workers: config.workers }, 'backends from DNS: running as one process (workers do not take DNS answers yet)');
   process.on('uncaughtException', (err) => logger.error({ err }, 'uncaught exception'));
   process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'));
 

@@ -17,18 +17,21 @@ import { ProxyError, ReloadError } from './errors.js';
 import { HttpForwarder, type ExchangeRecord } from './forward/http.js';
 import type { TunnelRecord } from './forward/tunnel.js';
 import { WebSocketForwarder } from './forward/websocket.js';
-import { HttpListener } from './listeners/http.js';
-import { TcpListener } from './listeners/tcp.js';
+import { createListener } from './listeners/create.js';
+import type { Listener } from './listeners/listener.js';
 import { AccessLog, type Logger } from './log.js';
-import { Discovery } from './upstream/discovery.js';
+import { systemClock, withNow, type Clock } from './upstream/clock.js';
+import { DnsMembers } from './upstream/dns-members.js';
 import { PoolRuntime, type PoolReload, type RemoteBrain } from './upstream/pool-runtime.js';
 import { randomStickyKey } from './upstream/sticky.js';
 import type { ProbeResult } from './upstream/probes.js';
 
 export interface ProxyOptions {
   readonly logger: Logger;
-  /** Monotonic clock in ms for failover timing; injectable for tests. */
+  /** Monotonic clock in ms for failover timing, with real timers; injectable for tests. */
   readonly now?: () => number;
+  /** Time and timers of pools, checks, warm-ups, drains, DNS and tunnels (upstream/clock.ts); overrides `now`. */
+  readonly clock?: Clock;
   /** Where a reload looks up `admin.token_env` (default `process.env`) and sticky pools their `secret_env`. */
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** The admin API's bearer token (the value of `admin.token_env`, read by main.ts), or null. */
@@ -45,7 +48,7 @@ export interface ProxyOptions {
   readonly worker?: { readonly id: number; readonly brain: RemoteBrain; readonly events: EventLog; readonly prime: (pools: ReadonlyMap<string, PoolRuntime>) => void };
 }
 
-export type Listener = HttpListener | TcpListener;
+export type { Listener } from './listeners/listener.js';
 
 /** A reload, prepared: new pools checked, new addresses bound (held), nothing swapped yet. */
 interface PreparedReload {
@@ -58,7 +61,7 @@ interface PreparedReload {
   readonly pools: ReadonlyMap<string, PoolRuntime>;
   /** Listeners bound for added and rebound names, held until the swap. */
   readonly bound: ReadonlyMap<string, Listener>;
-  /** Ends the reload's hold on the pools' member lists (see `#memberUpdates`). */
+  /** Ends the reload's turn on the pools' member lists (dns-members.ts `take`). */
   readonly release: () => void;
 }
 
@@ -69,6 +72,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   readonly #logger: Logger;
   readonly #access: AccessLog;
   readonly #now: () => number;
+  readonly #clock: Clock;
   readonly events: EventLog;
   readonly #forwarder: HttpForwarder;
   readonly #websockets: WebSocketForwarder;
@@ -103,18 +107,14 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     // The loader refused a config whose secret_env is unset or empty; read again at each reload.
     return secret === undefined || secret === '' ? this.#randomStickyKey : Buffer.from(secret);
   };
-  /** DNS answers for `discover` entries and DNS names in `address` (SPEC §12). */
-  readonly #discovery: Discovery;
-  /**
-   * Reloads and DNS updates both change pools' member lists in two steps (prepare, then swap):
-   * they take turns, so neither swaps in a list built on members the other has replaced.
-   */
-  #memberUpdates: Promise<void> = Promise.resolve();
+  /** DNS answers for `discover` entries and DNS names in `address` (SPEC §12), and the turns reloads take with them. */
+  readonly #dns: DnsMembers;
 
   constructor(config: Config, options: ProxyOptions) {
     this.#config = config;
     this.#logger = options.logger;
-    this.#now = options.now ?? (() => performance.now());
+    this.#clock = options.clock ?? (options.now === undefined ? systemClock : withNow(options.now));
+    this.#now = () => this.#clock.now();
     this.#worker = options.worker;
     this.#access = new AccessLog(options.logger, config.log.access, options.worker === undefined ? {} : { worker: options.worker.id });
     this.events = options.worker?.events ?? new EventLog(options.logger);
@@ -128,7 +128,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     this.#randomStickyKey = options.stickyKey ?? randomStickyKey();
     this.#adminToken = options.adminToken ?? null;
     this.#traffic = new TrafficHistory(() => this.#metrics.backendTotals());
-    this.#discovery = new Discovery({ events: this.events, logger: this.#logger, onLookup: (pool) => void this.#followDns(pool) });
+    this.#dns = new DnsMembers({ events: this.events, logger: this.#logger, clock: this.#clock, pools: () => this.#pools, config: () => this.#config, running: () => this.#state === 'running' });
   }
 
   get config(): Config {
@@ -185,9 +185,9 @@ export class Proxy implements ReloadTarget<PreparedReload> {
       // The admin listener opens first, so `/readyz` answers 503 while names resolve and the first round runs.
       await this.#startAdmin();
       // An unreachable resolver does not stop the start: the pools begin with what is known.
-      await this.#discovery.resolveNew(this.#config);
-      this.#discovery.configure(this.#config);
-      for (const [name, config] of Object.entries(this.#config.pools)) this.#pools.set(name, this.#newPool(name, this.#discovery.expand(name, config)));
+      await this.#resolveNew(this.#config);
+      this.#configureDiscovery(this.#config);
+      for (const [name, config] of Object.entries(this.#config.pools)) this.#pools.set(name, this.#newPool(name, this.#expand(name, config)));
       await Promise.all([...this.#pools.values()].map((p) => p.start()));
       this.#worker?.prime(this.#pools);
       for (const config of this.#config.listeners) {
@@ -254,10 +254,10 @@ export class Proxy implements ReloadTarget<PreparedReload> {
    * swap, so a request on a new address waits for these checks rather than meet half a reload.
    */
   async prepare(next: Config, plan: ReloadPlan): Promise<PreparedReload> {
-    const release = await this.#takeMembers();
+    const release = await this.#dns.take();
     try {
       // Names the new config adds are looked up now; known ones keep their answers (and backends).
-      await this.#discovery.resolveNew(next);
+      await this.#resolveNew(next);
       return await this.#prepare(next, plan, release);
     } catch (err) {
       release();
@@ -266,7 +266,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   }
 
   async #prepare(next: Config, plan: ReloadPlan, release: () => void): Promise<PreparedReload> {
-    const expanded = (name: string): Config['pools'][string] => this.#discovery.expand(name, next.pools[name] as Config['pools'][string]);
+    const expanded = (name: string): Config['pools'][string] => this.#expand(name, next.pools[name] as Config['pools'][string]);
     const added = plan.pools.added.map((name) => this.#newPool(name, expanded(name)));
     const updated = plan.pools.updated.map(({ name }) => this.#pools.get(name) as PoolRuntime);
     const pools = new Map([...this.#pools].filter(([name]) => Object.hasOwn(next.pools, name)));
@@ -348,41 +348,36 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     this.#config = config;
     if (old.log.level !== config.log.level) this.#logger.level = config.log.level;
     this.#access.enabled = config.log.access;
-    this.#discovery.configure(config);
+    this.#configureDiscovery(config);
     prepared.release();
   }
 
-  /** Waits for the pools' member lists to be free; the returned function frees them again. */
-  async #takeMembers(): Promise<() => void> {
-    let release = (): void => undefined;
-    const mine = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const before = this.#memberUpdates;
-    this.#memberUpdates = before.then(() => mine);
-    await before;
-    return release;
+  /**
+   * DNS lookups are the primary's (SPEC §9: one brain): a worker runs the member lists the
+   * primary resolved, from its config and from `members` messages ({@link followMembers}).
+   */
+  #expand(name: string, config: Config['pools'][string]): Config['pools'][string] {
+    return this.#worker === undefined ? this.#dns.expand(name, config) : config;
+  }
+
+  async #resolveNew(config: Config): Promise<void> {
+    if (this.#worker === undefined) await this.#dns.resolveNew(config);
+  }
+
+  #configureDiscovery(config: Config): void {
+    if (this.#worker === undefined) this.#dns.configure(config);
   }
 
   /**
-   * A pool's names were looked up again: when its member list differs from the running one,
-   * the new list goes through the reload path — new addresses checked before they serve,
-   * vanished ones drained like backends a reload removed.
+   * Worker side: the primary resolved a new member list for pool `name` (a DNS answer
+   * changed). It is swapped in at once, unchecked (the primary checked it; its snapshot,
+   * which follows, says who serves); leaving members drain as after a reload.
    */
-  async #followDns(name: string): Promise<void> {
-    const release = await this.#takeMembers();
-    try {
-      const pool = this.#pools.get(name);
-      const config = this.#config.pools[name];
-      if (this.#state !== 'running' || pool === undefined || config === undefined) return;
-      const next = this.#discovery.expand(name, config);
-      if (sameMembers(pool.config.backends, next.backends)) return;
-      const reload = await pool.prepareReload(next);
-      if (this.#state === 'running' && this.#pools.get(name) === pool && this.#config.pools[name] === config) pool.reconfigure(reload);
-      else pool.discard(reload);
-    } finally {
-      release();
-    }
+  followMembers(name: string, config: Config['pools'][string]): void {
+    const pool = this.#pools.get(name);
+    if (pool === undefined || this.#state !== 'running' || !Object.hasOwn(this.#config.pools, name)) return;
+    pool.follow(config);
+    this.#config = { ...this.#config, pools: { ...this.#config.pools, [name]: config } };
   }
 
   /** Writes out access-log lines still batched (they are at most 50 ms old); for an immediate exit. */
@@ -421,7 +416,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   }
 
   async #closeEverything(): Promise<void> {
-    this.#discovery.stop();
+    this.#dns.stop();
     const pools = [...this.#pools.values(), ...this.#retiredPools];
     const listeners = [...this.#listeners.values(), ...this.#drainingListeners.keys()];
     for (const pool of pools) pool.stop();
@@ -438,7 +433,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     return new PoolRuntime(name, config, {
       events: this.events,
       logger: this.#logger,
-      now: this.#now,
+      clock: this.#clock,
       onCheck: (b, r) => this.#metrics.check(b, r),
       stickyKey: this.#stickyKey,
       ...(this.#worker === undefined ? {} : { brain: this.#worker.brain }),
@@ -446,12 +441,12 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   }
 
   #newListener(config: ListenerConfig, pools: ReadonlyMap<string, PoolRuntime>): Listener {
-    if (config.protocol === 'tcp') return new TcpListener(config, pools, { logger: this.#logger, onTunnel: (record) => this.#onTunnel(record) });
-    return new HttpListener(config, pools, {
+    return createListener(config, pools, {
       forwarder: this.#forwarder,
       upgrades: this.#websockets,
       logger: this.#logger,
       onDone: (record) => this.#onDone(record),
+      onTunnel: (record) => this.#onTunnel(record),
     });
   }
 
@@ -542,15 +537,4 @@ export function inFlightOf(pools: Iterable<PoolRuntime>): number {
   let total = 0;
   for (const pool of pools) for (const b of pool.backends) total += b.inFlight;
   return total;
-}
-
-/** Same backends in the same order with the same settings: nothing for a DNS update to apply. */
-function sameMembers(a: Config['pools'][string]['backends'], b: Config['pools'][string]['backends']): boolean {
-  return (
-    a.length === b.length &&
-    a.every((x, i) => {
-      const y = b[i];
-      return y !== undefined && x.name === y.name && x.address.host === y.address.host && x.address.port === y.address.port && x.role === y.role && x.weight === y.weight && x.max_conns === y.max_conns;
-    })
-  );
 }

@@ -18,42 +18,24 @@
  * - its urlJoin collapses `//` in paths → the exact request-target is restored on the request.
  */
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import httpProxy from 'http-proxy';
-import { ProxyError, type ErrorCode } from '../errors.js';
+import { ProxyError } from '../errors.js';
 import type { UpstreamBackend } from '../upstream/backend.js';
-import { Attempts, classifyUpstreamError, type AttemptOwner } from './attempt.js';
-import type { ClientProtocol, ExchangeRecord } from '../records.js';
+import type { ExchangeRecord } from '../records.js';
 import type { ForwardPool } from '../upstream/contracts.js';
-import { prepareForBackend, responseHeaders } from './headers.js';
-import { originForm } from './guard.js';
+import { responseHeaders } from './headers.js';
 import { ReplayableBody } from './replay.js';
 import { sendError } from './respond.js';
 import { upstreamAgent } from './send-proxy.js';
 import type { UpstreamAgent } from '../upstream/agent.js';
-import { clientAddress, proxiedClient } from './client-address.js';
-import { chooseSticky, stickyCookie, type StickyPool } from './sticky.js';
-import { applyRequestRules, applyResponseRules, backendTarget, NO_RULES, type RouteRules } from './route-rules.js';
+import { chooseSticky, stickyCookie } from './sticky.js';
+import { applyResponseRules, NO_RULES, type RouteRules } from './route-rules.js';
+import { Exchange, type ForwardListener } from './exchange.js';
 
 export type { ForwardPool } from '../upstream/contracts.js';
-
-export interface ForwardListener {
-  readonly name: string;
-  readonly proto: 'http' | 'https';
-  /** Whether a peer address is in trusted_proxies (null = none trusted). */
-  readonly isTrusted: ((address: string) => boolean) | null;
-  /** Set while the listener drains (reload removed or rebound it): responses carry `Connection: close`. */
-  readonly closing?: boolean;
-}
-
-export type { ExchangeRecord } from '../records.js';
-export type { ClientProtocol } from '../records.js';
-
-/** The client protocol of a request (node:http and node:http2's compatibility requests both carry the version). */
-export function clientProtocol(req: { readonly httpVersionMajor: number }): ClientProtocol {
-  return req.httpVersionMajor === 2 ? 'http2' : 'http1';
-}
+export { clientProtocol, pathOf, type ForwardListener } from './exchange.js';
+export type { ExchangeRecord, ClientProtocol } from '../records.js';
 
 export interface ForwarderHooks {
   /** Once per request, after the client side closed: access log and metrics. */
@@ -111,64 +93,34 @@ export class HttpForwarder {
   }
 }
 
-class HttpExchange implements AttemptOwner {
+class HttpExchange extends Exchange {
   readonly #forwarder: HttpForwarder;
-  readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
-  readonly #listener: ForwardListener;
-  readonly #pool: ForwardPool;
-  readonly #attempts: Attempts;
-  readonly #startedAt = performance.now();
-  readonly #method: string;
-  readonly #target: string;
-  /** The target sent to the backend (the route may strip its prefix). */
-  readonly #backendTarget: string;
-  readonly #rules: RouteRules;
-  readonly #client: string;
   readonly #hasBody: boolean;
   /** Body bytes seen so far, counted only for a chunked body under max_body_size. */
   #bodyBytes = 0;
   /** Sticky pool: whether the response sets the affinity cookie for the backend that answers. */
   #issueCookie = false;
   #replay: ReplayableBody | null = null;
-  #upstream: ClientRequest | null = null;
-  #upstreamRes: IncomingMessage | null = null;
-  #status = 0;
-  #bytes = 0;
-  #staleRetried = false;
-  /** Why the proxy failed this request (null when it did not). */
-  #error: ProxyError | null = null;
-  #done = false;
 
   constructor(forwarder: HttpForwarder, req: IncomingMessage, res: ServerResponse, listener: ForwardListener, pool: ForwardPool, rules: RouteRules) {
+    super(req, listener, pool, rules);
     this.#forwarder = forwarder;
-    this.#req = req;
     this.#res = res;
-    this.#listener = listener;
-    this.#pool = pool;
-    this.#rules = rules;
-    this.#attempts = rules === NO_RULES ? new Attempts(pool, this) : new Attempts(pool, this, rules);
-    this.#method = req.method ?? 'GET';
-    this.#target = originForm(req.url ?? '/');
-    this.#backendTarget = backendTarget(this.#target, rules);
-    this.#client = clientAddress(req.socket);
     const headers = req.headers;
     this.#hasBody = headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
   }
 
-  get settled(): boolean {
-    return this.#done;
-  }
-
   start(): void {
-    const req = this.#req;
+    const req = this.req;
     const headers = req.headers;
-    // Behind a PROXY protocol header the peer is the balancer: the client's own X-Forwarded-* are not trusted.
-    prepareForBackend(headers, this.#client, proxiedClient(req.socket) === undefined ? this.#listener : { proto: this.#listener.proto, isTrusted: null }, false);
-    applyRequestRules(headers, this.#rules.requestHeaders);
+    this.prepareHeaders(false);
     if (headers['transfer-encoding'] !== undefined) headers['transfer-encoding'] = 'chunked';
-    this.#res.once('close', () => this.#onClientClose());
-    const limit = this.#rules.maxBodySize;
+    this.#res.once('close', () => {
+      this.clientClosed();
+      this.#replay?.dispose();
+    });
+    const limit = this.rules.maxBodySize;
     if (limit > 0 && this.#hasBody) {
       // A declared length over the limit is refused before a byte goes anywhere; a chunked body
       // is counted as it flows (Node enforces a declared length itself).
@@ -181,19 +133,19 @@ class HttpExchange implements AttemptOwner {
         req.on('data', this.#countBody);
       }
     }
-    if (this.#hasBody && this.#attempts.retryBudget > 0) this.#replay = new ReplayableBody(req, this.#pool.maxReplayBody);
-    const sticky = chooseSticky(this.#pool, headers.cookie);
+    if (this.#hasBody && this.attempts.retryBudget > 0) this.#replay = new ReplayableBody(req, this.pool.maxReplayBody);
+    const sticky = chooseSticky(this.pool, headers.cookie);
     if (sticky !== null) {
-      this.#attempts.prefer(sticky.preferred);
+      this.attempts.prefer(sticky.preferred);
       this.#issueCookie = sticky.issue;
     }
-    this.#attempts.next(false);
+    this.attempts.next(false);
   }
 
   readonly #countBody = (chunk: Buffer): void => {
     this.#bodyBytes += chunk.length;
-    if (this.#bodyBytes <= this.#rules.maxBodySize) return;
-    this.#req.off('data', this.#countBody);
+    if (this.#bodyBytes <= this.rules.maxBodySize) return;
+    this.req.off('data', this.#countBody);
     this.#refuseBody();
   };
 
@@ -203,205 +155,112 @@ class HttpExchange implements AttemptOwner {
    * body is not read).
    */
   #refuseBody(): void {
-    if (this.#done) return;
-    this.#attempts.clearTimers();
+    if (this.done) return;
+    this.attempts.clearTimers();
     this.abandon();
-    this.#upstreamRes?.destroy();
-    this.#upstreamRes = null;
-    this.#attempts.release();
+    this.upstreamRes?.destroy();
+    this.upstreamRes = null;
+    this.attempts.release();
     const error = new ProxyError('BODY_TOO_LARGE');
-    this.#error = error;
+    this.error = error;
     if (this.#res.headersSent) {
       this.#res.destroy();
       return;
     }
-    this.#status = error.status;
-    sendError(this.#res, error.status, 0, true, this.#rules.responseHeaders);
+    this.status = error.status;
+    sendError(this.#res, error.status, 0, true, this.rules.responseHeaders);
   }
 
-  /** AttemptOwner: the request through http-proxy, on `backend`'s keep-alive agent. */
+  /** The request through http-proxy, on `backend`'s keep-alive agent. */
   attempt(backend: UpstreamBackend, retry: boolean): void {
-    const agent = upstreamAgent(this.#req.socket, backend);
+    const agent = upstreamAgent(this.req.socket, backend);
     agent.claimNext(this.#attach);
     const body = !this.#hasBody ? NO_BODY : retry && this.#replay !== null ? this.#replay.stream() : undefined;
-    this.#forwarder.engineWeb(this.#req, this.#res, backend, body, agent);
-    if (this.#upstream === null) {
+    this.#forwarder.engineWeb(this.req, this.#res, backend, body, agent);
+    if (this.upstream === null) {
       // http-proxy always creates the request synchronously; if it ever did not, fail loudly but safely.
-      this.#attempts.failed(new ProxyError('UPSTREAM_CONNECT_FAILED', 'engine created no upstream request'));
+      this.attempts.failed(new ProxyError('UPSTREAM_CONNECT_FAILED', 'engine created no upstream request'));
       return;
     }
-    this.#attempts.startResponseTimer();
+    this.attempts.startResponseTimer();
   }
 
-  /** Receives the upstream request from the backend's agent, synchronously inside engineWeb(). */
+  /** Receives the upstream request from the backend's agent, synchronously inside engineWeb() (before its head is written). */
   readonly #attach = (upstream: ClientRequest): void => {
-    this.#upstream = upstream;
-    upstream.path = this.#backendTarget;
-    const isCurrent = (): boolean => upstream === this.#upstream;
-    upstream.on('socket', (socket: Socket) => {
-      if (isCurrent()) this.#attempts.watchConnect(socket, isCurrent);
-    });
-    upstream.on('error', (err: NodeJS.ErrnoException) => this.#onUpstreamError(upstream, err));
-    upstream.on('response', (res: IncomingMessage) => this.#onResponse(upstream, res));
+    upstream.path = this.backendTarget;
+    this.watch(upstream);
     upstream.on('close', () => {
       // Node closes a request silently, with neither a response nor an error, when the backend
       // answers 101 to a request that asked for no upgrade. Without this the client would wait
       // for response_timeout.
-      if (isCurrent() && this.#upstreamRes === null && !this.#done) {
-        this.#attempts.failed(new ProxyError('UPSTREAM_BAD_RESPONSE', 'connection closed without a response (an unsolicited 101?)'));
+      if (upstream === this.upstream && this.upstreamRes === null && !this.done) {
+        this.attempts.failed(new ProxyError('UPSTREAM_BAD_RESPONSE', 'connection closed without a response (an unsolicited 101?)'));
       }
     });
   };
 
-  /** AttemptOwner: the current upstream request is dropped. */
-  abandon(): void {
-    const upstream = this.#upstream;
-    this.#upstream = null;
-    if (upstream !== null && !upstream.destroyed) upstream.destroy();
-  }
-
-  /** AttemptOwner: idempotent methods after a reset, any method before a connection; a body only while replayable. */
-  mayRetry(error: ProxyError): boolean {
-    if (this.#res.headersSent || this.#req.socket.destroyed) return false;
-    if (error.retry === 'idempotent' && !IDEMPOTENT.has(this.#method)) return false;
+  /** Idempotent methods after a reset, any method before a connection; a body only while replayable. */
+  protected mayResend(error: ProxyError): boolean {
+    if (error.retry === 'idempotent' && !IDEMPOTENT.has(this.req.method ?? 'GET')) return false;
     return !this.#hasBody || (this.#replay !== null && this.#replay.replayable);
   }
 
-  /** AttemptOwner: nothing left to try. */
-  giveUp(error: ProxyError): void {
-    this.#respondError(error);
-  }
-
-  #onUpstreamError(upstream: ClientRequest, err: NodeJS.ErrnoException): void {
-    if (upstream !== this.#upstream) return;
-    if (this.#upstreamRes !== null) {
-      // A complete response followed by bytes Node cannot parse (a body on a 204 or 304, data
-      // past Content-Length): the response stands and the connection is gone, never reused.
-      if (!this.#upstreamRes.complete) this.#failMidBody(err);
-      return;
-    }
-    const error = classifyUpstreamError(err, this.#attempts.connected, upstream.reusedSocket);
-    if (error.code === 'UPSTREAM_STALE_CONNECTION' && !this.#staleRetried) {
-      // Our idle connection was closed under us: its siblings of the same age likely were too.
-      this.#staleRetried = true;
-      this.#attempts.held?.agent.dropIdleSockets();
-      if (this.#attempts.retrySame(error)) return;
-    }
-    this.#attempts.failed(error);
-  }
-
-  #onResponse(upstream: ClientRequest, upstreamRes: IncomingMessage): void {
-    if (upstream !== this.#upstream || this.#done) {
-      upstreamRes.destroy();
-      return;
-    }
-    this.#upstreamRes = upstreamRes;
-    this.#attempts.succeeded();
+  protected onHead(_upstream: ClientRequest, upstreamRes: IncomingMessage): void {
+    this.upstreamRes = upstreamRes;
+    this.attempts.succeeded();
     const res = this.#res;
     const status = upstreamRes.statusCode ?? 502;
     if (this.#closing()) res.shouldKeepAlive = false;
     try {
-      const headers = applyResponseRules(responseHeaders(upstreamRes.rawHeaders, status), this.#rules.responseHeaders);
+      const headers = applyResponseRules(responseHeaders(upstreamRes.rawHeaders, status), this.rules.responseHeaders);
       if (this.#issueCookie) this.#addCookie(headers);
       res.writeHead(status, upstreamRes.statusMessage, headers);
     } catch (err) {
       // Node refuses header values its own client parser let through: nothing was written.
       upstreamRes.destroy();
-      this.#upstreamRes = null;
-      this.#attempts.failed(new ProxyError('UPSTREAM_BAD_RESPONSE', 'response head not forwardable', { cause: err }));
+      this.upstreamRes = null;
+      this.attempts.failed(new ProxyError('UPSTREAM_BAD_RESPONSE', 'response head not forwardable', { cause: err }));
       return;
     }
-    this.#status = status;
-    // A hand-written pump rather than pipe(): it counts bytes for the access log, and a premature
-    // end must destroy the client connection, which pipe() would end cleanly instead.
-    // (An upstream that dies mid-body emits 'error' — we listen — so 'aborted' adds nothing.)
-    let resume: (() => void) | null = null;
-    upstreamRes.on('data', (chunk: Buffer) => {
-      this.#bytes += chunk.length;
-      if (res.write(chunk)) return;
-      upstreamRes.pause();
-      resume ??= () => upstreamRes.resume();
-      res.once('drain', resume);
-    });
-    upstreamRes.once('end', () => {
-      if (upstreamRes.complete) res.end();
-      else this.#failMidBody(null);
-    });
-    upstreamRes.on('error', (err: Error) => this.#failMidBody(err));
+    this.status = status;
+    this.relay(upstreamRes, res, () => res.end());
   }
 
   /** The affinity cookie for the backend that answered (responseHeaders returns a fresh array). */
   #addCookie(headers: string[]): void {
-    const sticky = this.#pool.sticky;
-    const backend = this.#attempts.last;
+    const sticky = this.pool.sticky;
+    const backend = this.attempts.last;
     const token = sticky === null || backend === null ? undefined : sticky.tokenOf(backend.name);
-    if (sticky !== null && token !== undefined) headers.push('Set-Cookie', stickyCookie(sticky.cookie, token, this.#listener.proto === 'https'));
+    if (sticky !== null && token !== undefined) headers.push('Set-Cookie', stickyCookie(sticky.cookie, token, this.listener.proto === 'https'));
   }
 
-  /** After the head went out nothing can be answered: close the client so it sees a truncated message. */
-  #failMidBody(cause: Error | null): void {
-    if (this.#done) return;
-    if (this.#error === null) this.#error = new ProxyError('UPSTREAM_RESET_MID_BODY', undefined, { cause });
-    this.#upstreamRes?.destroy();
-    this.#upstream?.destroy();
+  protected get headSent(): boolean {
+    return this.#res.headersSent;
+  }
+
+  /** Ended by us and flushed: an HTTP/2 stream the client reset reports `writableFinished` without our end. */
+  protected get clientFinished(): boolean {
+    return this.#res.writableEnded && this.#res.writableFinished;
+  }
+
+  protected get bytesIn(): number {
+    return this.#hasBody ? Number(this.req.headers['content-length']) || 0 : 0;
+  }
+
+  protected answer(error: ProxyError, retryAfter: number): void {
+    sendError(this.#res, error.status, retryAfter, this.#closing(), this.rules.responseHeaders);
+  }
+
+  protected closeClient(): void {
     this.#res.destroy();
-  }
-
-  #respondError(error: ProxyError): void {
-    this.#error = error;
-    this.#status = error.status;
-    if (this.#res.headersSent || error.status === 0) {
-      this.#res.destroy();
-      return;
-    }
-    const retryAfter = error.code === 'NO_SERVING_BACKEND' || error.code === 'ALL_BACKENDS_FULL' ? this.#pool.retryAfterSeconds : 0;
-    sendError(this.#res, error.status, retryAfter, this.#closing(), this.#rules.responseHeaders);
   }
 
   /** Shutdown, or this request's listener draining: the client connection ends with this response. */
   #closing(): boolean {
-    return this.#forwarder.closing || this.#listener.closing === true;
+    return this.#forwarder.closing || this.listener.closing === true;
   }
 
-  #onClientClose(): void {
-    if (this.#done) return;
-    this.#done = true;
-    if (!this.#res.writableFinished) {
-      // The client went away (or we closed it mid-body): stop the upstream side too.
-      if (!this.#res.headersSent) {
-        this.#error = new ProxyError('CLIENT_ABORTED');
-        this.#status = this.#error.status;
-      } else if (this.#error === null) {
-        this.#error = new ProxyError('CLIENT_ABORTED');
-      }
-      this.#upstreamRes?.destroy();
-      this.abandon();
-    }
-    const attempts = this.#attempts;
-    attempts.clearTimers();
-    attempts.release();
-    this.#replay?.dispose();
-    this.#forwarder.hooks.onDone({
-      listener: this.#listener.name,
-      pool: this.#pool.name,
-      backend: attempts.last?.name ?? null,
-      method: this.#method,
-      path: pathOf(this.#target),
-      status: this.#status,
-      durationMs: performance.now() - this.#startedAt,
-      bytes: this.#bytes,
-      bytesIn: this.#hasBody ? Number(this.#req.headers['content-length']) || 0 : 0,
-      retries: attempts.retries,
-      client: this.#client,
-      error: this.#error === null ? null : this.#error.code,
-      via: attempts.via,
-      protocol: clientProtocol(this.#req),
-    });
+  protected report(record: ExchangeRecord): void {
+    this.#forwarder.hooks.onDone(record);
   }
-}
-
-/** The path of a request target without its query (queries may carry secrets: not logged). */
-export function pathOf(target: string): string {
-  const q = target.indexOf('?');
-  return q === -1 ? target : target.slice(0, q);
 }

@@ -13,7 +13,7 @@ import net, { type Socket } from 'node:net';
 import { ProxyError } from '../errors.js';
 import type { UpstreamBackend } from '../upstream/backend.js';
 import { Attempts, type AttemptOwner } from './attempt.js';
-import { clientAddress } from './http.js';
+import { clientAddress } from './client-address.js';
 import { connectionAddresses } from './client-address.js';
 import { formatProxyHeader } from '../core/proxy-header.js';
 import { Tunnel, type TunnelPool, type TunnelRecord, type TunnelSummary } from './tunnel.js';

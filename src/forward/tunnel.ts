@@ -20,6 +20,7 @@ import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import type { ErrorCode } from '../errors.js';
 import type { Closable, UpstreamBackend } from '../upstream/backend.js';
+import type { Scheduled } from '../upstream/clock.js';
 import type { TunnelPool } from '../upstream/contracts.js';
 
 export type { TunnelPool } from '../upstream/contracts.js';
@@ -41,7 +42,8 @@ export interface TunnelSummary {
 }
 
 export interface TunnelOptions {
-  readonly pool: Pick<TunnelPool, 'release'>;
+  /** The pool's clock runs the idle timeout (durations are measured on `performance.now()`). */
+  readonly pool: Pick<TunnelPool, 'release' | 'clock'>;
   /** The backend whose in-flight count the opener raised; the tunnel releases it. */
   readonly backend: UpstreamBackend;
   /** 0 = no idle limit. */
@@ -99,8 +101,10 @@ export class Tunnel implements Closable {
   readonly #options: TunnelOptions;
   #bytesIn = 0;
   #bytesOut = 0;
-  #lastActivity = performance.now();
-  #idleTimer: NodeJS.Timeout | null = null;
+  /** On the pool's clock. */
+  #lastActivity: number;
+  #idleTimer: Scheduled | null = null;
+  readonly #onIdle = (): void => this.idleCheck();
   readonly #ended = { client: false, backend: false };
   readonly #closedClean = { client: false, backend: false };
   #done = false;
@@ -109,6 +113,7 @@ export class Tunnel implements Closable {
     this.#client = client;
     this.#backend = backend;
     this.#options = options;
+    this.#lastActivity = options.pool.clock.now();
   }
 
   /**
@@ -148,7 +153,7 @@ export class Tunnel implements Closable {
     backend.on('close', () => this.#onClose('backend'));
     this.#pipe(client, backend, 'client');
     this.#pipe(backend, client, 'backend');
-    if (this.#options.idleTimeoutMs > 0) this.#idleTimer = setTimeout(onIdleTimer, this.#options.idleTimeoutMs, this);
+    if (this.#options.idleTimeoutMs > 0) this.#idleTimer = this.#options.pool.clock.schedule(this.#options.idleTimeoutMs, this.#onIdle);
     // A side that closed before we listened sends no `close` any more.
     if (client.destroyed) this.#onClose('client');
     else if (backend.destroyed) this.#onClose('backend');
@@ -158,7 +163,7 @@ export class Tunnel implements Closable {
     from.on('data', (chunk: Buffer) => {
       if (side === 'client') this.#bytesIn += chunk.length;
       else this.#bytesOut += chunk.length;
-      this.#lastActivity = performance.now();
+      this.#lastActivity = this.#options.pool.clock.now();
       if (to.destroyed) return;
       if (!to.write(chunk)) from.pause();
     });
@@ -189,27 +194,25 @@ export class Tunnel implements Closable {
     if (this.#closedClean.client && this.#closedClean.backend) this.#teardown('closed', null, null);
   }
 
-  /** Timer callback (see onIdleTimer): closes the tunnel if idle long enough, else re-arms for the rest. */
+  /** Timer callback: closes the tunnel if idle long enough, else re-arms for the rest (one closure per tunnel, not per re-arm). */
   idleCheck(): void {
     this.#idleTimer = null;
     if (this.#done) return;
     const limit = this.#options.idleTimeoutMs;
-    const idle = performance.now() - this.#lastActivity;
+    const idle = this.#options.pool.clock.now() - this.#lastActivity;
     if (idle >= limit) {
       this.#teardown('idle_timeout', 'TUNNEL_IDLE_TIMEOUT', null);
       return;
     }
-    this.#idleTimer = setTimeout(onIdleTimer, Math.max(1, Math.ceil(limit - idle)), this);
+    this.#idleTimer = this.#options.pool.clock.schedule(Math.max(1, Math.ceil(limit - idle)), this.#onIdle);
   }
 
   /** Exactly once: both sockets closed (`reset` is the side whose peer failed), the backend released, `onClose`. */
   #teardown(reason: string, error: ErrorCode | null, reset: Side | null): void {
     if (this.#done) return;
     this.#done = true;
-    if (this.#idleTimer !== null) {
-      clearTimeout(this.#idleTimer);
-      this.#idleTimer = null;
-    }
+    this.#idleTimer?.cancel();
+    this.#idleTimer = null;
     if (reset === 'client') abort(this.#client);
     else this.#client.destroy();
     if (reset === 'backend') abort(this.#backend);
@@ -225,9 +228,4 @@ export class Tunnel implements Closable {
       error,
     });
   }
-}
-
-/** Timer callbacks take the tunnel as an argument: no closure per re-arm. */
-function onIdleTimer(tunnel: Tunnel): void {
-  tunnel.idleCheck();
 }

@@ -5,11 +5,11 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import { BlockList, isIPv6, type AddressInfo, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { ListenerConfig } from '../config/schema.js';
-import { bind, closeServer, drainWithin } from './bind.js';
+import { ListenerLifecycle } from './listener.js';
 import { RouteTable } from '../core/router.js';
 import { ProxyError, type ErrorCode } from '../errors.js';
 import { checkRequest, originForm } from '../forward/guard.js';
@@ -20,10 +20,9 @@ import type { UpgradeHandler } from '../forward/websocket.js';
 import type { Logger } from '../log.js';
 import type { PoolRuntime } from '../upstream/pool-runtime.js';
 import { compileRoute, type CompiledRoute } from './routes.js';
-import { expectProxyHeaders } from './proxy-protocol.js';
 import { httpsLocation, rawRedirect, routeLocation, sendRedirect } from '../forward/redirect.js';
 import type { RouteRules } from '../forward/route-rules.js';
-import { Certificates, handshakeTimeout, onHandshakeError, setHandshakeTimeout } from './tls.js';
+import { handshakeTimeout, onHandshakeError } from './tls.js';
 import { H2Sessions, type H2Settings } from './h2.js';
 import { ProxiedH2Request } from '../forward/h2-adapter.js';
 
@@ -37,12 +36,6 @@ export interface HttpListenerDeps {
   readonly onDone: (record: ExchangeRecord) => void;
 }
 
-export function buildTrust(config: ListenerConfig): ((address: string) => boolean) | null {
-  if (config.trusted_proxies.length === 0) return null;
-  const list = new BlockList();
-  for (const cidr of config.trusted_proxies) list.addSubnet(cidr.address, cidr.prefix, cidr.family);
-  return (address) => list.check(address, isIPv6(address) ? 'ipv6' : 'ipv4');
-}
 
 export function buildRoutes(config: ListenerConfig, pools: ReadonlyMap<string, PoolRuntime>): RouteTable<CompiledRoute> {
   if (config.redirect_https) return new RouteTable([]);
@@ -59,34 +52,19 @@ const CLIENT_ERROR_STATUS: Readonly<Record<string, number>> = {
   ERR_HTTP_REQUEST_TIMEOUT: 408,
 };
 
-export class HttpListener implements ForwardListener {
-  readonly name: string;
+export class HttpListener extends ListenerLifecycle implements ForwardListener {
   readonly proto: 'http' | 'https';
-  isTrusted: ((address: string) => boolean) | null;
-  /** Draining (reload) or shutting down: every response closes its connection. */
-  closing = false;
-  #config: ListenerConfig;
   #routes: RouteTable<CompiledRoute>;
   readonly #deps: HttpListenerDeps;
   readonly #server: http.Server;
-  readonly #logger: Logger;
-  /** SNI certificate selection (TLS listeners). */
-  #certificates: Certificates | null = null;
-  /** Open client connections (raw sockets, before TLS). */
-  readonly #sockets = new Set<Socket>();
   /** HTTP/2 connections (a TLS listener with `http2`), or null. */
   readonly #h2: H2Sessions | null = null;
-  /** While held (bound by a reload not applied yet), requests wait here; null = serving. */
-  #held: { readonly run: () => void; readonly socket: Duplex }[] | null = null;
 
   constructor(config: ListenerConfig, pools: ReadonlyMap<string, PoolRuntime>, deps: HttpListenerDeps) {
-    this.name = config.name;
+    super(config, deps.logger);
     this.proto = config.tls === undefined ? 'http' : 'https';
-    this.#config = config;
     this.#deps = deps;
-    this.#logger = deps.logger.child({ listener: config.name });
     this.#routes = buildRoutes(config, pools);
-    this.isTrusted = buildTrust(config);
     const options: http.ServerOptions = {
       maxHeaderSize: config.max_header_size,
       requestTimeout: 0,
@@ -97,68 +75,31 @@ export class HttpListener implements ForwardListener {
     };
     const offerH2 = config.tls !== undefined && config.http2;
     this.#server =
-      config.tls === undefined
+      config.tls === undefined || this.certificates === null
         ? http.createServer(options)
         : https.createServer({
           ...options,
-          ...(this.#certificates = new Certificates(config.tls)).serverOptions(config.tls),
+          ...this.certificates.serverOptions(config.tls),
           handshakeTimeout: handshakeTimeout(config.header_timeout),
           ALPNProtocols: offerH2 ? ['h2', 'http/1.1'] : ['http/1.1'],
         });
     const server = this.#server;
     if (offerH2 && server instanceof https.Server) {
       // HTTP/2 requests meet HTTP/1.1 ones in #onRequest; the adapter gives them its shape.
-      this.#h2 = new H2Sessions(h2Settings(config), (req, res) => this.#onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse), this.#logger);
+      this.#h2 = new H2Sessions(h2Settings(config), (req, res) => this.#onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse), this.logger);
       this.#h2.attach(server);
     }
     // We count headers ourselves (guard.ts) and answer 431; Node would silently drop the excess.
     server.maxHeadersCount = 0;
-    server.maxConnections = config.max_connections;
     server.timeout = 0;
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#onClientError(err, socket));
     server.on('connect', (_req: IncomingMessage, socket: Duplex) => refuseOnSocket(socket, 405));
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head));
-    server.on('connection', (socket: Socket) => {
-      this.#sockets.add(socket);
-      socket.once('close', () => this.#sockets.delete(socket));
-    });
-    this.#proxyProtocol(config);
+    this.adopt(server);
     if (config.tls !== undefined) {
-      server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => onHandshakeError(err, socket, true, this.#logger));
+      server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => onHandshakeError(err, socket, true, this.logger));
     }
-  }
-
-  get config(): ListenerConfig {
-    return this.#config;
-  }
-
-  /** Installed once the listener is first configured with proxy_protocol (a reload may turn it on). */
-  #proxyProtocolInstalled = false;
-
-  #proxyProtocol(config: ListenerConfig): void {
-    if (!config.proxy_protocol || this.#proxyProtocolInstalled) return;
-    this.#proxyProtocolInstalled = true;
-    expectProxyHeaders(this.#server, {
-      isTrusted: () => this.isTrusted,
-      timeoutMs: () => this.#config.header_timeout,
-      enabled: () => this.#config.proxy_protocol,
-      tls: config.tls !== undefined,
-      logger: this.#logger,
-    });
-  }
-
-  /** Open client connections. */
-  get openConnections(): number {
-    return this.#sockets.size;
-  }
-
-  listen(): Promise<AddressInfo> {
-    return bind(this.#server, `listener ${this.name}`, this.#config.listen, this.#logger);
-  }
-
-  address(): AddressInfo | null {
-    return this.#server.address() as AddressInfo | null;
   }
 
   /**
@@ -166,33 +107,15 @@ export class HttpListener implements ForwardListener {
    * connections (open ones keep theirs). Node checks header_timeout on an interval fixed when
    * the server was created, so a new header_timeout is enforced at the old cadence (≤ 1 s).
    */
-  reconfigure(config: ListenerConfig, pools: ReadonlyMap<string, PoolRuntime>): void {
+  override reconfigure(config: ListenerConfig, pools: ReadonlyMap<string, PoolRuntime>): void {
     this.#routes = buildRoutes(config, pools);
-    this.isTrusted = buildTrust(config);
-    this.#config = config;
-    this.#proxyProtocol(config);
+    super.reconfigure(config, pools);
     const server = this.#server;
     server.headersTimeout = config.header_timeout;
     server.keepAliveTimeout = config.idle_timeout;
-    server.maxConnections = config.max_connections;
     // Read by Node for each new connection's parser (http.Server stores the constructor option here).
     (server as http.Server & { maxHeaderSize?: number }).maxHeaderSize = config.max_header_size;
-    if (config.tls !== undefined && server instanceof https.Server) {
-      if (this.#certificates === null) this.#certificates = new Certificates(config.tls);
-      server.setSecureContext(this.#certificates.update(config.tls));
-      setHandshakeTimeout(server, config.header_timeout);
-    }
     this.#h2?.reconfigure(h2Settings(config));
-  }
-
-  /**
-   * Stops accepting; idle connections are closed, busy ones close after their response.
-   * Resolves once every connection is gone.
-   */
-  stopAccepting(): Promise<void> {
-    const closed = closeServer(this.#server);
-    this.closeIdleConnections();
-    return closed;
   }
 
   /**
@@ -200,70 +123,33 @@ export class HttpListener implements ForwardListener {
    * open spare ones ahead of need): Node counts the latter as busy until header_timeout, which
    * would hold a shutdown that long. One that has started sending a request is left to finish.
    */
-  closeIdleConnections(): void {
+  override closeIdleConnections(): void {
     this.#server.closeIdleConnections();
     // HTTP/2: GOAWAY to every connection; each closes once its streams are done.
     this.#h2?.closeGracefully();
-    for (const socket of this.#sockets) if (socket.bytesRead === 0) socket.destroy();
+    for (const socket of this.sockets()) if (socket.bytesRead === 0) socket.destroy();
   }
 
-  /**
-   * Reload: a listener is bound before the reload is applied, so that a bind failure can still
-   * undo everything. Until `open()`, requests it accepts wait (they would otherwise meet pools
-   * that are not applied yet); `abandon()` closes them.
-   */
-  hold(): void {
-    this.#held ??= [];
-  }
-
-  /** Serves the requests that waited, and everything after them. */
-  open(): void {
-    const held = this.#held ?? [];
-    this.#held = null;
-    for (const { run } of held) run();
-  }
-
-  /** The reload that bound this listener was rolled back: close it and whatever it accepted. */
-  async abandon(): Promise<void> {
-    const held = this.#held ?? [];
-    this.#held = null;
-    for (const { socket } of held) socket.destroy();
-    this.closeAllConnections();
-    await this.stopAccepting();
-  }
-
-  /**
-   * Reload removed or rebound this listener: it stops accepting; requests in progress finish
-   * and their responses close the connection; idle keep-alive connections close now; whatever
-   * is still open after `graceMs` is closed. Resolves once its connections are gone.
-   */
-  drain(graceMs: number): Promise<void> {
-    this.closing = true;
-    return drainWithin(this, graceMs);
-  }
-
-  closeAllConnections(): void {
+  override closeAllConnections(): void {
     this.#server.closeAllConnections();
     this.#h2?.destroyAll();
+    super.closeAllConnections();
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
-    if (this.#held !== null) {
-      this.#held.push({ run: () => this.#onRequest(req, res), socket: req.socket });
-      return;
-    }
+    if (this.holdBack(() => this.#onRequest(req, res), req.socket)) return;
     // A request naming `websocket` in Upgrade that Node did not take for an upgrade lacks
     // `Connection: upgrade`: a malformed handshake, refused rather than sent on as a plain GET.
     const refusal =
-      req instanceof ProxiedH2Request ? req.refusal(this.#config.max_header_size)
+      req instanceof ProxiedH2Request ? req.refusal(this.config.max_header_size)
       : checkRequest(req) ?? (req.headers.upgrade !== undefined && asksForWebSocket(req.headers) ? checkHandshake(req) : null);
     if (refusal !== null) {
-      this.#logger.debug({ code: refusal.code, reason: refusal.reason, client: clientAddress(req.socket) }, 'request refused');
+      this.logger.debug({ code: refusal.code, reason: refusal.reason, client: clientAddress(req.socket) }, 'request refused');
       this.#answer(req, res, refusal.code, true);
       return;
     }
     const target = originForm(req.url ?? '/');
-    if (this.#config.redirect_https) {
+    if (this.config.redirect_https) {
       this.#redirect(req, res, 308, httpsLocation(req.headers.host, target), null);
       return;
     }
@@ -291,10 +177,7 @@ export class HttpListener implements ForwardListener {
 
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
-    if (this.#held !== null) {
-      this.#held.push({ run: () => this.#onUpgrade(req, socket, head), socket });
-      return;
-    }
+    if (this.holdBack(() => this.#onUpgrade(req, socket, head), socket)) return;
     const refusal = checkRequest(req) ?? checkHandshake(req);
     if (refusal !== null) {
       this.#refuseUpgrade(req, socket, refusal.code, refusal.reason);
@@ -308,7 +191,7 @@ export class HttpListener implements ForwardListener {
       return;
     }
     const target = originForm(req.url ?? '/');
-    if (this.#config.redirect_https) {
+    if (this.config.redirect_https) {
       this.#redirectUpgrade(req, socket, 308, httpsLocation(req.headers.host, target), null);
       return;
     }
@@ -338,7 +221,7 @@ export class HttpListener implements ForwardListener {
   /** An upgrade answered by the listener itself, on the raw socket: logged and counted like {@link #answer}. */
   #refuseUpgrade(req: IncomingMessage, socket: Duplex, code: ErrorCode, reason: string): void {
     const status = new ProxyError(code).status;
-    this.#logger.debug({ code, reason, client: clientAddress(req.socket) }, 'upgrade refused');
+    this.logger.debug({ code, reason, client: clientAddress(req.socket) }, 'upgrade refused');
     refuseOnSocket(socket, status);
     this.#record(req, code, status, performance.now());
   }
@@ -374,7 +257,7 @@ export class HttpListener implements ForwardListener {
       socket.destroy();
       return;
     }
-    this.#logger.debug({ code, client: (socket as Socket).remoteAddress }, 'malformed request');
+    this.logger.debug({ code, client: (socket as Socket).remoteAddress }, 'malformed request');
     refuseOnSocket(socket, CLIENT_ERROR_STATUS[code] ?? 400);
   }
 }

@@ -7,6 +7,7 @@
 import type { Affinity, Selection } from '../core/pool.js';
 import type { ProxyError } from '../errors.js';
 import type { UpstreamBackend } from './backend.js';
+import type { Clock } from './clock.js';
 
 /** What the attempt loop needs of a pool (pool-runtime.ts implements it). */
 export interface AttemptPool {
@@ -44,6 +45,8 @@ export interface ForwardPool extends AttemptPool, StickyPool {
 export interface TunnelPool extends ForwardPool {
   /** 0 = no limit. */
   readonly tunnelIdleTimeoutMs: number;
+  /** Whose time the idle timeout runs on (the pool's, injectable for tests). */
+  readonly clock: Clock;
 }
 
 /** Where a pool's operational events go (control/events.ts's EventLog is one). */

@@ -16,6 +16,7 @@
 import { Resolver, lookup } from 'node:dns/promises';
 import type { BackendConfig, Config, PoolConfig } from '../config/schema.js';
 import { isDnsName, isSrvName } from '../config/dns-names.js';
+import type { Clock, Scheduled } from './clock.js';
 import type { EventSink } from './contracts.js';
 import type { Logger } from '../log.js';
 
@@ -60,6 +61,8 @@ export interface DiscoveryDeps {
   readonly logger: Logger;
   /** A pool's answers were looked up again (they may or may not have changed). */
   readonly onLookup: (pool: string) => void;
+  /** Whose timers run the re-resolve every `resolve_interval`. */
+  readonly clock: Clock;
 }
 
 class LookupError extends Error {
@@ -80,7 +83,7 @@ export class Discovery {
   #servers: readonly string[] | null = null;
   /** `pool \0 kind \0 name` → the answer in use. */
   readonly #answers = new Map<string, Answer>();
-  readonly #timers = new Map<string, NodeJS.Timeout>();
+  readonly #timers = new Map<string, Scheduled>();
   /** The interval each pool's running timer was set with. */
   readonly #intervals = new Map<string, number>();
   #config: Config | null = null;
@@ -102,7 +105,7 @@ export class Discovery {
     // postpone its lookups again and again.
     for (const [pool, timer] of this.#timers) {
       if (this.#stopped || this.#intervals.get(pool) !== config.pools[pool]?.resolve_interval || queries(config.pools[pool] as PoolConfig).length === 0) {
-        clearTimeout(timer);
+        timer.cancel();
         this.#timers.delete(pool);
       }
     }
@@ -151,20 +154,23 @@ export class Discovery {
 
   stop(): void {
     this.#stopped = true;
-    for (const timer of this.#timers.values()) clearTimeout(timer);
+    for (const timer of this.#timers.values()) timer.cancel();
     this.#timers.clear();
   }
 
   #schedule(pool: string, intervalMs: number): void {
     this.#intervals.set(pool, intervalMs);
-    const timer = setTimeout(() => {
-      void this.#refresh(pool).finally(() => {
-        // Reconfigured or stopped meanwhile: the new config has its own timer (or none).
-        if (this.#timers.get(pool) !== timer || this.#stopped) return;
-        this.#schedule(pool, intervalMs);
-      });
-    }, intervalMs);
-    timer.unref();
+    const timer = this.#deps.clock.schedule(
+      intervalMs,
+      () => {
+        void this.#refresh(pool).finally(() => {
+          // Reconfigured or stopped meanwhile: the new config has its own timer (or none).
+          if (this.#timers.get(pool) !== timer || this.#stopped) return;
+          this.#schedule(pool, intervalMs);
+        });
+      },
+      true,
+    );
     this.#timers.set(pool, timer);
   }
 

@@ -5,6 +5,7 @@
  */
 import type { HealthCheckConfig } from '../config/schema.js';
 import type { UpstreamBackend } from './backend.js';
+import type { Clock, Scheduled } from './clock.js';
 import { probe, type ProbeResult } from './probes.js';
 
 export type CheckObserver = (backend: UpstreamBackend, result: ProbeResult) => void;
@@ -15,13 +16,15 @@ const JITTER = 0.05;
 export class HealthChecker {
   #check: HealthCheckConfig;
   readonly #observe: CheckObserver;
-  readonly #timers = new Map<UpstreamBackend, NodeJS.Timeout>();
+  readonly #timers = new Map<UpstreamBackend, Scheduled>();
+  readonly #clock: Clock;
   /** Backends whose probe is in flight: a removed backend's late result is dropped. */
   readonly #active = new Set<UpstreamBackend>();
   #stopped = false;
 
-  constructor(check: HealthCheckConfig, observe: CheckObserver) {
+  constructor(check: HealthCheckConfig, observe: CheckObserver, clock: Clock) {
     this.#check = check;
+    this.#clock = clock;
     this.#observe = observe;
   }
 
@@ -42,7 +45,7 @@ export class HealthChecker {
 
   unwatch(backend: UpstreamBackend): void {
     const timer = this.#timers.get(backend);
-    if (timer !== undefined) clearTimeout(timer);
+    timer?.cancel();
     this.#timers.delete(backend);
     this.#active.delete(backend);
   }
@@ -54,7 +57,7 @@ export class HealthChecker {
 
   stop(): void {
     this.#stopped = true;
-    for (const timer of this.#timers.values()) clearTimeout(timer);
+    for (const timer of this.#timers.values()) timer.cancel();
     this.#timers.clear();
     this.#active.clear();
   }
@@ -65,12 +68,12 @@ export class HealthChecker {
   }
 
   #schedule(backend: UpstreamBackend, delayMs: number): void {
-    const timer = setTimeout(() => {
+    const timer = this.#clock.schedule(delayMs, () => {
       this.#timers.delete(backend);
       void this.#runOnce(backend).then(() => {
         if (!this.#stopped && this.#active.has(backend)) this.#schedule(backend, this.#nextDelay());
       });
-    }, delayMs);
+    });
     this.#timers.set(backend, timer);
   }
 

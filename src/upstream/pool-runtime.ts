@@ -20,6 +20,7 @@ import { Pool, type PoolSettings, type Selection } from '../core/pool.js';
 import type { ProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { UpstreamBackend, evidenceJson } from './backend.js';
+import type { Clock, Scheduled } from './clock.js';
 import type { EventSink, TunnelPool } from './contracts.js';
 import { HealthChecker } from './health-checker.js';
 import { probe, type ProbeResult } from './probes.js';
@@ -31,8 +32,8 @@ import type { Affinity } from '../core/pool.js';
 export interface PoolRuntimeDeps {
   readonly events: EventSink;
   readonly logger: Logger;
-  /** Monotonic milliseconds (the failover clock). */
-  readonly now: () => number;
+  /** Time and timers (clock.ts): the failover clock, checks, warm-ups, drains, wake-ups; injectable for tests. */
+  readonly clock: Clock;
   /** Every active check result (metrics). */
   readonly onCheck?: (backend: UpstreamBackend, ok: boolean) => void;
   /**
@@ -81,10 +82,10 @@ export class PoolRuntime implements TunnelPool {
   readonly #pool: Pool<UpstreamBackend>;
   readonly #checker: HealthChecker;
   readonly #logger: Logger;
-  #wakeTimer: NodeJS.Timeout | null = null;
-  readonly #drainTimers = new Set<NodeJS.Timeout>();
+  #wakeTimer: Scheduled | null = null;
+  readonly #drainTimers = new Set<Scheduled>();
   /** Backends that left the pool in a reload and still carry work. */
-  readonly #retirement = new Retirement();
+  readonly #retirement: Retirement;
   /** Per warm, a generation bumped on release: a warm-up of an earlier promotion never makes it serve. */
   readonly #warmups = new Map<string, number>();
   #lastSpillEvent = -Infinity;
@@ -99,14 +100,18 @@ export class PoolRuntime implements TunnelPool {
   maxReplayBody = 0;
   retryAfterSeconds = 0;
   tunnelIdleTimeoutMs = 0;
+  /** The pool's time (deps.clock), read by its tunnels. */
+  readonly clock: Clock;
 
   constructor(name: string, config: PoolConfig, deps: PoolRuntimeDeps) {
     this.name = name;
     this.#config = config;
     this.#deps = deps;
+    this.clock = deps.clock;
     this.#logger = deps.logger.child({ component: 'pool', pool: name });
     this.#pool = new Pool(name, config.backends.map((b) => this.#build(b, config)), poolSettings(config));
-    this.#checker = new HealthChecker(config.health_check, (b, r) => this.#onCheck(b, r));
+    this.#retirement = new Retirement(deps.clock);
+    this.#checker = new HealthChecker(config.health_check, (b, r) => this.#onCheck(b, r), deps.clock);
     this.#applySettings(config);
     this.#buildSticky(config);
   }
@@ -176,9 +181,22 @@ export class PoolRuntime implements TunnelPool {
    * that they can serve from the moment the reload is applied. Changes nothing.
    */
   async prepareReload(config: PoolConfig): Promise<PoolReload> {
-    const added = config.backends.filter((b) => !(this.#pool.member(b.name)?.matches(b) ?? false)).map((b) => this.#build(b, config));
+    const added = this.#added(config);
     const results = this.#deps.brain !== undefined ? added.map(() => NOT_CHECKED) : await Promise.all(added.map((b) => probe(b, config.health_check)));
     return { config, fresh: added.map((backend, i) => ({ backend, result: results[i] as ProbeResult })) };
+  }
+
+  /**
+   * Worker side: the member list the primary resolved (a DNS answer changed), swapped in at
+   * once. Nothing is checked here: the primary's snapshot that follows says who serves.
+   */
+  follow(config: PoolConfig): void {
+    this.reconfigure({ config, fresh: this.#added(config).map((backend) => ({ backend, result: NOT_CHECKED })) });
+  }
+
+  /** The backends of `config` not running already (a new name, or a new address or role under an old one), built. */
+  #added(config: PoolConfig): UpstreamBackend[] {
+    return config.backends.filter((b) => !(this.#pool.member(b.name)?.matches(b) ?? false)).map((b) => this.#build(b, config));
   }
 
   /** A prepared reload that will not be applied. */
@@ -213,7 +231,7 @@ export class PoolRuntime implements TunnelPool {
       this.#avoided.delete(b);
       this.#retirement.retire(b, config.drain_timeout);
     }
-    const transition = this.#pool.reconfigure(members, poolSettings(config), this.#deps.now());
+    const transition = this.#pool.reconfigure(members, poolSettings(config), this.#deps.clock.now());
     this.#buildSticky(config);
     // A worker's own reduction only bridges the moment until the primary's snapshot arrives.
     if (this.#deps.brain !== undefined) return;
@@ -234,7 +252,7 @@ export class PoolRuntime implements TunnelPool {
 
   /** Serving capacity now, 0–1 (core/pool.ts `capacity`). */
   capacity(): number {
-    return this.#pool.capacity(this.#deps.now());
+    return this.#pool.capacity(this.#deps.clock.now());
   }
 
   /** Backends that left the pool and still carry work. */
@@ -245,7 +263,7 @@ export class PoolRuntime implements TunnelPool {
   select(exclude: readonly UpstreamBackend[], retry: boolean): Selection<UpstreamBackend> {
     // A stopped pool (removed by a reload) takes nothing new, not even a retry of its own requests.
     if (this.#stopped) return { backend: null, reason: 'none_serving' };
-    const now = this.#deps.now();
+    const now = this.#deps.clock.now();
     if (this.#avoided.size > 0) {
       for (const b of this.#avoided) if (b.avoidUntil <= now) this.#avoided.delete(b);
       // Avoiding is a preference: when it leaves nothing, the refused backends are tried anyway.
@@ -277,7 +295,7 @@ export class PoolRuntime implements TunnelPool {
     }
     brain.report(this.name, backend.name, backend.key, false, detail);
     if (error.code === 'UPSTREAM_CONNECT_FAILED') {
-      backend.avoidUntil = this.#deps.now() + AVOID_REFUSED_MS;
+      backend.avoidUntil = this.#deps.clock.now() + AVOID_REFUSED_MS;
       this.#avoided.add(backend);
     }
   }
@@ -305,7 +323,7 @@ export class PoolRuntime implements TunnelPool {
   }
 
   #passiveFailure(backend: UpstreamBackend, detail: string): void {
-    backend.recordEvidence({ at: Date.now(), source: 'passive', ok: false, detail });
+    backend.recordEvidence({ at: this.#deps.clock.wallNow(), source: 'passive', ok: false, detail });
     const opened = backend.passive.streak === 0;
     if (backend.passive.failure()) {
       this.#deps.onStreak?.(this.name, backend.name, false);
@@ -363,7 +381,7 @@ export class PoolRuntime implements TunnelPool {
   }
 
   noteSpill(backend: UpstreamBackend): void {
-    const now = this.#deps.now();
+    const now = this.#deps.clock.now();
     if (now - this.#lastSpillEvent < SPILL_EVENT_INTERVAL_MS) return;
     this.#lastSpillEvent = now;
     this.#deps.events.emit('spill', { pool: this.name, backend: backend.name });
@@ -375,7 +393,7 @@ export class PoolRuntime implements TunnelPool {
    * ahead of the promotions it causes); a refused event carries nothing out.
    */
   dispatch(event: FailoverEvent, accepted?: () => void): Transition {
-    const transition = this.#pool.dispatch(event, this.#deps.now());
+    const transition = this.#pool.dispatch(event, this.#deps.clock.now());
     if (transition.refusal !== null) return transition;
     accepted?.();
     this.#execute(transition);
@@ -385,9 +403,9 @@ export class PoolRuntime implements TunnelPool {
   stop(): void {
     this.#stopped = true;
     this.#checker.stop();
-    if (this.#wakeTimer !== null) clearTimeout(this.#wakeTimer);
+    this.#wakeTimer?.cancel();
     this.#wakeTimer = null;
-    for (const timer of this.#drainTimers) clearTimeout(timer);
+    for (const timer of this.#drainTimers) timer.cancel();
     this.#drainTimers.clear();
   }
 
@@ -420,7 +438,7 @@ export class PoolRuntime implements TunnelPool {
 
   #onCheck(backend: UpstreamBackend, result: ProbeResult): void {
     if (!this.#isMember(backend)) return;
-    backend.recordEvidence({ at: Date.now(), source: 'check', ok: result.ok, detail: result.detail });
+    backend.recordEvidence({ at: this.#deps.clock.wallNow(), source: 'check', ok: result.ok, detail: result.detail });
     this.#deps.onCheck?.(backend, result.ok);
     if (backend.health.observe(result.ok) === 'changed') {
       this.#healthChanged(backend, backend.health.health === 'up' ? 'up' : 'down', 'check');
@@ -428,7 +446,7 @@ export class PoolRuntime implements TunnelPool {
   }
 
   #healthChanged(backend: UpstreamBackend, health: 'up' | 'down', source: 'check' | 'passive' | 'warmup'): void {
-    backend.downSince = health === 'down' ? Date.now() : null;
+    backend.downSince = health === 'down' ? this.#deps.clock.wallNow() : null;
     if (health === 'up') {
       backend.passive.success();
       this.#deps.events.emit('backend_up', { pool: this.name, backend: backend.name, role: backend.role });
@@ -475,25 +493,25 @@ export class PoolRuntime implements TunnelPool {
   }
 
   #scheduleWake(wakeAt: number | null): void {
-    if (this.#wakeTimer !== null) clearTimeout(this.#wakeTimer);
+    this.#wakeTimer?.cancel();
     this.#wakeTimer = null;
     if (wakeAt === null || this.#stopped) return;
-    const delay = Math.max(0, wakeAt - this.#deps.now());
-    this.#wakeTimer = setTimeout(() => {
+    const delay = Math.max(0, wakeAt - this.#deps.clock.now());
+    this.#wakeTimer = this.#deps.clock.schedule(delay, () => {
       this.#wakeTimer = null;
       this.dispatch({ type: 'tick' });
-    }, delay);
+    });
   }
 
   /** A released warm keeps its tunnels for up to drain_timeout, unless it is promoted again. */
   #drainTunnels(name: string): void {
     const backend = this.#pool.member(name);
     if (backend === undefined || backend.tunnels.size === 0) return;
-    const timer = setTimeout(() => {
+    const timer = this.#deps.clock.schedule(this.#config.drain_timeout, () => {
       this.#drainTimers.delete(timer);
       if (this.#pool.memberState(name)?.promotion !== null) return;
       for (const tunnel of [...backend.tunnels]) tunnel.close('drain timeout');
-    }, this.#config.drain_timeout);
+    });
     this.#drainTimers.add(timer);
   }
 
@@ -508,13 +526,13 @@ export class PoolRuntime implements TunnelPool {
       this.#pool.member(name) === backend &&
       (this.#warmups.get(name) ?? 0) === generation &&
       this.#pool.memberState(name)?.phase === 'warming';
-    const outcome = await warmUp(backend, warmup, this.#config.health_check.timeout, current);
+    const outcome = await warmUp(backend, warmup, this.#config.health_check.timeout, current, this.#deps.clock);
     if (outcome === 'stale') return;
     if (outcome === 'warmed') {
       this.dispatch({ type: 'warmed', backend: name });
       return;
     }
-    backend.recordEvidence({ at: Date.now(), source: 'warmup', ok: false, detail: outcome.failed });
+    backend.recordEvidence({ at: this.#deps.clock.wallNow(), source: 'warmup', ok: false, detail: outcome.failed });
     if (backend.health.forceDown() === 'changed') this.#healthChanged(backend, 'down', 'warmup');
   }
 }

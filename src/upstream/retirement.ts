@@ -6,10 +6,16 @@
  * nothing, or when `drain_timeout` runs out, whichever comes first.
  */
 import type { UpstreamBackend } from './backend.js';
+import type { Clock, Scheduled } from './clock.js';
 
 export class Retirement {
-  readonly #draining = new Map<UpstreamBackend, NodeJS.Timeout>();
+  readonly #draining = new Map<UpstreamBackend, Scheduled>();
   #waiters: (() => void)[] = [];
+  readonly #clock: Clock;
+
+  constructor(clock: Clock) {
+    this.#clock = clock;
+  }
 
   get size(): number {
     return this.#draining.size;
@@ -22,7 +28,7 @@ export class Retirement {
       backend.closeAll('removed');
       return;
     }
-    const timer = setTimeout(() => this.#finish(backend, 'drain timeout'), drainMs);
+    const timer = this.#clock.schedule(drainMs, () => this.#finish(backend, 'drain timeout'));
     this.#draining.set(backend, timer);
   }
 
@@ -45,7 +51,7 @@ export class Retirement {
   #finish(backend: UpstreamBackend, reason: string): void {
     const timer = this.#draining.get(backend);
     if (timer === undefined) return;
-    clearTimeout(timer);
+    timer.cancel();
     this.#draining.delete(backend);
     backend.closeAll(reason);
     if (this.#draining.size > 0) return;

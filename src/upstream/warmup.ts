@@ -4,9 +4,10 @@
  */
 import http from 'node:http';
 import type { UpstreamBackend } from './backend.js';
+import { systemClock, type Clock } from './clock.js';
 
 /** Resolves null on a non-5xx answer, else a short reason. Never rejects. */
-export function warmupRequest(backend: UpstreamBackend, path: string, timeoutMs: number): Promise<string | null> {
+export function warmupRequest(backend: UpstreamBackend, path: string, timeoutMs: number, clock: Clock = systemClock): Promise<string | null> {
   return new Promise((resolve) => {
     const req = http.request({
       host: backend.host,
@@ -15,21 +16,21 @@ export function warmupRequest(backend: UpstreamBackend, path: string, timeoutMs:
       agent: backend.agent,
       headers: { host: backend.address, 'user-agent': 'hotwarm-warmup' },
     });
-    const timer = setTimeout(() => {
+    const timer = clock.schedule(timeoutMs, () => {
       req.destroy();
       resolve(`timeout after ${timeoutMs}ms`);
-    }, timeoutMs);
+    });
     req.once('response', (res) => {
       res.on('error', () => undefined);
       res.resume();
       res.once('end', () => {
-        clearTimeout(timer);
+        timer.cancel();
         const status = res.statusCode ?? 0;
         resolve(status < 500 ? null : String(status));
       });
     });
     req.once('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
+      timer.cancel();
       resolve(err.code ?? err.message);
     });
     req.end();
@@ -46,12 +47,13 @@ export async function warmUp(
   warmup: { readonly path: string; readonly requests: number },
   timeoutMs: number,
   current: () => boolean,
+  clock: Clock = systemClock,
 ): Promise<'warmed' | 'stale' | { readonly failed: string }> {
   let ok = 0;
   let lastDetail = '';
   for (let i = 0; i < warmup.requests; i++) {
     if (!current()) return 'stale';
-    const detail = await warmupRequest(backend, warmup.path, timeoutMs);
+    const detail = await warmupRequest(backend, warmup.path, timeoutMs, clock);
     if (detail === null) ok++;
     else lastDetail = detail;
   }

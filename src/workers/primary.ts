@@ -25,11 +25,13 @@ import { TrafficHistory, type TrafficSeries } from '../control/traffic-history.j
 import { Reloader, type ReloadCounts, type ReloadResult, type ReloadTarget } from '../control/reload.js';
 import { ProxyError, ReloadError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
+import { systemClock } from '../upstream/clock.js';
+import { DnsMembers } from '../upstream/dns-members.js';
 import { PoolRuntime, type PoolReload } from '../upstream/pool-runtime.js';
 import type { ProbeResult } from '../upstream/probes.js';
 import { randomStickyKey } from '../upstream/sticky.js';
 import { pino } from 'pino';
-import { workerConfig, type BoundAddress, type FromWorker, type Snapshot, type ToWorker, type WorkerStats } from './protocol.js';
+import { resolvedConfig, resolvedPool, workerConfig, type BoundAddress, type FromWorker, type Snapshot, type ToWorker, type WorkerStats } from './protocol.js';
 
 export interface PrimaryOptions {
   readonly logger: Logger;
@@ -76,6 +78,8 @@ class Slot {
   /** Requests of earlier processes under this id. */
   requestsBefore = 0;
   lastApplyMs: number | null = null;
+  /** The newest snapshot this process said it applied. */
+  appliedSeq = 0;
   /** Waiting for this process's next message of a kind. */
   readonly waiting = new Map<FromWorker['t'], (message: FromWorker | null) => void>();
 
@@ -119,6 +123,8 @@ interface PreparedReload {
   readonly pools: ReadonlyMap<string, PoolRuntime>;
   readonly slots: readonly Slot[];
   readonly addresses: ReadonlyMap<string, string>;
+  /** Ends the reload's turn on the pools' member lists (dns-members.ts `take`). */
+  readonly release: () => void;
 }
 
 type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
@@ -146,8 +152,15 @@ export class Primary implements ReloadTarget<PreparedReload> {
   #publishQueued = false;
   /** Pool → when its last `spill` event was emitted (`performance.now()`). */
   readonly #lastSpill = new Map<string, number>();
+  /** The seq of the newest snapshot sent to the running workers. */
+  #lastSent = 0;
   /** seq → when it was published (`performance.now()`), for the apply latency in `/status`. */
   readonly #published = new Map<number, number>();
+  /**
+   * DNS (SPEC §12) is looked up here only: a changed answer is checked here and its member
+   * list sent to every worker before the snapshot that goes with it.
+   */
+  readonly #dns: DnsMembers;
 
   constructor(config: Config, options: PrimaryOptions) {
     this.#config = config;
@@ -170,6 +183,15 @@ export class Primary implements ReloadTarget<PreparedReload> {
         })),
     });
     this.#traffic = new TrafficHistory(() => this.#metrics.backendTotals());
+    this.#dns = new DnsMembers({
+      events: this.events,
+      logger: this.#logger,
+      clock: systemClock,
+      pools: () => this.#pools,
+      config: () => this.#config,
+      running: () => this.#state === 'running',
+      onFollowed: (pool) => this.#sendMembers(pool),
+    });
   }
 
   /** A backend's request rate, errors and latency over the last minutes (for `/status`). */
@@ -261,7 +283,10 @@ export class Primary implements ReloadTarget<PreparedReload> {
   async start(): Promise<void> {
     if (this.#state !== 'new') throw new Error('proxy already started');
     this.#state = 'starting';
-    for (const [name, config] of Object.entries(this.#config.pools)) this.#pools.set(name, this.#newPool(name, config));
+    // An unreachable resolver does not stop the start: the pools begin with what is known.
+    await this.#dns.resolveNew(this.#config);
+    this.#dns.configure(this.#config);
+    for (const [name, config] of Object.entries(this.#config.pools)) this.#pools.set(name, this.#newPool(name, this.#dns.expand(name, config)));
     // The workers boot (load their code) while the first round of checks runs; each gets its
     // config and the first snapshot once the round is done.
     const firstRound = Promise.all([...this.#pools.values()].map((p) => p.start()));
@@ -342,27 +367,58 @@ export class Primary implements ReloadTarget<PreparedReload> {
   }
 
   /**
+   * Resolves once every running worker has applied the newest snapshot (or `timeoutMs` passed):
+   * for tests and drills that act right after a decision. Workers apply within milliseconds.
+   */
+  async settled(timeoutMs = 2_000): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    // A snapshot queued in this tick goes out first.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    while (this.#slots.some((s) => s.state === 'running' && s.appliedSeq < this.#lastSent) && performance.now() < deadline) {
+      await new Promise<void>((resolve) => setTimeout(resolve, 2));
+    }
+  }
+
+  /**
    * Reload, step 2: the new pools checked and the kept ones prepared, as one process does; then
    * every worker binds what the new config adds. One worker that cannot fails the reload for all.
    */
   async prepare(next: Config, plan: ReloadPlan): Promise<PreparedReload> {
-    const added = plan.pools.added.map((name) => this.#newPool(name, next.pools[name] as PoolConfig));
+    const release = await this.#dns.take();
+    try {
+      // Names the new config adds are looked up now; known ones keep their answers (and backends).
+      await this.#dns.resolveNew(next);
+      return await this.#prepare(next, plan, release);
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+
+  async #prepare(next: Config, plan: ReloadPlan, release: () => void): Promise<PreparedReload> {
+    const expanded = (name: string): PoolConfig => this.#dns.expand(name, next.pools[name] as PoolConfig);
+    const added = plan.pools.added.map((name) => this.#newPool(name, expanded(name)));
     const updated = plan.pools.updated.map(({ name }) => this.#pools.get(name) as PoolRuntime);
     const pools = new Map([...this.#pools].filter(([name]) => Object.hasOwn(next.pools, name)));
     for (const pool of added) pools.set(pool.name, pool);
     const gen = this.#gen + 1;
     const slots = this.#slots.filter((s) => s.state === 'running');
+    // Every pool as it will run: added and updated ones with the answers known now, the others as they are.
+    const lists = new Map([...pools].map(([name, pool]) => [name, pool.config]));
+    const updates = updated.map((pool) => expanded(pool.name));
+    updated.forEach((pool, i) => lists.set(pool.name, updates[i] as PoolConfig));
+    const toWorkers = workerConfig(resolvedConfig(next, lists), this.#slots.length);
     const replies = await Promise.all(
       slots.map((slot) => {
         const reply = slot.next('prepared', WORKER_PREPARE_TIMEOUT_MS);
-        slot.send({ t: 'prepare', gen, config: workerConfig(next, this.#slots.length) });
+        slot.send({ t: 'prepare', gen, config: toWorkers });
         return reply;
       }),
     );
     const failed = replies.filter((r) => r !== null && !r.ok);
     const [rounds, reloads] = await Promise.all([
       Promise.all(added.map((pool) => pool.firstRound())),
-      Promise.all(updated.map((pool) => pool.prepareReload(next.pools[pool.name] as PoolConfig))),
+      Promise.all(updated.map((pool, i) => pool.prepareReload(updates[i] as PoolConfig))),
     ]);
     const prepared: PreparedReload = {
       config: next,
@@ -374,6 +430,7 @@ export class Primary implements ReloadTarget<PreparedReload> {
       pools,
       slots,
       addresses: new Map(replies.flatMap((r) => (r?.ok === true ? r.addresses : [])).map((a: BoundAddress) => [a.listener, a.address])),
+      release,
     };
     if (failed.length > 0) {
       this.abort(prepared);
@@ -390,6 +447,7 @@ export class Primary implements ReloadTarget<PreparedReload> {
       pool.stop();
       pool.closeConnections('reload rolled back');
     }
+    prepared.release();
   }
 
   /** The swap: pools first, then every worker commits the same generation with the snapshot it makes. */
@@ -407,6 +465,7 @@ export class Primary implements ReloadTarget<PreparedReload> {
     this.#config = config;
     this.#gen = prepared.gen;
     const snapshot = this.#snapshot();
+    this.#lastSent = snapshot.seq;
     for (const slot of prepared.slots) {
       slot.send({ t: 'commit', gen: prepared.gen, snapshot });
       slot.gen = prepared.gen;
@@ -421,6 +480,8 @@ export class Primary implements ReloadTarget<PreparedReload> {
       this.events.emit('listening', { listener: name, protocol: l?.protocol, tls: l?.tls !== undefined, address });
     }
     if (old.log.level !== config.log.level) this.#options.logger.level = config.log.level;
+    this.#dns.configure(config);
+    prepared.release();
   }
 
   /**
@@ -455,6 +516,7 @@ export class Primary implements ReloadTarget<PreparedReload> {
   }
 
   #stopPools(): void {
+    this.#dns.stop();
     for (const pool of [...this.#pools.values(), ...this.#retiredPools]) {
       pool.stop();
       pool.closeConnections('shutdown');
@@ -506,7 +568,14 @@ export class Primary implements ReloadTarget<PreparedReload> {
     worker.on('error', (err) => this.#logger.error({ err, worker: slot.id }, 'worker error'));
     const ready = slot.next('ready', WORKER_START_TIMEOUT_MS);
     const failed = slot.next('failed', WORKER_START_TIMEOUT_MS);
-    void Promise.all([slot.next('hello', WORKER_START_TIMEOUT_MS), after]).then(([hello]) => hello !== null && slot.send({ t: 'init', id: slot.id, gen: this.#gen, config: workerConfig(this.#config, this.#slots.length), snapshot: this.#snapshot(), stickyKey: this.#stickyKey }));
+    // What the worker was given: a member list or a decision that changes before it is ready reaches it then.
+    let sent: { readonly lists: ReadonlyMap<string, PoolConfig>; readonly seq: number } | null = null;
+    void Promise.all([slot.next('hello', WORKER_START_TIMEOUT_MS), after]).then(([hello]) => {
+      if (hello === null) return;
+      const snapshot = this.#snapshot();
+      sent = { lists: new Map([...this.#pools].map(([name, pool]) => [name, pool.config])), seq: snapshot.seq };
+      slot.send({ t: 'init', id: slot.id, gen: this.#gen, config: this.#workerConfig(), snapshot, stickyKey: this.#stickyKey });
+    });
     return Promise.race([ready, failed]).then((message) => {
       slot.waiting.get('ready')?.(null);
       slot.waiting.get('failed')?.(null);
@@ -515,10 +584,25 @@ export class Primary implements ReloadTarget<PreparedReload> {
         return null;
       }
       if (message.t === 'failed') return { error: message.error };
-      if (slot.worker === worker && this.#state !== 'stopping') slot.state = 'running';
+      if (slot.worker === worker && this.#state !== 'stopping') {
+        slot.state = 'running';
+        // It runs the snapshot it was started with (a process before it under this id may have had newer ones).
+        slot.appliedSeq = sent?.seq ?? 0;
+        this.#catchUp(slot, sent);
+      }
       this.#logger.info({ worker: slot.id, pid: worker.process.pid }, 'worker ready');
       return { addresses: message.addresses };
     });
+  }
+
+  /** A worker now ready: what changed since its init (snapshots go to running workers only) is sent now. */
+  #catchUp(slot: Slot, sent: { readonly lists: ReadonlyMap<string, PoolConfig>; readonly seq: number } | null): void {
+    if (sent === null) return;
+    for (const pool of this.#pools.values()) {
+      const given = sent.lists.get(pool.name);
+      if (given !== undefined && given !== pool.config && slot.gen === this.#gen) this.#sendMembers(pool, slot);
+    }
+    if (this.#seq > sent.seq) slot.send({ t: 'snapshot', snapshot: this.#snapshot() });
   }
 
   /** A worker's output, whole lines at a time, into this primary's log destination. */
@@ -552,6 +636,7 @@ export class Primary implements ReloadTarget<PreparedReload> {
         slot.waiting.get('stats')?.(message);
         return;
       case 'applied': {
+        slot.appliedSeq = Math.max(slot.appliedSeq, message.seq);
         const at = this.#published.get(message.seq);
         if (at !== undefined) slot.lastApplyMs = Math.round((performance.now() - at) * 1000) / 1000;
         return;
@@ -614,13 +699,29 @@ export class Primary implements ReloadTarget<PreparedReload> {
     return new PoolRuntime(name, config, {
       events: this.events,
       logger: this.#options.logger,
-      now: () => performance.now(),
+      clock: systemClock,
       onCheck: (b, ok) => this.#metrics.check(b, ok),
       onTransition: () => this.#queuePublish(),
       onStreak: (pool, backend, open) => {
         for (const slot of this.#slots) slot.send({ t: 'streak', pool, backend, open });
       },
     });
+  }
+
+  /** The running config as a worker takes it: pools with the member lists resolved here, `max_conns` split. */
+  #workerConfig(): Config {
+    return workerConfig(resolvedConfig(this.#config, new Map([...this.#pools].map(([name, pool]) => [name, pool.config]))), this.#slots.length);
+  }
+
+  /**
+   * A pool took a new member list from DNS: every worker gets it now, before the snapshot its
+   * transition queued (a microtask), so no snapshot names a member a worker does not have.
+   * A worker still starting took its list with its config when it was sent; one sent earlier is
+   * brought up to date when it is ready ({@link #spawn}).
+   */
+  #sendMembers(pool: PoolRuntime, only?: Slot): void {
+    const config = resolvedPool(workerConfig({ ...this.#config, pools: { [pool.name]: pool.config } }, this.#slots.length).pools[pool.name] as PoolConfig);
+    for (const slot of only === undefined ? this.#slots : [only]) if (slot.state === 'running') slot.send({ t: 'members', pool: pool.name, config });
   }
 
   /** Transitions within one tick (a reload, a check round) go out as one snapshot. */
@@ -631,6 +732,7 @@ export class Primary implements ReloadTarget<PreparedReload> {
       this.#publishQueued = false;
       if (this.#state === 'stopped') return;
       const snapshot = this.#snapshot();
+      this.#lastSent = snapshot.seq;
       for (const slot of this.#slots) if (slot.state === 'running') slot.send({ t: 'snapshot', snapshot });
     });
   }

@@ -5,8 +5,7 @@
  * {@link STATS_INTERVAL_MS}. An IPC round trip costs ~50 µs on a 2-vCPU VM.
  */
 import { availableParallelism } from 'node:os';
-import { isDnsName } from '../config/dns-names.js';
-import type { Config } from '../config/schema.js';
+import type { Config, PoolConfig } from '../config/schema.js';
 import type { PoolState } from '../core/failover-types.js';
 import type { SeriesDelta } from '../control/tally.js';
 
@@ -35,6 +34,12 @@ export type ToWorker =
   | { readonly t: 'streak'; readonly pool: string; readonly backend: string; readonly open: boolean }
   /** The primary has counted a failure this worker reported (a snapshot came first if it changed anything). */
   | { readonly t: 'verdict'; readonly pool: string; readonly backend: string }
+  /**
+   * A pool's member list changed outside a reload (a DNS answer changed): the primary's
+   * discovery resolved it and checks the new members; the worker swaps the list in. The
+   * snapshot that follows carries the members' states.
+   */
+  | { readonly t: 'members'; readonly pool: string; readonly config: PoolConfig }
   | { readonly t: 'prepare'; readonly gen: number; readonly config: Config }
   | { readonly t: 'commit'; readonly gen: number; readonly snapshot: Snapshot }
   | { readonly t: 'abort'; readonly gen: number }
@@ -89,9 +94,19 @@ export function workerCount(setting: Config['workers']): number {
 }
 
 /**
- * Whether `config` takes backends from DNS (`discover`, or a name in `address`). The primary does
- * not carry DNS answers to the workers yet, so such a config runs as one process (main.ts warns).
+ * What a worker runs as a pool's config: the member list the primary resolved (DNS names in
+ * `address` at their answer, one backend per discovered address), with `discover` left out:
+ * the primary owns discovery (SPEC §9, one brain), the workers never look names up.
  */
-export function usesDns(config: Config): boolean {
-  return Object.values(config.pools).some((p) => (p.discover?.length ?? 0) > 0 || p.backends.some((b) => isDnsName(b.address.host)));
+export function resolvedPool(config: PoolConfig): PoolConfig {
+  if (config.discover === undefined) return config;
+  const { discover: _discover, ...rest } = config;
+  return rest;
+}
+
+/** `config` with every pool as the primary resolved it (`pools`: the running pool configs by name). */
+export function resolvedConfig(config: Config, pools: ReadonlyMap<string, PoolConfig>): Config {
+  const resolved = Object.fromEntries(Object.keys(config.pools).map((name) => [name, resolvedPool(pools.get(name) ?? (config.pools[name] as PoolConfig))]));
+  const { resolvers: _resolvers, ...rest } = config;
+  return { ...rest, pools: resolved };
 }

@@ -77,6 +77,9 @@ class Worker {
       case 'verdict':
         this.#proxy?.pools.get(message.pool)?.verdict(message.backend);
         return;
+      case 'members':
+        this.#proxy?.followMembers(message.pool, freeze(message.config));
+        return;
       case 'streak':
         this.#proxy?.pools.get(message.pool)?.streak(message.backend, message.open);
         return;

@@ -9,6 +9,7 @@ import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { Proxy } from '../../src/proxy.js';
 import { Primary } from '../../src/workers/primary.js';
+import type { Clock } from '../../src/upstream/clock.js';
 import { workerCount } from '../../src/workers/protocol.js';
 import { LogSink } from './log-sink.js';
 import type { TestBackend } from './backend.js';
@@ -22,6 +23,13 @@ export interface Harness {
   /** Bound port of the admin listener (the config needs an `admin` block). */
   adminPort(): number;
   stop(): Promise<void>;
+  /**
+   * Brings the host up to date: with workers, waits until every worker has applied the primary's
+   * newest snapshot (the primary's decisions reach workers within milliseconds, not at once),
+   * then asks each for its in-flight counts and counters (as a read of `/status` does). With one
+   * process there is nothing to wait for.
+   */
+  refresh(): Promise<void>;
 }
 
 export interface BackendSpec {
@@ -65,6 +73,8 @@ export function steadyConfig(backends: readonly BackendSpec[], pool: Record<stri
 
 export interface StartOptions {
   readonly now?: () => number;
+  /** Simulated time (manual-clock.ts) for pools, checks, drains, DNS and tunnels; like `now`, one process. */
+  readonly clock?: Clock;
   /**
    * Where the config is written, so that `proxy.reload()` re-reads it from there (rewrite it with
    * {@link writeConfig}); relative TLS paths resolve against its folder. Without it the config
@@ -86,9 +96,9 @@ export async function startProxy(config: Record<string, unknown>, options: Start
   // With workers the test process is the primary, and the proxy's surface is the same for what
   // the contract scenarios use (ports, pools, events, reload, shutdown): hence the cast.
   const proxy =
-    workers > 1 && options.now === undefined
+    workers > 1 && options.now === undefined && options.clock === undefined
       ? (new Primary(loaded, { logger: log.logger('debug'), env, adminToken, workers, pipeWorkerOutput: true }) as unknown as Proxy)
-      : new Proxy(loaded, { logger: log.logger('debug'), env, adminToken, ...(options.now ? { now: options.now } : {}) });
+      : new Proxy(loaded, { logger: log.logger('debug'), env, adminToken, ...(options.now ? { now: options.now } : {}), ...(options.clock ? { clock: options.clock } : {}) });
   await proxy.start();
   return {
     proxy,
@@ -101,6 +111,11 @@ export async function startProxy(config: Record<string, unknown>, options: Start
       return proxy.adminAddress().port;
     },
     stop: () => proxy.shutdown(),
+    refresh: async () => {
+      if (!(proxy instanceof Primary)) return;
+      await proxy.settled();
+      await proxy.refresh();
+    },
   };
 }
 

@@ -43,6 +43,11 @@ export class RawBackend {
     return `127.0.0.1:${this.port}`;
   }
 
+  /** Connections open now (the proxy's, health checks' included). */
+  get open(): number {
+    return this.#sockets.size;
+  }
+
   /** Requests received whose first line is not a health check. */
   get requests(): string[] {
     return this.heads.filter((h) => !h.startsWith('GET /healthz'));

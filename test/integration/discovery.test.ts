@@ -11,7 +11,7 @@ import { startBackends } from '../helpers/backend.js';
 import { request } from '../helpers/client.js';
 import { DnsServer, dnsmasqAvailable } from '../helpers/dns.js';
 import { runBin } from '../helpers/process.js';
-import { FAST_CHECKS, freePorts, startProxy, waitFor, type Harness } from '../helpers/harness.js';
+import { FAST_CHECKS, freePorts, startProxy, testWorkers, waitFor, type Harness } from '../helpers/harness.js';
 import { MAX_ADDRESSES_PER_NAME } from '../../src/upstream/discovery.js';
 
 t.ok(dnsmasqAvailable(), 'dnsmasq is installed (.ci/run installs it)');
@@ -110,6 +110,50 @@ t.test('A answers and names in address follow the DNS; failures keep the last an
   t.ok(count('nxdomain') >= 3, 'NXDOMAIN lookups counted');
   t.ok(count('refused') + count('timeout') >= 1, 'server failures counted');
   t.equal(count('servfail'), 0, 'other results start at 0');
+});
+
+t.test('a changed answer reaches every worker: a new address takes traffic in each, a removed one none', async (t) => {
+  const dns = await DnsServer.start({ 'every.hw.test': ['127.0.0.2', '127.0.0.3'] });
+  t.teardown(() => dns.close());
+  const [port] = (await freePorts(1)) as [number];
+  const servers = await Promise.all(['127.0.0.2', '127.0.0.3', '127.0.0.4'].map((ip) => ipBackend(ip, port)));
+  t.teardown(() => closeAll(servers));
+  const h = await startProxy({
+    log: { level: 'info' },
+    shutdown_timeout: '1s',
+    resolvers: [dns.address],
+    listeners: [{ name: 'web', listen: '127.0.0.1:0', pool: 'app' }],
+    pools: {
+      app: {
+        health_check: { protocol: 'tcp', interval: '100ms', timeout: '1s', rise: 1, fall: 2 },
+        resolve_interval: '1s',
+        failover: { slow_start: '0s' },
+        discover: [{ dns: 'every.hw.test', port }],
+      },
+    },
+  });
+  t.teardown(() => h.stop());
+  const a2 = `every.hw.test/127.0.0.2:${port}`;
+  const a4 = `every.hw.test/127.0.0.4:${port}`;
+  await dns.setHosts({ 'every.hw.test': ['127.0.0.3', '127.0.0.4'] });
+  await waitFor(() => names(h).includes(a4) && !names(h).includes(a2), 8_000, 'the new answer to apply');
+  await waitFor(() => backend(h, a4)?.health.health === 'up', 5_000, 'the new address to be up');
+  // Access lines from here on are counted; with workers each carries the id of the worker that served.
+  const from = h.log.access.length;
+  const workers = testWorkers();
+  const ids = workers > 1 ? Array.from({ length: workers }, (_, i) => i + 1) : [undefined];
+  const servedBy = (): Set<unknown> => new Set(h.log.access.slice(from).filter((l) => l.backend === a4).map((l) => l.worker));
+  const bodies = new Set<string>();
+  // One connection per request: node:cluster hands connections to the workers in turn.
+  for (let i = 0; i < 200 && (i < 8 * workers || servedBy().size < ids.length); i++) {
+    bodies.add((await request(h.port(), { path: '/' })).body);
+    // Access lines are written in batches (≤ 50 ms): every 8 requests, wait for theirs.
+    if (i % 8 === 7) await waitFor(() => h.log.access.length - from >= i + 1, 5_000, 'access lines');
+  }
+  await waitFor(() => servedBy().size === ids.length, 5_000, 'every worker to have served the new address');
+  t.strictSame([...servedBy()].sort(), ids, workers > 1 ? 'every worker sends traffic to the new address' : 'the new address takes traffic');
+  t.strictSame([...bodies].sort(), ['127.0.0.3', '127.0.0.4'], 'only addresses of the new answer answer');
+  t.notOk(h.log.access.slice(from).some((l) => l.backend === a2), 'the removed address gets no new request in any worker');
 });
 
 t.test('SRV: ports and weights from the answer (clamped to 1-256), the entry\'s role; a reload keeps them', async (t) => {

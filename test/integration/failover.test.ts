@@ -9,6 +9,10 @@ import { request, steadyLoad, type SteadyLoad } from '../helpers/client.js';
 import { leakCheck } from '../helpers/handles.js';
 import { startProxy, waitFor, type Harness } from '../helpers/harness.js';
 import { closeAll, stopLoad, stopProxy, owned } from '../helpers/owned.js';
+import { ManualClock } from '../helpers/manual-clock.js';
+
+/** Simulated-time tests advance in steps of this many ms, waiting for real I/O between steps. */
+const STEP = 50;
 
 // A long timeout: crashed backends refuse at once; a 100 ms one fails healthy backends on a busy machine.
 const CHECKS = { protocol: 'http', path: '/healthz', interval: '100ms', timeout: '1s', rise: 2, fall: 2 };
@@ -141,28 +145,55 @@ t.test('manual failback: the warm stays after the hot recovers, until demoted', 
   await leaks.assertClean(t);
 });
 
-t.test('/status while a recovered hot serves beside its warm: the failback hold still to run; a down backend says since when', async (t) => {
+t.test('/status while a recovered hot serves beside its warm: the failback hold still to run; a down backend says since when (simulated time)', async (t) => {
   const leaks = leakCheck();
   const own = owned(t);
   const backends = own(await startBackends(['app-1', 'app-2', 'spare-1']), closeAll);
   const [app1] = backends as [TestBackend, TestBackend, TestBackend];
-  // A hold far longer than the test: it is still running whenever /status is read.
-  const h = own(await startProxy(config(backends, { failback_hold: '60s' })), stopProxy);
-  const host = new ProxyAdminHost(h.proxy, () => performance.now());
+  // Checks and the hold run on simulated time: the hold's countdown is exact, not "somewhere below 60 s".
+  const clock = new ManualClock();
+  const h = own(await startProxy(config(backends, { failback_hold: '60s' }), { clock }), stopProxy);
+  const host = new ProxyAdminHost(h.proxy, () => clock.now());
   const app = (name: string) => host.snapshot().pools[0]?.backends.find((b) => b.name === name);
   t.equal(app('app-1')?.down_since, null);
   await app1.kill();
-  await waitFor(() => serving(h).includes('spare-1'), 3000, 'promotion');
+  await clock.advanceUntil(() => serving(h).includes('spare-1'), STEP, 5_000, 'promotion');
   t.match(app('app-1')?.down_since, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
   t.equal(app('app-1')?.failback_hold_remaining_ms, null, 'no hold while it is down');
   await app1.start();
-  await waitFor(() => serving(h).includes('app-1'), 3000, 'app-1 back');
+  await clock.advanceUntil(() => serving(h).includes('app-1'), STEP, 5_000, 'app-1 back');
+  // app-1 came up during the last step.
   const hold = app('app-1')?.failback_hold_remaining_ms ?? -1;
-  t.ok(hold > 0 && hold <= 60_000, `the hold still to run: ${hold} ms`);
+  t.ok(hold > 60_000 - STEP - 1 && hold <= 60_000, `the hold still to run: ${hold} ms`);
+  await clock.advance(30_000);
+  t.equal(app('app-1')?.failback_hold_remaining_ms, hold - 30_000, '30 s later: exactly 30 s less');
   t.equal(app('app-1')?.down_since, null, 'up again');
   t.equal(app('app-2')?.failback_hold_remaining_ms, null, 'nothing covers app-2');
   t.equal(app('spare-1')?.phase, 'serving');
   t.equal(app('app-1')?.phase, null, 'phase is a warm backend\'s');
+  await own.stopAll();
+  await leaks.assertClean(t);
+});
+
+t.test('failback: the warm is released exactly failback_hold after the hot is back (simulated time)', async (t) => {
+  const leaks = leakCheck();
+  const own = owned(t);
+  const backends = own(await startBackends(['app-1', 'app-2', 'spare-1']), closeAll);
+  const [app1] = backends as [TestBackend, TestBackend, TestBackend];
+  const clock = new ManualClock();
+  const h = own(await startProxy(config(backends, { failback_hold: '400ms' }), { clock }), stopProxy);
+  await app1.kill();
+  await clock.advanceUntil(() => serving(h).includes('spare-1'), STEP, 5_000, 'promotion');
+  t.notOk(serving(h).includes('app-1'), 'app-1 left the serving set');
+  await app1.start();
+  // rise 2 at a 100 ms interval: back after two good checks.
+  await clock.advanceUntil(() => serving(h).includes('app-1'), STEP, 5_000, 'app-1 back');
+  await clock.advance(400 - STEP - 1);
+  t.equal(h.log.events('released').length, 0, 'less than the hold after app-1 came back: spare-1 still covers');
+  t.strictSame(serving(h), ['app-1', 'app-2', 'spare-1']);
+  await clock.advance(STEP + 1);
+  t.match(h.log.events('released'), [{ backend: 'spare-1', covered: 'app-1', reason: 'failback' }], 'the hold ran out: released');
+  t.strictSame(serving(h), ['app-1', 'app-2']);
   await own.stopAll();
   await leaks.assertClean(t);
 });

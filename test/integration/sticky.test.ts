@@ -9,7 +9,7 @@ import t from 'tap';
 import { TestBackend } from '../helpers/backend.js';
 import { request, type Reply } from '../helpers/client.js';
 import { leakCheck } from '../helpers/handles.js';
-import { FAST_CHECKS, sleep, startProxy, waitFor, writeConfig } from '../helpers/harness.js';
+import { FAST_CHECKS, startProxy, testWorkers, waitFor, writeConfig } from '../helpers/harness.js';
 
 const COOKIE = 'hw_app';
 
@@ -145,17 +145,30 @@ t.test('sticky backend full: that request is balanced, the cookie left as it is'
     },
   }).start();
   const b = await new TestBackend({ name: 'b' }).start();
-  const h = await startProxy(stickyConfig([{ name: 'a', address: a.address, max_conns: 1 }, { name: 'b', address: b.address }]));
+  // One request at a time on a in each process: with workers each takes ⌈max_conns / N⌉ (README),
+  // so a is full on the whole host once every worker holds one request on it.
+  const workers = testWorkers();
+  const h = await startProxy(stickyConfig([{ name: 'a', address: a.address, max_conns: workers }, { name: 'b', address: b.address }]));
   const port = h.port();
   const onA = await cookieFor(port, 'a');
-  const held = request(port, { path: '/hold', headers: { cookie: onA } });
-  await waitFor(() => a.traffic.some((r) => r.url === '/hold'), 3_000, 'a busy');
+  const heldOnA = (): number => a.traffic.filter((r) => r.url === '/hold').length;
+  const held: Promise<Reply>[] = [];
+  // A hold handed to a worker whose slice of a is taken goes to b, which answers at once.
+  for (let i = 0; i < 50 && heldOnA() < workers; i++) {
+    const before = heldOnA();
+    let answered = false;
+    held.push(request(port, { path: '/hold', headers: { cookie: onA } }).finally(() => (answered = true)));
+    await waitFor(() => answered || heldOnA() > before, 3_000, 'a busy');
+  }
+  t.equal(heldOnA(), workers, workers > 1 ? 'every worker holds a request on a' : 'a holds a request');
   const lent = await request(port, { headers: { cookie: onA } });
   t.equal(lent.headers['x-backend'], 'b', 'a is full: balanced to b');
   t.equal(setCookie(lent), undefined, 'the cookie is left as it is');
   release();
-  t.equal((await held).status, 200);
-  await sleep(20);
+  t.ok((await Promise.all(held)).every((r) => r.status === 200), 'the held requests complete');
+  // a has room once the held requests are released (in every worker): read, not slept on.
+  await h.refresh();
+  await waitFor(() => h.proxy.pools.get('app')?.backends.find((x) => x.name === 'a')?.inFlight === 0, 5_000, 'a to carry nothing');
   t.equal((await request(port, { headers: { cookie: onA } })).headers['x-backend'], 'a', 'back on a once it has room');
   await h.stop();
   await Promise.all([a.close(), b.close()]);

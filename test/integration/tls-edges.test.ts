@@ -9,27 +9,33 @@ import net from 'node:net';
 import type { Harness } from '../helpers/harness.js';
 import { rawRequest } from '../helpers/client.js';
 import { leakCheck } from '../helpers/handles.js';
-import { startProxy, waitFor } from '../helpers/harness.js';
+import { startProxy, waitFor, writeConfig } from '../helpers/harness.js';
 import { TCP_CHECKS, TcpBackend, selfSigned } from '../helpers/tunnels.js';
 
 const dir = t.testdir({});
 const cert = await selfSigned(dir, 'edge', 'localhost');
 
-async function setup(t: Test, headerTimeout: string): Promise<{ h: Harness; backend: TcpBackend; got: () => string }> {
-  let got = '';
-  const backend = await new TcpBackend('echo', {
-    handler: (socket) => socket.on('data', (d: Buffer) => (got += d.toString('latin1'))),
-  }).start();
-  t.teardown(() => backend.close());
-  const h = await startProxy({
+/** The proxy's config with `headerTimeout` on both TLS listeners. */
+function edgeConfig(backendAddress: string, headerTimeout: string): Record<string, unknown> {
+  return {
     log: { level: 'debug' },
     shutdown_timeout: '500ms',
     listeners: [
       { name: 'web', listen: '127.0.0.1:0', pool: 'app', tls: cert, header_timeout: headerTimeout },
       { name: 'db', listen: '127.0.0.1:0', protocol: 'tcp', pool: 'app', tls: cert, header_timeout: headerTimeout },
     ],
-    pools: { app: { health_check: TCP_CHECKS, backends: [{ name: 'echo', address: backend.address }] } },
-  });
+    pools: { app: { health_check: TCP_CHECKS, backends: [{ name: 'echo', address: backendAddress }] } },
+  };
+}
+
+/** `file`: where the config is written, for a test that reloads it. */
+async function setup(t: Test, headerTimeout: string, file?: string): Promise<{ h: Harness; backend: TcpBackend; got: () => string }> {
+  let got = '';
+  const backend = await new TcpBackend('echo', {
+    handler: (socket) => socket.on('data', (d: Buffer) => (got += d.toString('latin1'))),
+  }).start();
+  t.teardown(() => backend.close());
+  const h = await startProxy(edgeConfig(backend.address, headerTimeout), file === undefined ? {} : { file });
   t.teardown(() => h.stop());
   return { h, backend, got: () => got };
 }
@@ -106,10 +112,11 @@ t.test('a TLS handshake that does not complete within header_timeout is closed (
 
 t.test('reconfigure: a new header_timeout bounds the handshakes of new connections', async (t) => {
   const leaks = leakCheck();
-  const { h, backend } = await setup(t, '1m');
-  for (const listener of h.config.listeners) {
-    h.proxy.listeners.get(listener.name)?.reconfigure({ ...listener, header_timeout: 300 }, h.proxy.pools);
-  }
+  // Through a reload, the operator's path: with workers every worker's listeners take it.
+  const file = `${t.testdir({})}/proxy.yaml`;
+  const { h, backend } = await setup(t, '1m', file);
+  writeConfig(file, edgeConfig(backend.address, '300ms'));
+  t.ok((await h.proxy.reload()).ok, 'the reload applies the new header_timeout');
   const closed = await Promise.race([
     closedAfter(h.port('web'), null).then(() => 'closed'),
     new Promise<string>((resolve) => setTimeout(() => resolve('still open'), 10_000).unref()),

@@ -9,11 +9,9 @@ import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import tls, { type TLSSocket } from 'node:tls';
 import { WebSocket, type ClientOptions } from 'ws';
-import { stringify } from 'yaml';
-import { parseConfig } from '../../src/config/load.js';
 import { TestBackend } from '../helpers/backend.js';
 import { leakCheck } from '../helpers/handles.js';
-import { startProxy, waitFor } from '../helpers/harness.js';
+import { startProxy, waitFor, writeConfig } from '../helpers/harness.js';
 import { HTTP_CHECKS, TCP_CHECKS, TcpBackend, TcpClient, WsBackend, selfSigned } from '../helpers/tunnels.js';
 import { close, stopProxy, owned } from '../helpers/owned.js';
 
@@ -153,13 +151,16 @@ t.test('reconfigure swaps the certificate for new connections; open ones keep th
       db: { health_check: TCP_CHECKS, backends: [{ name: 'echo', address: echo.address }] },
     },
   });
-  const h = own(await startProxy(config(main)), stopProxy);
+  // Through a reload, the operator's path: with workers every worker's listeners take the new files.
+  const file = `${t.testdir({})}/proxy.yaml`;
+  const h = own(await startProxy(config(main), { file }), stopProxy);
   const before = await secureConnect(h.port('db'));
   t.equal(before.getPeerCertificate().serialNumber, readSerial(main.cert));
   t.equal((await httpsGet(h.port('web'))).serial, readSerial(main.cert));
 
-  const next = await parseConfig(stringify(config(swapped)), 'test.yaml', { env: {} });
-  for (const listener of next.listeners) h.proxy.listeners.get(listener.name)?.reconfigure(listener, h.proxy.pools);
+  writeConfig(file, config(swapped));
+  const reloaded = await h.proxy.reload();
+  t.ok(reloaded.ok, 'the reload applies the new certificate files');
 
   const after = await secureConnect(h.port('db'));
   t.equal(after.getPeerCertificate().serialNumber, readSerial(swapped.cert), 'tcp: new connections get the new certificate');

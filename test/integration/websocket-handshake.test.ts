@@ -164,6 +164,7 @@ t.test('a backend 101 that does not complete the handshake: 502, nothing tunnell
     await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
     t.match(h.log.access[0], { status: 502, error: 'UPGRADE_BAD_RESPONSE', backend: 'bad' }, `${what}: logged`);
     t.notOk(h.log.access.some((l) => 'tunnel' in l), `${what}: no tunnel`);
+    await h.refresh();
     t.equal(h.proxy.pools.get('app')?.backends[0]?.inFlight, 0, `${what}: in-flight released`);
     await h.stop();
     await backend.close();

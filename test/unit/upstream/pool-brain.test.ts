@@ -10,6 +10,7 @@ import type { PoolConfig } from '../../../src/config/schema.js';
 import { EventLog } from '../../../src/control/events.js';
 import { ProxyError } from '../../../src/errors.js';
 import { PoolRuntime, type RemoteBrain } from '../../../src/upstream/pool-runtime.js';
+import { withNow } from '../../../src/upstream/clock.js';
 
 const YAML = `
 listeners: [{ name: web, listen: "127.0.0.1:0", pool: app }]
@@ -34,7 +35,7 @@ t.test('primary: failures reported by different workers add up; a success from a
   const events = new EventLog(silent);
   const streaks: string[] = [];
   let now = 0;
-  const pool = new PoolRuntime('app', await poolConfig(), { events, logger: silent, now: () => now, onStreak: (_p, b, open) => streaks.push(`${b}:${open}`) });
+  const pool = new PoolRuntime('app', await poolConfig(), { events, logger: silent, clock: withNow(() => now), onStreak: (_p, b, open) => streaks.push(`${b}:${open}`) });
   t.teardown(() => pool.stop());
   pool.begin([{ ok: true, detail: '200', durationMs: 1 }, { ok: true, detail: '200', durationMs: 1 }, { ok: true, detail: '200', durationMs: 1 }]);
   const a = pool.backends[0];
@@ -58,8 +59,8 @@ t.test('worker: reports at once, avoids a refusing backend until the verdict, an
   const reports: string[] = [];
   const brain: RemoteBrain = { report: (_pool, backend, _key, ok) => reports.push(`${backend}:${ok}`) };
   let now = 1_000;
-  const worker = new PoolRuntime('app', await poolConfig(), { events: new EventLog(silent), logger: silent, now: () => now, brain });
-  const primary = new PoolRuntime('app', await poolConfig(), { events: new EventLog(silent), logger: silent, now: () => 0 });
+  const worker = new PoolRuntime('app', await poolConfig(), { events: new EventLog(silent), logger: silent, clock: withNow(() => now), brain });
+  const primary = new PoolRuntime('app', await poolConfig(), { events: new EventLog(silent), logger: silent, clock: withNow(() => 0) });
   t.teardown(() => {
     worker.stop();
     primary.stop();
