@@ -1,23 +1,23 @@
 /**
  * Composition root: builds pools, listeners and the forwarder from a frozen Config, starts
  * them in order (health round first, then listeners), reloads them (control/reload.ts drives,
- * this file prepares and swaps), and shuts them down gracefully.
+ * this file prepares and swaps), and shuts them down gracefully. The listeners are
+ * listener-set.ts's; what the data path leaves (counts, access log) is data-path-records.ts's.
  */
 import type { AddressInfo } from 'node:net';
 import type { ReloadPlan } from './config/diff.js';
-import type { Config, ListenerConfig } from './config/schema.js';
+import type { Config } from './config/schema.js';
 import type { AdminServer } from './control/admin.js';
-import { TallyCounts, type Counts } from './control/counts.js';
+import type { Counts } from './control/counts.js';
 import { EventLog } from './control/events.js';
 import type { WorkerStatus } from './control/admin-types.js';
 import type { Metrics } from './control/metrics.js';
 import { TrafficHistory, type TrafficSeries } from './control/traffic-history.js';
 import { Reloader, type ReloadCounts, type ReloadResult, type ReloadTarget } from './control/reload.js';
-import { ProxyError, ReloadError } from './errors.js';
-import { HttpForwarder, type ExchangeRecord } from './forward/http.js';
-import type { TunnelRecord } from './forward/tunnel.js';
+import { DataPathRecords } from './data-path-records.js';
+import { HttpForwarder } from './forward/http.js';
 import { WebSocketForwarder } from './forward/websocket.js';
-import { createListener } from './listeners/create.js';
+import { ListenerSet } from './listener-set.js';
 import type { Listener } from './listeners/listener.js';
 import { AccessLog, type Logger } from './log.js';
 import { systemClock, withNow, type Clock } from './upstream/clock.js';
@@ -77,26 +77,18 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   readonly #forwarder: HttpForwarder;
   readonly #websockets: WebSocketForwarder;
   readonly #reloader: Reloader<PreparedReload>;
-  /**
-   * Counts of the data path. One process: {@link Metrics}, loaded at start (prom-client is
-   * imported only where `/metrics` is served). A worker: the tally alone ({@link TallyCounts}).
-   */
-  #metrics: Counts = new TallyCounts();
+  readonly #records: DataPathRecords;
   #exporter: Metrics | null = null;
   /** The dashboard's per-backend charts: sampled only while the admin listener runs. */
   readonly #traffic: TrafficHistory;
   readonly #adminToken: string | null;
   readonly #worker: ProxyOptions['worker'];
   #admin: AdminServer | null = null;
-  /** Requests answered (for `/status` workers and a worker's report). */
-  requests = 0;
   readonly #startedAt = new Date().toISOString();
   #pools = new Map<string, PoolRuntime>();
-  readonly #listeners = new Map<string, Listener>();
+  readonly #listeners: ListenerSet;
   /** Removed by a reload and still finishing their work; closed at shutdown if still there. */
   readonly #retiredPools = new Set<PoolRuntime>();
-  /** Listeners a reload removed or rebound, each with the end of its drain. */
-  readonly #drainingListeners = new Map<Listener, Promise<void>>();
   #state: State = 'new';
   #starting: Promise<void> | null = null;
   /** Drawn once per start: sticky pools without secret_env share it (sessions re-balance after a restart). */
@@ -118,16 +110,27 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     this.#worker = options.worker;
     this.#access = new AccessLog(options.logger, config.log.access, options.worker === undefined ? {} : { worker: options.worker.id });
     this.events = options.worker?.events ?? new EventLog(options.logger);
-    this.#forwarder = new HttpForwarder({ onDone: (record) => this.#onDone(record) });
+    this.#records = new DataPathRecords(this.#access);
+    this.#forwarder = new HttpForwarder({ onDone: (record) => this.#records.exchange(record) });
     this.#websockets = new WebSocketForwarder({
-      onDone: (record) => this.#onDone(record),
-      onTunnel: (record) => this.#onTunnel(record),
+      onDone: (record) => this.#records.exchange(record),
+      onTunnel: (record) => this.#records.tunnel(record),
     });
+    this.#listeners = new ListenerSet(
+      {
+        forwarder: this.#forwarder,
+        upgrades: this.#websockets,
+        logger: this.#logger,
+        onDone: (record) => this.#records.exchange(record),
+        onTunnel: (record) => this.#records.tunnel(record),
+      },
+      this.events,
+    );
     this.#reloader = new Reloader(this, this.events, options.env);
     this.#env = options.env ?? {};
     this.#randomStickyKey = options.stickyKey ?? randomStickyKey();
     this.#adminToken = options.adminToken ?? null;
-    this.#traffic = new TrafficHistory(() => this.#metrics.backendTotals());
+    this.#traffic = new TrafficHistory(() => this.#records.counts.backendTotals());
     this.#dns = new DnsMembers({ events: this.events, logger: this.#logger, clock: this.#clock, pools: () => this.#pools, config: () => this.#config, running: () => this.#state === 'running' });
   }
 
@@ -140,7 +143,12 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   }
 
   get listeners(): ReadonlyMap<string, Listener> {
-    return this.#listeners;
+    return this.#listeners.live;
+  }
+
+  /** Requests answered (for `/status` workers and a worker's report). */
+  get requests(): number {
+    return this.#records.requests;
   }
 
   get running(): boolean {
@@ -179,8 +187,8 @@ export class Proxy implements ReloadTarget<PreparedReload> {
       if (this.#worker === undefined) {
         const { Metrics } = await import('./control/metrics.js');
         // Read at scrape time through the fields: a reload replaces the pools map.
-        this.#exporter = new Metrics(this.events, { pools: () => this.#pools.values(), listeners: () => this.#listeners.values() });
-        this.#metrics = this.#exporter;
+        this.#exporter = new Metrics(this.events, { pools: () => this.#pools.values(), listeners: () => this.#listeners.live.values() });
+        this.#records.counts = this.#exporter;
       }
       // The admin listener opens first, so `/readyz` answers 503 while names resolve and the first round runs.
       await this.#startAdmin();
@@ -193,9 +201,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
       for (const config of this.#config.listeners) {
         // A shutdown that began during startup closes what exists; bind nothing more.
         if (this.#state !== 'starting') return;
-        const listener = this.#newListener(config, this.#pools);
-        this.#listeners.set(config.name, listener);
-        this.#announce(listener, await listener.listen());
+        await this.#listeners.start(config, this.#pools);
       }
     } catch (err) {
       await this.#closeEverything();
@@ -207,7 +213,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
 
   /** The bound address of a listener (useful with port 0). */
   address(listener: string): AddressInfo {
-    const address = this.#listeners.get(listener)?.address();
+    const address = this.#listeners.live.get(listener)?.address();
     if (address === null || address === undefined) throw new Error(`listener ${listener} is not listening`);
     return address;
   }
@@ -274,19 +280,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     const bound = new Map<string, Listener>();
     const undo = (): void => this.#undo({ config: next, plan, added: added.map((pool) => ({ pool, results: [] })), updated: [], pools, bound, release });
     try {
-      // Every listener is built before any binds: a constructor that throws leaves nothing bound.
-      const binding = new Set([...plan.listeners.added, ...plan.listeners.rebound.map((l) => l.name)]);
-      for (const config of next.listeners.filter((l) => binding.has(l.name))) {
-        const listener = this.#newListener(config, pools);
-        listener.hold();
-        bound.set(config.name, listener);
-      }
-      const results = await Promise.allSettled([...bound.values()].map((l) => l.listen()));
-      const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
-      if (failures.length > 0) {
-        const code = failures[0] instanceof ProxyError ? failures[0].code : 'RELOAD_FAILED';
-        throw new ReloadError(code, failures.map((f) => (f instanceof Error ? f.message : String(f))));
-      }
+      await this.#listeners.bind(next, plan, pools, bound);
     } catch (err) {
       undo();
       throw err;
@@ -312,7 +306,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   }
 
   #undo(prepared: PreparedReload): void {
-    for (const listener of prepared.bound.values()) void listener.abandon();
+    this.#listeners.abandon(prepared.bound);
     for (const { pool, reload } of prepared.updated) pool.discard(reload);
     for (const { pool } of prepared.added) {
       pool.stop();
@@ -332,19 +326,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
       void pool.retire().then(() => this.#retiredPools.delete(pool));
     }
     this.#pools = new Map(prepared.pools);
-    for (const { name } of plan.listeners.updated) {
-      this.#listeners.get(name)?.reconfigure(config.listeners.find((l) => l.name === name) as ListenerConfig, this.#pools);
-    }
-    for (const name of [...plan.listeners.removed, ...plan.listeners.rebound.map((l) => l.name)]) {
-      const listener = this.#listeners.get(name) as Listener;
-      this.#listeners.delete(name);
-      this.#drain(listener, drainGrace(listener.config, old));
-    }
-    for (const [name, listener] of prepared.bound) {
-      this.#listeners.set(name, listener);
-      listener.open();
-      this.#announce(listener, listener.address() as AddressInfo);
-    }
+    this.#listeners.commit(config, old, plan, prepared.bound, this.#pools);
     this.#config = config;
     if (old.log.level !== config.log.level) this.#logger.level = config.log.level;
     this.#access.enabled = config.log.access;
@@ -399,10 +381,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     this.#websockets.closing = true;
     const timeoutMs = this.#config.shutdown_timeout;
     this.events.emit('shutdown', { phase: 'draining', timeout_ms: timeoutMs });
-    const listeners = [...this.#listeners.values(), ...this.#drainingListeners.keys()];
-    for (const listener of listeners) listener.closing = true;
-    // A listener still draining from a reload has stopped accepting already: wait for its drain.
-    const drained = Promise.all([...this.#listeners.values()].map((l) => l.stopAccepting()).concat([...this.#drainingListeners.values()]));
+    const drained = this.#listeners.stopAccepting();
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), timeoutMs);
@@ -418,14 +397,12 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   async #closeEverything(): Promise<void> {
     this.#dns.stop();
     const pools = [...this.#pools.values(), ...this.#retiredPools];
-    const listeners = [...this.#listeners.values(), ...this.#drainingListeners.keys()];
     for (const pool of pools) pool.stop();
     for (const pool of pools) pool.closeConnections('shutdown');
     this.#websockets.closeAll();
-    for (const listener of listeners) listener.closeAllConnections();
-    await Promise.all(listeners.map((l) => l.stopAccepting()));
+    await this.#listeners.close();
     this.#traffic.stop();
-    this.#metrics.close();
+    this.#records.counts.close();
     await this.#admin?.close();
   }
 
@@ -434,33 +411,10 @@ export class Proxy implements ReloadTarget<PreparedReload> {
       events: this.events,
       logger: this.#logger,
       clock: this.#clock,
-      onCheck: (b, r) => this.#metrics.check(b, r),
+      onCheck: (b, r) => this.#records.counts.check(b, r),
       stickyKey: this.#stickyKey,
       ...(this.#worker === undefined ? {} : { brain: this.#worker.brain }),
     });
-  }
-
-  #newListener(config: ListenerConfig, pools: ReadonlyMap<string, PoolRuntime>): Listener {
-    return createListener(config, pools, {
-      forwarder: this.#forwarder,
-      upgrades: this.#websockets,
-      logger: this.#logger,
-      onDone: (record) => this.#onDone(record),
-      onTunnel: (record) => this.#onTunnel(record),
-    });
-  }
-
-  #announce(listener: Listener, address: AddressInfo): void {
-    const config = listener.config;
-    this.events.emit('listening', { listener: config.name, protocol: config.protocol, tls: config.tls !== undefined, address: `${address.address}:${address.port}` });
-  }
-
-  /** A listener a reload removed or rebound: it finishes its requests, then is forgotten. */
-  #drain(listener: Listener, graceMs: number): void {
-    const drained = listener.drain(graceMs).then(() => {
-      this.#drainingListeners.delete(listener);
-    });
-    this.#drainingListeners.set(listener, drained);
   }
 
   /** A backend's request rate, errors and latency over the last minutes (for `/status`). */
@@ -478,7 +432,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
         state: this.#state === 'stopping' ? 'stopping' : this.#state === 'running' ? 'running' : 'starting',
         rss_bytes: process.memoryUsage.rss(),
         in_flight: inFlightOf(this.#pools.values()),
-        requests: this.requests,
+        requests: this.#records.requests,
         restarts: 0,
         last_apply_ms: null,
       },
@@ -487,49 +441,8 @@ export class Proxy implements ReloadTarget<PreparedReload> {
 
   /** What this process counted since the last call (a worker reports it to the primary). */
   takeCounts(): ReturnType<Counts['takeCounts']> {
-    return this.#metrics.takeCounts();
+    return this.#records.counts.takeCounts();
   }
-
-  #onDone(r: ExchangeRecord): void {
-    this.requests++;
-    this.#metrics.request(r);
-    this.#access.request(r);
-  }
-
-  /** One access-log line per tunnel (TCP connection or WebSocket), written when it closes. */
-  #onTunnel(r: TunnelRecord): void {
-    this.#metrics.tunnel(r);
-    this.requests++;
-    this.#access.entry({
-      listener: r.listener,
-      pool: r.pool,
-      backend: r.backend,
-      tunnel: r.protocol,
-      // A WebSocket is an HTTP/1.1 upgrade (not offered over HTTP/2).
-      protocol: r.protocol === 'websocket' ? 'http1' : undefined,
-      method: r.method ?? undefined,
-      path: r.path ?? undefined,
-      status: r.status ?? undefined,
-      duration_ms: Math.round(r.durationMs * 1000) / 1000,
-      bytes: r.bytesIn + r.bytesOut,
-      bytes_in: r.bytesIn,
-      bytes_out: r.bytesOut,
-      retries: r.retries,
-      client: r.client,
-      reason: r.reason,
-      error: r.error ?? undefined,
-      via: r.via === 'serving' ? undefined : r.via ?? undefined,
-    });
-  }
-}
-
-/**
- * How long a removed or rebound listener's connections may take to finish: the longest
- * drain_timeout of the pools it routed to (the same bound a removed backend's work gets).
- */
-function drainGrace(listener: ListenerConfig, config: Config): number {
-  const names = listener.routes === undefined ? [listener.pool] : listener.routes.map((r) => r.pool);
-  return Math.max(0, ...names.map((name) => (name === undefined ? 0 : config.pools[name]?.drain_timeout ?? 0)));
 }
 
 /** HTTP requests in progress plus open tunnels over every backend of `pools`. */

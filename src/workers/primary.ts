@@ -4,16 +4,14 @@
  * per pool (the same PoolRuntime a single process runs), serves the admin API, metrics and
  * events, and takes the signals. It never proxies: the workers (worker.ts) accept and forward.
  *
- * Every decision goes to the workers as one versioned {@link Snapshot} (coalesced per tick);
+ * This file is the composition: the worker processes are supervisor.ts's (slot.ts: one worker
+ * id), the decisions go out through fan-out.ts, and the host-wide view is host-view.ts's.
+ * Every decision goes to the workers as one versioned snapshot (coalesced per tick);
  * passive evidence comes back at once and counters every 100 ms (protocol.ts). Listening sockets
  * are node:cluster round-robin handles held here, so a worker that dies loses no queued
  * connection; it is replaced under the same id, with backoff when it keeps dying.
  */
-import cluster, { type Worker as ClusterWorker } from 'node:cluster';
-import { existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { ReloadPlan } from '../config/diff.js';
 import type { Config, PoolConfig } from '../config/schema.js';
 import { AdminServer } from '../control/admin.js';
@@ -30,8 +28,11 @@ import { DnsMembers } from '../upstream/dns-members.js';
 import { PoolRuntime, type PoolReload } from '../upstream/pool-runtime.js';
 import type { ProbeResult } from '../upstream/probes.js';
 import { randomStickyKey } from '../upstream/sticky.js';
-import { pino } from 'pino';
-import { resolvedConfig, resolvedPool, workerConfig, type BoundAddress, type FromWorker, type Snapshot, type ToWorker, type WorkerStats } from './protocol.js';
+import { DecisionFanOut } from './fan-out.js';
+import { listenerViews, parseAddress, refreshReports, sumInFlight, workerGauges, workerStatuses } from './host-view.js';
+import type { BoundAddress, FromWorker } from './protocol.js';
+import { Slot } from './slot.js';
+import { WorkerSupervisor, type PrimaryState } from './supervisor.js';
 
 export interface PrimaryOptions {
   readonly logger: Logger;
@@ -47,71 +48,8 @@ export interface PrimaryOptions {
   readonly pipeWorkerOutput?: boolean;
 }
 
-/** How long a worker may take from fork to listening before startup (or its replacement) gives up on it. */
-const WORKER_START_TIMEOUT_MS = 30_000;
-/** A worker's reply to a reload's prepare step: new listeners are bound, nothing checked. */
-const WORKER_PREPARE_TIMEOUT_MS = 30_000;
 /** At most one `spill` event per pool per this many ms, host-wide (pool-runtime.ts does the same per process). */
 const SPILL_EVENT_INTERVAL_MS = 1_000;
-/** How long a read of /metrics or /status waits for the workers' fresh figures. */
-const REFRESH_TIMEOUT_MS = 200;
-/** A worker that dies within this long of starting counts as dying again (backoff grows). */
-const STABLE_AFTER_MS = 10_000;
-const BACKOFF_FIRST_MS = 100;
-const BACKOFF_MAX_MS = 10_000;
-
-type SlotState = WorkerStatus['state'];
-
-/** One worker id (1..N) and the process currently behind it. */
-class Slot {
-  readonly id: number;
-  worker: ClusterWorker | null = null;
-  state: SlotState = 'starting';
-  upSince = new Date();
-  /** The config generation this process runs. */
-  gen = 0;
-  restarts = 0;
-  /** Deaths in a row, each within STABLE_AFTER_MS of its start: the backoff exponent. */
-  quickDeaths = 0;
-  respawnTimer: NodeJS.Timeout | null = null;
-  stats: WorkerStats | null = null;
-  /** Requests of earlier processes under this id. */
-  requestsBefore = 0;
-  lastApplyMs: number | null = null;
-  /** The newest snapshot this process said it applied. */
-  appliedSeq = 0;
-  /** Waiting for this process's next message of a kind. */
-  readonly waiting = new Map<FromWorker['t'], (message: FromWorker | null) => void>();
-
-  constructor(id: number) {
-    this.id = id;
-  }
-
-  send(message: ToWorker): void {
-    const worker = this.worker;
-    if (worker !== null && worker.isConnected()) worker.send(message);
-  }
-
-  /** The next message of kind `t`, or null if the process exits or `timeoutMs` passes first. */
-  next<T extends FromWorker['t']>(t: T, timeoutMs: number): Promise<Extract<FromWorker, { t: T }> | null> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => done(null), timeoutMs);
-      const done = (message: FromWorker | null): void => {
-        clearTimeout(timer);
-        this.waiting.delete(t);
-        resolve(message as Extract<FromWorker, { t: T }> | null);
-      };
-      this.waiting.get(t)?.(null);
-      this.waiting.set(t, done);
-    });
-  }
-
-  get inFlight(): number {
-    let total = 0;
-    for (const [, , n] of this.stats?.inFlight ?? []) total += n;
-    return total;
-  }
-}
 
 interface PreparedReload {
   readonly config: Config;
@@ -127,8 +65,6 @@ interface PreparedReload {
   readonly release: () => void;
 }
 
-type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
-
 export class Primary implements ReloadTarget<PreparedReload> {
   #config: Config;
   readonly #logger: Logger;
@@ -139,23 +75,17 @@ export class Primary implements ReloadTarget<PreparedReload> {
   readonly #traffic: TrafficHistory;
   readonly #reloader: Reloader<PreparedReload>;
   readonly #slots: Slot[];
+  readonly #fanOut: DecisionFanOut;
+  readonly #supervisor: WorkerSupervisor;
   #pools = new Map<string, PoolRuntime>();
   readonly #retiredPools = new Set<PoolRuntime>();
   /** Listener name → `host:port` as the workers bound it. */
   #addresses = new Map<string, string>();
   #admin: AdminServer | null = null;
-  #state: State = 'new';
+  #state: PrimaryState = 'new';
   #gen = 1;
-  #seq = 0;
-  /** Drawn once per start and handed to every worker: sticky pools without secret_env share it. */
-  readonly #stickyKey = randomStickyKey().toString('base64');
-  #publishQueued = false;
   /** Pool → when its last `spill` event was emitted (`performance.now()`). */
   readonly #lastSpill = new Map<string, number>();
-  /** The seq of the newest snapshot sent to the running workers. */
-  #lastSent = 0;
-  /** seq → when it was published (`performance.now()`), for the apply latency in `/status`. */
-  readonly #published = new Map<number, number>();
   /**
    * DNS (SPEC §12) is looked up here only: a changed answer is checked here and its member
    * list sent to every worker before the snapshot that goes with it.
@@ -173,16 +103,31 @@ export class Primary implements ReloadTarget<PreparedReload> {
       pools: () => this.#pools.values(),
       // With the listener's config, so the series it routes to exist from the start.
       listeners: () => [...this.listeners.values()].map((l) => ({ name: l.name, openConnections: l.openConnections, config: this.#config.listeners.find((c) => c.name === l.name) })),
-      workers: () =>
-        this.#slots.map((s) => ({
-          id: s.id,
-          rssBytes: s.stats?.rssBytes ?? 0,
-          cpuSeconds: s.stats?.cpuSeconds ?? 0,
-          inFlight: s.inFlight,
-          restarts: s.restarts,
-        })),
+      workers: () => workerGauges(this.#slots),
     });
     this.#traffic = new TrafficHistory(() => this.#metrics.backendTotals());
+    this.#fanOut = new DecisionFanOut({
+      slots: this.#slots,
+      pools: () => this.#pools,
+      config: () => this.#config,
+      gen: () => this.#gen,
+      stopped: () => this.#state === 'stopped',
+      // Drawn once per start and handed to every worker: sticky pools without secret_env share it.
+      stickyKey: randomStickyKey().toString('base64'),
+    });
+    this.#supervisor = new WorkerSupervisor({
+      slots: this.#slots,
+      fanOut: this.#fanOut,
+      events: this.events,
+      logger: this.#logger,
+      rootLogger: options.logger,
+      ...(options.workerEntry === undefined ? {} : { workerEntry: options.workerEntry }),
+      pipeWorkerOutput: options.pipeWorkerOutput === true,
+      state: () => this.#state,
+      gen: () => this.#gen,
+      onMessage: (slot, message) => this.#onMessage(slot, message),
+      onExit: () => sumInFlight(this.#pools, this.#slots),
+    });
     this.#dns = new DnsMembers({
       events: this.events,
       logger: this.#logger,
@@ -190,7 +135,7 @@ export class Primary implements ReloadTarget<PreparedReload> {
       pools: () => this.#pools,
       config: () => this.#config,
       running: () => this.#state === 'running',
-      onFollowed: (pool) => this.#sendMembers(pool),
+      onFollowed: (pool) => this.#fanOut.sendMembers(pool),
     });
   }
 
@@ -235,28 +180,11 @@ export class Primary implements ReloadTarget<PreparedReload> {
 
   /** The listeners as the workers bound them; connections summed over the workers. */
   get listeners(): ReadonlyMap<string, ListenerView> {
-    const views = new Map<string, ListenerView>();
-    for (const l of this.#config.listeners) {
-      let open = 0;
-      for (const s of this.#slots) for (const [name, n] of s.stats?.connections ?? []) if (name === l.name) open += n;
-      const address = this.#addresses.get(l.name) ?? null;
-      views.set(l.name, { name: l.name, config: l, openConnections: open, address: () => parseAddress(address) });
-    }
-    return views;
+    return listenerViews(this.#config, this.#slots, this.#addresses);
   }
 
   workers(): WorkerStatus[] {
-    return this.#slots.map((s) => ({
-      id: s.id,
-      pid: s.worker?.process.pid ?? null,
-      up_since: s.upSince.toISOString(),
-      state: s.state,
-      rss_bytes: s.stats?.rssBytes ?? 0,
-      in_flight: s.inFlight,
-      requests: s.requestsBefore + (s.stats?.requests ?? 0),
-      restarts: s.restarts,
-      last_apply_ms: s.lastApplyMs,
-    }));
+    return workerStatuses(this.#slots);
   }
 
   /** The pids of the running workers (tests and the bench). */
@@ -290,21 +218,12 @@ export class Primary implements ReloadTarget<PreparedReload> {
     // The workers boot (load their code) while the first round of checks runs; each gets its
     // config and the first snapshot once the round is done.
     const firstRound = Promise.all([...this.#pools.values()].map((p) => p.start()));
-    cluster.setupPrimary({ exec: this.#options.workerEntry ?? defaultWorkerEntry(), args: [], execArgv: ['--max-semi-space-size=4'], silent: this.#options.pipeWorkerOutput === true });
+    this.#supervisor.setup();
     try {
       // Every worker listens before the listeners are announced: a SIGHUP that arrives after
       // `listening` then finds the proxy running (as with one process), not still starting.
-      let failed: (error: string) => void = () => undefined;
-      const firstFailure = new Promise<string>((resolve) => (failed = resolve));
-      const spawns = this.#slots.map((slot) =>
-        this.#spawn(slot, firstRound).then((result) => {
-          if (result === null) failed(`worker ${slot.id} exited before it was listening`);
-          else if ('error' in result) failed(result.error);
-          return result;
-        }),
-      );
       // One worker that cannot start fails the start at once (the others are stopped below).
-      const outcome = await Promise.race([Promise.all(spawns), firstFailure]);
+      const outcome = await this.#supervisor.spawnAll(firstRound);
       // A shutdown that began meanwhile owns the rest (as with one process: start just ends).
       if (this.#state !== 'starting') return;
       if (typeof outcome === 'string') throw new ProxyError('LISTEN_FAILED', outcome);
@@ -316,7 +235,7 @@ export class Primary implements ReloadTarget<PreparedReload> {
       await this.#startAdmin();
     } catch (err) {
       this.#state = 'stopping';
-      await this.#stopWorkers(0);
+      await this.#supervisor.stop(0);
       this.#stopPools();
       this.#traffic.stop();
       this.#metrics.close();
@@ -354,29 +273,16 @@ export class Primary implements ReloadTarget<PreparedReload> {
   }
 
   /** Asks every running worker for its counters and in-flight counts now; resolves when all answered (or 200 ms). */
-  async refresh(): Promise<void> {
-    await Promise.all(
-      this.#slots
-        .filter((s) => s.state === 'running')
-        .map((slot) => {
-          const answer = slot.next('stats', REFRESH_TIMEOUT_MS);
-          slot.send({ t: 'report' });
-          return answer;
-        }),
-    );
+  refresh(): Promise<void> {
+    return refreshReports(this.#slots);
   }
 
   /**
    * Resolves once every running worker has applied the newest snapshot (or `timeoutMs` passed):
    * for tests and drills that act right after a decision. Workers apply within milliseconds.
    */
-  async settled(timeoutMs = 2_000): Promise<void> {
-    const deadline = performance.now() + timeoutMs;
-    // A snapshot queued in this tick goes out first.
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    while (this.#slots.some((s) => s.state === 'running' && s.appliedSeq < this.#lastSent) && performance.now() < deadline) {
-      await new Promise<void>((resolve) => setTimeout(resolve, 2));
-    }
+  settled(timeoutMs = 2_000): Promise<void> {
+    return this.#fanOut.settled(timeoutMs);
   }
 
   /**
@@ -407,14 +313,7 @@ export class Primary implements ReloadTarget<PreparedReload> {
     const lists = new Map([...pools].map(([name, pool]) => [name, pool.config]));
     const updates = updated.map((pool) => expanded(pool.name));
     updated.forEach((pool, i) => lists.set(pool.name, updates[i] as PoolConfig));
-    const toWorkers = workerConfig(resolvedConfig(next, lists), this.#slots.length);
-    const replies = await Promise.all(
-      slots.map((slot) => {
-        const reply = slot.next('prepared', WORKER_PREPARE_TIMEOUT_MS);
-        slot.send({ t: 'prepare', gen, config: toWorkers });
-        return reply;
-      }),
-    );
+    const replies = await this.#fanOut.prepare(slots, gen, this.#fanOut.configFor(next, lists));
     const failed = replies.filter((r) => r !== null && !r.ok);
     const [rounds, reloads] = await Promise.all([
       Promise.all(added.map((pool) => pool.firstRound())),
@@ -464,12 +363,7 @@ export class Primary implements ReloadTarget<PreparedReload> {
     const old = this.#config;
     this.#config = config;
     this.#gen = prepared.gen;
-    const snapshot = this.#snapshot();
-    this.#lastSent = snapshot.seq;
-    for (const slot of prepared.slots) {
-      slot.send({ t: 'commit', gen: prepared.gen, snapshot });
-      slot.gen = prepared.gen;
-    }
+    this.#fanOut.commit(prepared.slots, prepared.gen);
     // A worker that started meanwhile runs the old generation: it is replaced by one on the new.
     for (const slot of this.#slots) if (slot.state === 'starting' || (slot.state === 'running' && slot.gen !== this.#gen)) slot.worker?.process.kill('SIGKILL');
     const names = new Set(config.listeners.map((l) => l.name));
@@ -496,7 +390,7 @@ export class Primary implements ReloadTarget<PreparedReload> {
     this.events.emit('shutdown', { phase: 'draining', timeout_ms: timeoutMs, workers: this.#slots.length });
     // Past shutdown_timeout each worker closes what is left itself; this bound is for a stuck one.
     const outcomes = this.#slots.map((slot) => (slot.worker === null || slot.worker.isDead() ? null : slot.next('stopped', timeoutMs + 5_000)));
-    await this.#stopWorkers(timeoutMs + 5_000);
+    await this.#supervisor.stop(timeoutMs + 5_000);
     const drained = (await Promise.all(outcomes)).every((m) => m === null || m.outcome === 'drained');
     this.#stopPools();
     this.#traffic.stop();
@@ -509,10 +403,7 @@ export class Primary implements ReloadTarget<PreparedReload> {
 
   /** A second signal: every worker ends now. */
   kill(): void {
-    for (const slot of this.#slots) {
-      if (slot.respawnTimer !== null) clearTimeout(slot.respawnTimer);
-      slot.worker?.process.kill('SIGKILL');
-    }
+    this.#supervisor.kill();
   }
 
   #stopPools(): void {
@@ -523,103 +414,8 @@ export class Primary implements ReloadTarget<PreparedReload> {
     }
   }
 
-  /** Asks every worker to drain and waits for all to exit; past `graceMs` (0: at once) they are killed. */
-  async #stopWorkers(graceMs: number): Promise<void> {
-    const exits = this.#slots.map((slot) => {
-      if (slot.respawnTimer !== null) clearTimeout(slot.respawnTimer);
-      slot.respawnTimer = null;
-      const worker = slot.worker;
-      if (worker === null || worker.isDead()) return Promise.resolve();
-      slot.state = 'stopping';
-      return new Promise<void>((resolve) => {
-        worker.once('exit', () => resolve());
-        if (graceMs === 0) worker.process.kill('SIGKILL');
-        else slot.send({ t: 'shutdown' });
-      });
-    });
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        this.kill();
-        resolve();
-      }, Math.max(graceMs, 1));
-    });
-    await Promise.race([Promise.all(exits), graceMs === 0 ? new Promise<void>(() => undefined) : expired]);
-    clearTimeout(timer);
-    await Promise.all(exits);
-  }
-
-  /**
-   * Forks the process behind `slot` and sends it the running config and snapshot. Resolves with
-   * its bound addresses, its one-line failure, or null when it died first.
-   */
-  #spawn(slot: Slot, after: Promise<unknown> = Promise.resolve()): Promise<{ readonly addresses: readonly BoundAddress[] } | { readonly error: string } | null> {
-    slot.respawnTimer = null;
-    slot.state = 'starting';
-    slot.upSince = new Date();
-    slot.stats = null;
-    const worker = cluster.fork({ HOTWARM_WORKER_ID: String(slot.id), HOTWARM_PRIMARY_PID: String(process.pid) });
-    slot.worker = worker;
-    if (this.#options.pipeWorkerOutput === true) this.#pipe(worker);
-    slot.gen = this.#gen;
-    worker.on('message', (message: FromWorker) => this.#onMessage(slot, worker, message));
-    worker.on('exit', (code, signal) => this.#onExit(slot, worker, code, signal));
-    // A failed fork (EAGAIN) is an exit too; the error itself must not crash the primary.
-    worker.on('error', (err) => this.#logger.error({ err, worker: slot.id }, 'worker error'));
-    const ready = slot.next('ready', WORKER_START_TIMEOUT_MS);
-    const failed = slot.next('failed', WORKER_START_TIMEOUT_MS);
-    // What the worker was given: a member list or a decision that changes before it is ready reaches it then.
-    let sent: { readonly lists: ReadonlyMap<string, PoolConfig>; readonly seq: number } | null = null;
-    void Promise.all([slot.next('hello', WORKER_START_TIMEOUT_MS), after]).then(([hello]) => {
-      if (hello === null) return;
-      const snapshot = this.#snapshot();
-      sent = { lists: new Map([...this.#pools].map(([name, pool]) => [name, pool.config])), seq: snapshot.seq };
-      slot.send({ t: 'init', id: slot.id, gen: this.#gen, config: this.#workerConfig(), snapshot, stickyKey: this.#stickyKey });
-    });
-    return Promise.race([ready, failed]).then((message) => {
-      slot.waiting.get('ready')?.(null);
-      slot.waiting.get('failed')?.(null);
-      if (message === null) {
-        if (!worker.isDead()) worker.process.kill('SIGKILL');
-        return null;
-      }
-      if (message.t === 'failed') return { error: message.error };
-      if (slot.worker === worker && this.#state !== 'stopping') {
-        slot.state = 'running';
-        // It runs the snapshot it was started with (a process before it under this id may have had newer ones).
-        slot.appliedSeq = sent?.seq ?? 0;
-        this.#catchUp(slot, sent);
-      }
-      this.#logger.info({ worker: slot.id, pid: worker.process.pid }, 'worker ready');
-      return { addresses: message.addresses };
-    });
-  }
-
-  /** A worker now ready: what changed since its init (snapshots go to running workers only) is sent now. */
-  #catchUp(slot: Slot, sent: { readonly lists: ReadonlyMap<string, PoolConfig>; readonly seq: number } | null): void {
-    if (sent === null) return;
-    for (const pool of this.#pools.values()) {
-      const given = sent.lists.get(pool.name);
-      if (given !== undefined && given !== pool.config && slot.gen === this.#gen) this.#sendMembers(pool, slot);
-    }
-    if (this.#seq > sent.seq) slot.send({ t: 'snapshot', snapshot: this.#snapshot() });
-  }
-
-  /** A worker's output, whole lines at a time, into this primary's log destination. */
-  #pipe(worker: ClusterWorker): void {
-    const stream = (this.#options.logger as unknown as Record<symbol, { write(s: string): void }>)[pino.symbols.streamSym];
-    let partial = '';
-    worker.process.stdout?.on('data', (chunk: Buffer) => {
-      const text = partial + chunk.toString();
-      const end = text.lastIndexOf('\n') + 1;
-      partial = text.slice(end);
-      if (end > 0) stream?.write(text.slice(0, end));
-    });
-    worker.process.stderr?.on('data', (chunk: Buffer) => process.stderr.write(chunk));
-  }
-
-  #onMessage(slot: Slot, worker: ClusterWorker, message: FromWorker): void {
-    if (slot.worker !== worker) return;
+  /** A message from the process currently behind `slot`. */
+  #onMessage(slot: Slot, message: FromWorker): void {
     switch (message.t) {
       case 'evidence': {
         this.#pools.get(message.pool)?.reportPassive(message.backend, message.key, message.ok, message.detail);
@@ -632,15 +428,12 @@ export class Primary implements ReloadTarget<PreparedReload> {
       case 'stats':
         this.#metrics.addWorkerCounts(message.stats.counts);
         slot.stats = message.stats;
-        this.#sumInFlight();
+        sumInFlight(this.#pools, this.#slots);
         slot.waiting.get('stats')?.(message);
         return;
-      case 'applied': {
-        slot.appliedSeq = Math.max(slot.appliedSeq, message.seq);
-        const at = this.#published.get(message.seq);
-        if (at !== undefined) slot.lastApplyMs = Math.round((performance.now() - at) * 1000) / 1000;
+      case 'applied':
+        this.#fanOut.applied(slot, message.seq);
         return;
-      }
       case 'event': {
         // `spill` is a state, not a per-request log: at most one per pool per second for the
         // host, as with one process (each worker limits its own; this limits them together).
@@ -658,104 +451,16 @@ export class Primary implements ReloadTarget<PreparedReload> {
     }
   }
 
-  /** The host-wide in-flight count of every backend, as the workers last reported (`/status`, metrics). */
-  #sumInFlight(): void {
-    for (const pool of this.#pools.values()) for (const b of pool.backends) b.inFlight = 0;
-    for (const slot of this.#slots) {
-      for (const [poolName, name, n] of slot.stats?.inFlight ?? []) {
-        const backend = this.#pools.get(poolName)?.backends.find((b) => b.name === name);
-        if (backend !== undefined) backend.inFlight += n;
-      }
-    }
-  }
-
-  #onExit(slot: Slot, worker: ClusterWorker, code: number | null, signal: string | null): void {
-    for (const resolve of [...slot.waiting.values()]) resolve(null);
-    if (slot.worker !== worker) return;
-    const lost = slot.inFlight;
-    slot.requestsBefore += slot.stats?.requests ?? 0;
-    slot.stats = null;
-    slot.worker = null;
-    this.#sumInFlight();
-    if (this.#state === 'stopping' || this.#state === 'stopped' || slot.state === 'stopping') return;
-    slot.restarts++;
-    const lived = Date.now() - slot.upSince.getTime();
-    slot.quickDeaths = lived < STABLE_AFTER_MS ? slot.quickDeaths + 1 : 0;
-    const delay = slot.quickDeaths === 0 ? 0 : Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** (slot.quickDeaths - 1));
-    this.events.emit('worker_exit', { worker: slot.id, pid: worker.process.pid, code, signal, lost_requests: lost, restart_in_ms: delay }, 'error');
-    if (this.#state !== 'running') return;
-    slot.state = 'restarting';
-    slot.respawnTimer = setTimeout(() => {
-      void this.#spawn(slot).then((result) => {
-        if (result !== null && 'error' in result) {
-          this.#logger.error({ worker: slot.id, error: result.error }, 'worker could not start');
-          slot.worker?.process.kill('SIGKILL');
-        }
-      });
-    }, delay);
-  }
-
   #newPool(name: string, config: PoolConfig): PoolRuntime {
     return new PoolRuntime(name, config, {
       events: this.events,
       logger: this.#options.logger,
       clock: systemClock,
       onCheck: (b, ok) => this.#metrics.check(b, ok),
-      onTransition: () => this.#queuePublish(),
+      onTransition: () => this.#fanOut.queuePublish(),
       onStreak: (pool, backend, open) => {
         for (const slot of this.#slots) slot.send({ t: 'streak', pool, backend, open });
       },
     });
   }
-
-  /** The running config as a worker takes it: pools with the member lists resolved here, `max_conns` split. */
-  #workerConfig(): Config {
-    return workerConfig(resolvedConfig(this.#config, new Map([...this.#pools].map(([name, pool]) => [name, pool.config]))), this.#slots.length);
-  }
-
-  /**
-   * A pool took a new member list from DNS: every worker gets it now, before the snapshot its
-   * transition queued (a microtask), so no snapshot names a member a worker does not have.
-   * A worker still starting took its list with its config when it was sent; one sent earlier is
-   * brought up to date when it is ready ({@link #spawn}).
-   */
-  #sendMembers(pool: PoolRuntime, only?: Slot): void {
-    const config = resolvedPool(workerConfig({ ...this.#config, pools: { [pool.name]: pool.config } }, this.#slots.length).pools[pool.name] as PoolConfig);
-    for (const slot of only === undefined ? this.#slots : [only]) if (slot.state === 'running') slot.send({ t: 'members', pool: pool.name, config });
-  }
-
-  /** Transitions within one tick (a reload, a check round) go out as one snapshot. */
-  #queuePublish(): void {
-    if (this.#publishQueued) return;
-    this.#publishQueued = true;
-    queueMicrotask(() => {
-      this.#publishQueued = false;
-      if (this.#state === 'stopped') return;
-      const snapshot = this.#snapshot();
-      this.#lastSent = snapshot.seq;
-      for (const slot of this.#slots) if (slot.state === 'running') slot.send({ t: 'snapshot', snapshot });
-    });
-  }
-
-  #snapshot(): Snapshot {
-    const seq = ++this.#seq;
-    this.#published.set(seq, performance.now());
-    // Only the latest few are needed for the apply latency.
-    if (this.#published.size > 64) this.#published.delete(seq - 64);
-    return { seq, origin: performance.timeOrigin, pools: [...this.#pools.values()].map((p) => ({ name: p.name, state: p.core.state })) };
-  }
-}
-
-function parseAddress(address: string | null): AddressInfo | null {
-  if (address === null || address === '') return null;
-  const colon = address.lastIndexOf(':');
-  const host = address.slice(0, colon).replace(/^\[|\]$/g, '');
-  return { address: host, port: Number(address.slice(colon + 1)), family: host.includes(':') ? 'IPv6' : 'IPv4' };
-}
-
-/** dist/src/worker-main.js: beside this file when built, or the build's when run from the sources (tests). */
-function defaultWorkerEntry(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const built = resolve(here, '..', 'worker-main.js');
-  return existsSync(built) ? built : resolve(here, '..', '..', 'dist', 'src', 'worker-main.js');
 }
