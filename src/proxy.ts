@@ -398,11 +398,13 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     this.#forwarder.closing = true;
     this.#websockets.closing = true;
     const timeoutMs = this.#config.shutdown_timeout;
-    this.events.emit('shutdown', { phase: 'draining', timeout_ms: timeoutMs });
     const listeners = [...this.#listeners.values(), ...this.#drainingListeners.keys()];
     for (const listener of listeners) listener.closing = true;
     // A listener still draining from a reload has stopped accepting already: wait for its drain.
     const drained = Promise.all([...this.#listeners.values()].map((l) => l.stopAccepting()).concat([...this.#drainingListeners.values()]));
+    // Announced once the listeners are closed: whoever reads `draining` (an operator, a worker's
+    // primary) may count on new connections being refused from then on.
+    this.events.emit('shutdown', { phase: 'draining', timeout_ms: timeoutMs });
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), timeoutMs);
