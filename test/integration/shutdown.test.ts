@@ -12,7 +12,7 @@ import { startBackends, TestBackend } from '../helpers/backend.js';
 import { request } from '../helpers/client.js';
 import { leakCheck } from '../helpers/handles.js';
 import { owned } from '../helpers/owned.js';
-import { backendSpecs, freePort, freePorts, steadyConfig, startProxy, waitFor, writeConfig } from '../helpers/harness.js';
+import { backendSpecs, freePort, freePorts, STEADY_CHECKS, steadyConfig, startProxy, waitFor, writeConfig } from '../helpers/harness.js';
 import { ProxyProcess } from '../helpers/process.js';
 
 /** A backend that holds requests for /slow until `release()` and answers others at once. */
@@ -62,7 +62,10 @@ async function start(t: Test, backend: TestBackend, shutdownTimeout: string): Pr
   writeConfig(file, {
     shutdown_timeout: shutdownTimeout,
     listeners: [{ name: 'web', listen: '127.0.0.1:0', pool: 'app' }],
-    pools: { app: { health_check: { protocol: 'tcp', interval: '100ms', timeout: '100ms' }, response_timeout: '10s', backends: [{ name: backend.name, address: backend.address }] } },
+    // Steady checks: the startup round decides a backend's health from one check, and a 100 ms
+    // timeout on a loaded machine (the child still starting, two cores shared) marked the live
+    // backend down, so the held request got a 503 and never reached it.
+    pools: { app: { health_check: STEADY_CHECKS, response_timeout: '10s', backends: [{ name: backend.name, address: backend.address }] } },
   });
   const proxy = new ProxyProcess(['-c', file]);
   t.teardown(() => proxy.kill());
