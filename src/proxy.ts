@@ -380,8 +380,10 @@ export class Proxy implements ReloadTarget<PreparedReload> {
     this.#forwarder.closing = true;
     this.#websockets.closing = true;
     const timeoutMs = this.#config.shutdown_timeout;
-    this.events.emit('shutdown', { phase: 'draining', timeout_ms: timeoutMs });
     const drained = this.#listeners.stopAccepting();
+    // Announced once the listeners are closed: whoever reads `draining` (an operator, a worker's
+    // primary) may count on new connections being refused from then on.
+    this.events.emit('shutdown', { phase: 'draining', timeout_ms: timeoutMs });
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), timeoutMs);

@@ -387,10 +387,17 @@ export class Primary implements ReloadTarget<PreparedReload> {
     if (this.#state !== 'running' && this.#state !== 'starting') return;
     this.#state = 'stopping';
     const timeoutMs = this.#config.shutdown_timeout;
-    this.events.emit('shutdown', { phase: 'draining', timeout_ms: timeoutMs, workers: this.#slots.length });
     // Past shutdown_timeout each worker closes what is left itself; this bound is for a stuck one.
-    const outcomes = this.#slots.map((slot) => (slot.worker === null || slot.worker.isDead() ? null : slot.next('stopped', timeoutMs + 5_000)));
-    await this.#supervisor.stop(timeoutMs + 5_000);
+    const live = (slot: Slot): boolean => slot.worker !== null && !slot.worker.isDead();
+    const refusing = this.#slots.map((slot) => (live(slot) ? slot.next('draining', timeoutMs + 5_000) : null));
+    const outcomes = this.#slots.map((slot) => (live(slot) ? slot.next('stopped', timeoutMs + 5_000) : null));
+    const stopped = this.#supervisor.stop(timeoutMs + 5_000);
+    // `draining` means new connections are refused (as with one process): the listening sockets
+    // are the primary's, and it keeps accepting for a worker until that worker has closed its
+    // listeners. Announced at once, it let a loaded machine's workers still take connections.
+    await Promise.all(refusing);
+    this.events.emit('shutdown', { phase: 'draining', timeout_ms: timeoutMs, workers: this.#slots.length });
+    await stopped;
     const drained = (await Promise.all(outcomes)).every((m) => m === null || m.outcome === 'drained');
     this.#stopPools();
     this.#traffic.stop();

@@ -69,6 +69,8 @@ export type FromWorker =
   | { readonly t: 'evidence'; readonly pool: string; readonly backend: string; readonly key: string; readonly ok: boolean; readonly detail: string }
   | { readonly t: 'prepared'; readonly gen: number; readonly ok: boolean; readonly code: string; readonly errors: readonly string[]; readonly addresses: readonly BoundAddress[] }
   | { readonly t: 'stats'; readonly stats: WorkerStats }
+  /** Its listeners are closed (the primary holds their sockets and refuses once every worker has said so); its drain begins. */
+  | { readonly t: 'draining' }
   /** Its drain is over: everything finished (`drained`), or shutdown_timeout closed the rest. */
   | { readonly t: 'stopped'; readonly outcome: 'drained' | 'timeout' }
   | { readonly t: 'event'; readonly type: string; readonly details: Readonly<Record<string, unknown>> };

@@ -114,6 +114,9 @@ class Worker {
     // Events are the primary's (its ring buffer, log and stream): forwarded, not logged here.
     const events = new EventLog(pino({ level: 'silent' }));
     events.subscribe((event) => {
+      // After the listeners' close, on the same channel: the primary reads it after cluster's own
+      // close message, so by then it has stopped handing this worker connections.
+      if (event.type === 'shutdown' && event.phase === 'draining') send({ t: 'draining' });
       if (event.type === 'shutdown' && event.phase === 'stopped') send({ t: 'stopped', outcome: event.outcome === 'timeout' ? 'timeout' : 'drained' });
       if (NOT_FORWARDED.has(event.type)) return;
       const { seq: _seq, time: _time, type, ...details } = event;
