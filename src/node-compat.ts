@@ -1,5 +1,5 @@
 /**
- * Imported first by main.ts, before anything loads http-proxy.
+ * Imported by the modules that load http-proxy, before it (and first by main.ts).
  *
  * http-proxy 1.18 takes `util._extend` when it loads; Node 22 and later print a DEP0060
  * deprecation warning on stderr at its first call — on the first proxied request, long after

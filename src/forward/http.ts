@@ -19,6 +19,8 @@
  */
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
+// Before http-proxy loads: it takes util._extend, deprecated on Node 22+ (see node-compat.ts).
+import '../node-compat.js';
 import httpProxy from 'http-proxy';
 import { ProxyError } from '../errors.js';
 import type { UpstreamBackend } from '../upstream/backend.js';

@@ -25,6 +25,8 @@
 import { upgradeAgent } from './send-proxy.js';
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+// Before http-proxy loads: it takes util._extend, deprecated on Node 22+ (see node-compat.ts).
+import '../node-compat.js';
 import httpProxy from 'http-proxy';
 import type { UpstreamBackend } from '../upstream/backend.js';
 
