@@ -7,7 +7,7 @@ import t from 'tap';
 import { startBackends, TestBackend } from '../helpers/backend.js';
 import { request, steadyLoad, type SteadyLoad } from '../helpers/client.js';
 import { leakCheck } from '../helpers/handles.js';
-import { startProxy, waitFor, type Harness } from '../helpers/harness.js';
+import { startProxy, WAIT_FLOOR_MS, waitFor, type Harness } from '../helpers/harness.js';
 import { closeAll, stopLoad, stopProxy, owned } from '../helpers/owned.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 
@@ -47,6 +47,15 @@ async function moreReplies(traffic: SteadyLoad, n: number): Promise<void> {
   await waitFor(() => traffic.replies.length >= before + n, undefined, `${n} more replies`);
 }
 
+/** Like waitFor, for a condition that must be fetched (a refresh of the workers' reports). */
+async function until(condition: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + WAIT_FLOOR_MS;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${WAIT_FLOOR_MS} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /** Health checks (GET /healthz) `backend` has received. */
 const checks = (backend: TestBackend): number => backend.received.length - backend.traffic.length;
 
@@ -80,8 +89,14 @@ t.test('a hot backend crashes under load: 0 failed requests, first warm covers i
   const upAt = eventTimes(h, 'backend_up').find((e) => e.backend === 'app-2')?.at ?? 0;
   t.ok(Date.parse(String(released?.time)) - upAt >= 380, 'released only after the failback hold');
   // Requests spare-1 had accepted before the release finish; from then on it must get none.
+  // With workers the release reaches each worker a moment later (a keep-alive request may still
+  // go to spare-1 meanwhile), and the primary's in-flight counts are their last reports: read
+  // them from reports made after every worker applied the release, never from older ones.
   const spareRuntime = h.proxy.pools.get('app')?.backends.find((b) => b.name === 'spare-1');
-  await waitFor(() => spareRuntime?.inFlight === 0, undefined, 'spare-1 finishes what it had');
+  await until(async () => {
+    await h.refresh();
+    return spareRuntime?.inFlight === 0;
+  }, 'spare-1 finishes what it had');
   const spareAfterRelease = spare1.traffic.length;
   await moreReplies(traffic, 40);
   const replies = await traffic.stop();

@@ -420,6 +420,9 @@ t.test('shutdown closes open tunnels at shutdown_timeout', async (t) => {
   const took = Date.now() - started;
   t.ok(took >= 400, `not before shutdown_timeout (${took}ms)`);
   t.match(h.log.events('shutdown').at(-1), { phase: 'stopped', outcome: 'timeout' }, 'closed at shutdown_timeout');
+  // With workers the line comes through the worker's stdout pipe, which may still hold it when
+  // the primary has seen the worker exit.
+  await waitFor(() => h.log.access.length === 1, 5_000, 'access line');
   t.match(h.log.access[0], { reason: 'shutdown', error: 'TUNNEL_CLOSED' });
   await own.stopAll();
   await leaks.assertClean(t);
