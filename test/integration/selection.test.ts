@@ -112,14 +112,22 @@ for (const clients of [4, 32]) {
     const firstSpare = arrivals.findIndex((a, i) => i >= promotedAt && a.name === 'spare');
     t.ok(firstSpare >= 0 && firstSpare - promotedAt <= clients + 2, `the warm's first request is arrival ${firstSpare - promotedAt} after the promotion`);
 
-    // Every fifth of the ramp: the warm's requests against its effective share at each arrival's moment.
+    // Every fifth of the ramp's arrivals: the warm's requests against its effective share at each
+    // arrival's moment. Fifths of the arrivals, not of the time: a loaded machine can leave a
+    // stretch of the ramp without a single arrival (1.2 s of 3 s seen with two cores busy
+    // elsewhere), and a slice of time without requests says nothing about the ramp.
     const during = arrivals.filter((a) => a.at >= spareSince && a.at < spareSince + SLOW_START && a.name !== 'app-2');
+    const longestPause = during.slice(1).reduce((gap, a, i) => Math.max(gap, a.at - (during[i] as { at: number }).at), 0);
+    t.comment(`${during.length} arrivals during the ramp; longest pause between two: ${longestPause.toFixed(0)} ms`);
+    const size = Math.floor(during.length / 5);
+    t.ok(size >= 10, `enough arrivals during the ramp to judge it (${during.length})`);
     for (let part = 0; part < 5; part++) {
-      const from = spareSince + (part * SLOW_START) / 5;
-      const slice = during.filter((a) => a.at >= from && a.at < from + SLOW_START / 5);
+      const slice = during.slice(part * size, part === 4 ? during.length : (part + 1) * size);
       const mine = slice.filter((a) => a.name === 'spare').length;
       const want = slice.reduce((n, a) => n + rampShare(a.at - spareSince, SLOW_START), 0);
-      t.ok(mine > 0 && Math.abs(mine / want - 1) <= 0.4, `part ${part + 1} of 5: ${mine} of ${slice.length} requests, effective share ${want.toFixed(1)}`);
+      const span = slice.length === 0 ? '-' : `${((slice[0] as { at: number }).at - spareSince).toFixed(0)}–${((slice.at(-1) as { at: number }).at - spareSince).toFixed(0)} ms`;
+      // 40 %, or 2 requests where the share is small enough for one request's rounding to matter.
+      t.ok(mine > 0 && Math.abs(mine - want) <= Math.max(0.4 * want, 2), `part ${part + 1} of 5 (${span} into the ramp): ${mine} of ${slice.length} requests, effective share ${want.toFixed(1)}`);
     }
     if (clients === 4) t.ok(spareMaxEarly <= 2, `never more than its cap early in the ramp (held ${spareMaxEarly} at most)`);
     await own.stopAll();
