@@ -1,6 +1,6 @@
 /**
  * Handle-leak check: counts the process's active sockets, servers and timers when created and
- * asserts they return to that baseline once everything is closed (each tap test file runs in
+ * asserts they return to that baseline (or below it) once everything is closed (each tap test file runs in
  * its own process, so the baseline is this file's own).
  */
 import type { Test } from 'tap';
@@ -31,7 +31,11 @@ export function leakCheck(): LeakCheck {
         await new Promise((r) => setTimeout(r, 20));
         after = snapshot();
       }
-      t.strictSame(after, before, 'sockets, servers and timers are back to baseline');
+      // At most the baseline, not exactly it: a handle of an earlier test still closing when the
+      // baseline was taken (a socket whose close was not yet processed) may be gone by now, and
+      // how often that happens depends on the machine's speed, not on this test.
+      const over = WATCHED.filter((k) => (after[k] ?? 0) > (before[k] ?? 0));
+      t.ok(over.length === 0, 'sockets, servers and timers are back to baseline', { found: after, wanted: before, over });
     },
   };
 }
