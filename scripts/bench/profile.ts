@@ -46,7 +46,7 @@ export async function profile(dir: string, seconds: number, log: (line: string) 
   const profDir = mkdtempSync(join(dir, 'prof-'));
   const binary = build === undefined ? HOTWARM : join(build, 'dist/src/main.js');
   // The binary's shebang flags, so the profile is of the process an operator runs.
-  const started = startPinned('hotwarm', PROXY_CORE, [process.execPath, '--max-semi-space-size=4', '--cpu-prof', `--cpu-prof-dir=${profDir}`, binary, '-c', config], join(dir, 'hotwarm-profile.log'));
+  const started = startPinned('hotwarm', PROXY_CORE, [process.execPath, '--max-semi-space-size=8', '--cpu-prof', `--cpu-prof-dir=${profDir}`, binary, '-c', config], join(dir, 'hotwarm-profile.log'));
   await waitForPort(TOPOLOGY.listenPort);
   wrk(`http://127.0.0.1:${TOPOLOGY.listenPort}/small`, 64, 3);
   const result = wrk(`http://127.0.0.1:${TOPOLOGY.listenPort}/small`, 64, seconds);
