@@ -69,6 +69,11 @@ export function createLogger(options: LogOptions): Logger {
   );
 }
 
+/** Access lines are handed to the destination this many bytes at a time (or every 50 ms). */
+const BATCH_BYTES = 32_768;
+/** Room after a batch for the line that completes it; a longer line is written on its own. */
+const MAX_INLINE_LINE = 16_384;
+
 /**
  * The access log (SPEC §8): one JSON line per request or tunnel, at `info`, independent of
  * `log.level` (an operator who sets `level: warn` to quiet events still gets the access log it
@@ -83,8 +88,13 @@ export class AccessLog {
   readonly #prefix: string;
   /** `,"worker":N` with workers (last, so a text line reads listener first), else empty. */
   readonly #suffix: string;
-  /** Lines not yet handed to the destination: see `#append`. */
-  #pending = '';
+  /**
+   * Lines not yet handed to the destination, as UTF-8 bytes: see `#append`. A line built by
+   * concatenation is a tree of string pieces; kept as a string until the flush, ~130 such trees
+   * outlived each young-generation collection and were copied by it.
+   */
+  readonly #pending = Buffer.allocUnsafeSlow(BATCH_BYTES + MAX_INLINE_LINE);
+  #used = 0;
   #timer: NodeJS.Timeout | null = null;
   readonly #writePending = (): void => this.flush();
   enabled: boolean;
@@ -120,9 +130,9 @@ export class AccessLog {
       clearTimeout(this.#timer);
       this.#timer = null;
     }
-    if (this.#pending === '') return;
-    const lines = this.#pending;
-    this.#pending = '';
+    if (this.#used === 0) return;
+    const lines = this.#pending.toString('utf8', 0, this.#used);
+    this.#used = 0;
     // Whole lines: a destination several processes share (workers) writes them in whole-line
     // pieces itself (log-sink.ts, log-writer.ts).
     this.#stream.write(lines);
@@ -136,8 +146,14 @@ export class AccessLog {
    * and shutdown flushes.
    */
   #append(line: string): void {
-    this.#pending += line;
-    if (this.#pending.length >= 32_768) this.flush();
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: a line that may not fit goes out on its own.
+    if (line.length * 3 > MAX_INLINE_LINE) {
+      this.flush();
+      this.#stream.write(line);
+      return;
+    }
+    this.#used += this.#pending.write(line, this.#used);
+    if (this.#used >= BATCH_BYTES) this.flush();
     else if (this.#timer === null) {
       this.#timer = setTimeout(this.#writePending, 50);
       this.#timer.unref();

@@ -1,14 +1,15 @@
-#!/usr/bin/env -S node --max-semi-space-size=4
+#!/usr/bin/env -S node --max-semi-space-size=8
 /**
  * Process entry: arguments, config, start; SIGHUP → reload, SIGTERM/SIGINT → graceful
  * shutdown, SIGUSR1 → reopen the log file. The only file that touches `process`.
  *
  * Exit codes: 0 clean shutdown, 1 invalid config or a listener that cannot bind, 2 bad usage.
  *
- * The shebang caps V8's young generation at 4 MB per semi-space (default 16): under load the
- * default lets RSS reach ~145 MB for garbage a proxy produces and drops within microseconds;
- * at 4 MB it stays under 100 MB (scripts/bench/RESULTS.md). It must be a command-line flag:
- * V8 sizes the heap before any code runs.
+ * The shebang caps V8's young generation at 8 MB per semi-space (default 16): under load the
+ * default lets RSS reach ~100–145 MB for garbage a proxy produces and drops within microseconds;
+ * at 8 MB it stays near 85 MB. 4 MB saved another 8 MB but cost 10–15% CPU per request in
+ * scavenges (scripts/bench/RESULTS.md). It must be a command-line flag: V8 sizes the heap before
+ * any code runs.
  * Startup errors are one line on stderr, never a stack.
  */
 import './node-compat.js';

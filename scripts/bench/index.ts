@@ -9,6 +9,7 @@
  * `workers`: hotwarm with 1 and 2 workers beside HAProxy and NGINX with 2 (workers.ts); printed only.
  *   `--before DIR` adds another build's hotwarm (A/B in one run), `--bare` the per-core pair
  *   (hotwarm and the bare script on one core), `--hotwarm-only` leaves HAProxy and NGINX out.
+ * `profile --before DIR`: the profile of this build, then of DIR's.
  * `workers-drill`: the failover and reload drills with hotwarm `workers: 2`, `--reps N` times
  *   (workers-drill.ts); printed only.
  *
@@ -87,6 +88,8 @@ async function main(): Promise<void> {
   try {
     if (options.mode === 'profile') {
       await profile(dir, options.seconds, log);
+      // `--before DIR`: the same profile of another build, for a function-by-function comparison.
+      if (options.workers.before !== undefined) await profile(dir, options.seconds, log, options.workers.before);
       return;
     }
     if (options.mode === 'workers-drill') {

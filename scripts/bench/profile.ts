@@ -4,7 +4,7 @@
  * http-proxy, pino, Node's HTTP internals, streams, GC, native). This is what guided the
  * performance work in RESULTS.md.
  */
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { hotwarmConfig } from './proxies.js';
@@ -38,12 +38,15 @@ function area(url: string, name: string): string {
   return 'other';
 }
 
-export async function profile(dir: string, seconds: number, log: (line: string) => void): Promise<string> {
+/** `build`: another build's directory (its dist/src/main.js), for before/after profiles. */
+export async function profile(dir: string, seconds: number, log: (line: string) => void, build?: string): Promise<string> {
   await startBackendsOnce(TOPOLOGY.hot, dir);
   const config = join(dir, 'hotwarm.yaml');
   writeFileSync(config, hotwarmConfig(TOPOLOGY, true));
-  const profDir = join(dir, 'prof');
-  const started = startPinned('hotwarm', PROXY_CORE, [process.execPath, '--cpu-prof', `--cpu-prof-dir=${profDir}`, HOTWARM, '-c', config], join(dir, 'hotwarm-profile.log'));
+  const profDir = mkdtempSync(join(dir, 'prof-'));
+  const binary = build === undefined ? HOTWARM : join(build, 'dist/src/main.js');
+  // The binary's shebang flags, so the profile is of the process an operator runs.
+  const started = startPinned('hotwarm', PROXY_CORE, [process.execPath, '--max-semi-space-size=8', '--cpu-prof', `--cpu-prof-dir=${profDir}`, binary, '-c', config], join(dir, 'hotwarm-profile.log'));
   await waitForPort(TOPOLOGY.listenPort);
   wrk(`http://127.0.0.1:${TOPOLOGY.listenPort}/small`, 64, 3);
   const result = wrk(`http://127.0.0.1:${TOPOLOGY.listenPort}/small`, 64, seconds);
@@ -67,7 +70,7 @@ export async function profile(dir: string, seconds: number, log: (line: string) 
     total += dt;
   });
   const pct = (n: number): string => `${((n / total) * 100).toFixed(1).padStart(5)}%`;
-  const lines = [`profile of ${seconds}s at ${result.rps.toFixed(0)} req/s (${join(profDir, file)})`, '', 'self time by area:'];
+  const lines = [`profile of ${build ?? 'this build'}, ${seconds}s at ${result.rps.toFixed(0)} req/s (${join(profDir, file)})`, '', 'self time by area:'];
   for (const [a, t] of [...selfByArea].sort((x, y) => y[1] - x[1])) lines.push(`  ${pct(t)}  ${a}`);
   lines.push('', 'top functions by self time:');
   for (const [fn, t] of [...selfByFn].sort((x, y) => y[1] - x[1]).slice(0, 40)) lines.push(`  ${pct(t)}  ${fn}`);

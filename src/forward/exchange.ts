@@ -199,7 +199,7 @@ export abstract class Exchange implements AttemptOwner {
       resume ??= () => res.resume();
       to.once('drain', resume);
     });
-    res.once('end', () => {
+    res.on('end', () => {
       if (res.complete) finish();
       else this.failMidBody(null);
     });

@@ -118,7 +118,8 @@ class HttpExchange extends Exchange {
     const headers = req.headers;
     this.prepareHeaders(false);
     if (headers['transfer-encoding'] !== undefined) headers['transfer-encoding'] = 'chunked';
-    this.#res.once('close', () => {
+    // `on`, not `once`: a response closes once, and once() wraps every listener per request.
+    this.#res.on('close', () => {
       this.clientClosed();
       this.#replay?.dispose();
     });
@@ -132,6 +133,7 @@ class HttpExchange extends Exchange {
           return;
         }
       } else {
+        this.#countBody = (chunk: Buffer) => this.#count(chunk);
         req.on('data', this.#countBody);
       }
     }
@@ -144,12 +146,16 @@ class HttpExchange extends Exchange {
     this.attempts.next(false);
   }
 
-  readonly #countBody = (chunk: Buffer): void => {
+  /** Counts a chunked body under max_body_size (made only for such a request). */
+  #countBody: ((chunk: Buffer) => void) | null = null;
+
+  #count(chunk: Buffer): void {
     this.#bodyBytes += chunk.length;
-    if (this.#bodyBytes <= this.rules.maxBodySize) return;
+    if (this.#bodyBytes <= this.rules.maxBodySize || this.#countBody === null) return;
     this.req.off('data', this.#countBody);
+    this.#countBody = null;
     this.#refuseBody();
-  };
+  }
 
   /**
    * The body passed max_body_size: whatever went upstream is aborted (never retried), the client

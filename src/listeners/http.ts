@@ -137,7 +137,7 @@ export class HttpListener extends ListenerLifecycle implements ForwardListener {
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
-    if (this.holdBack(() => this.#onRequest(req, res), req.socket)) return;
+    if (this.holding && this.holdBack(() => this.#onRequest(req, res), req.socket)) return;
     // A request naming `websocket` in Upgrade that Node did not take for an upgrade lacks
     // `Connection: upgrade`: a malformed handshake, refused rather than sent on as a plain GET.
     const refusal =

@@ -151,6 +151,11 @@ export abstract class ListenerLifecycle implements Listener {
     this.#held ??= [];
   }
 
+  /** Whether arrivals are being held for open() (checked first, so a serving listener makes no closure per request). */
+  protected get holding(): boolean {
+    return this.#held !== null;
+  }
+
   /** While held, keeps `run` for open() and returns true; serving, returns false (run it now). */
   protected holdBack(run: () => void, socket: Duplex): boolean {
     if (this.#held === null) return false;

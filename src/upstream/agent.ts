@@ -20,13 +20,62 @@ declare module 'node:http' {
 }
 
 /** Free sockets idle longer than this are closed by us before the backend does (Node's own server closes at 5 s). */
-export const FREE_SOCKET_TIMEOUT_MS = 4_000;
+export const FREE_SOCKET_TIMEOUT_MS = 3_500;
+/** How often idle pooled connections are looked for: one is closed 3.5–4 s after it fell idle. */
+const IDLE_SWEEP_MS = 500;
+
+/** When a pooled socket last became free (ms, performance.now()). */
+const idleSince = new WeakMap<Duplex, number>();
 
 export class UpstreamAgent extends http.Agent {
   #claim: ((req: ClientRequest) => void) | null = null;
+  #sweep: NodeJS.Timeout | null = null;
+  readonly #idleMs: number;
 
-  constructor(maxSockets: number) {
-    super({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: 'lifo', timeout: FREE_SOCKET_TIMEOUT_MS });
+  /** `idleMs`: how long a pooled connection may stay idle (tests shorten it). */
+  constructor(maxSockets: number, idleMs = FREE_SOCKET_TIMEOUT_MS) {
+    // No `timeout` option: with one, Node arms a socket timer per request, adds and removes a
+    // `timeout` listener per request and refreshes the timer on every read and write of a busy
+    // connection — on the request path, for an idle close. Idle connections are swept instead.
+    super({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: 'lifo' });
+    this.#idleMs = idleMs;
+  }
+
+  /** Node-internal hook, called as a socket returns to the pool: its idle time starts. */
+  override keepSocketAlive(socket: Duplex): boolean {
+    // Node returns whether the socket may be kept (its typings say void).
+    const keep = super.keepSocketAlive(socket) as unknown as boolean;
+    if (keep) {
+      idleSince.set(socket, performance.now());
+      if (this.#sweep === null) {
+        this.#sweep = setInterval(() => this.#closeIdle(), Math.min(IDLE_SWEEP_MS, this.#idleMs));
+        this.#sweep.unref();
+      }
+    }
+    return keep;
+  }
+
+  /** Closes the pooled connections idle for `idleMs`; the sweep stops with the last one. */
+  #closeIdle(): void {
+    const now = performance.now();
+    let left = 0;
+    for (const sockets of Object.values(this.freeSockets)) {
+      for (const socket of sockets ?? []) {
+        if (now - (idleSince.get(socket) ?? now) >= this.#idleMs) socket.destroy();
+        else left++;
+      }
+    }
+    if (left === 0) this.#stopSweep();
+  }
+
+  #stopSweep(): void {
+    if (this.#sweep !== null) clearInterval(this.#sweep);
+    this.#sweep = null;
+  }
+
+  override destroy(): void {
+    this.#stopSweep();
+    super.destroy();
   }
 
   /** `claim` receives the next request created through this agent (one-shot, synchronous). */

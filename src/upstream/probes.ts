@@ -31,6 +31,45 @@ function checkHeader(target: ProbeTarget): Buffer | null {
   return version === 'off' ? null : formatProxyHeader(version, null);
 }
 
+/** A timer this much later than asked means our own event loop was held up (GC, a busy host). */
+const STALL_MS = 20;
+
+/**
+ * A check's timeout, counted in time this process could actually wait. When the timer fires late
+ * because our event loop was blocked, the reply may be sitting unread in the socket — timers run
+ * before I/O in a loop turn — so the probe gets the lost time once more, and the verdict waits
+ * for the I/O of that turn (setImmediate). A backend is not marked down for our own stall.
+ */
+class Deadline {
+  #timer: NodeJS.Timeout;
+  #immediate: NodeJS.Immediate | null = null;
+  #forgiven = false;
+  #due: number;
+  readonly #expire: () => void;
+
+  constructor(timeoutMs: number, expire: () => void) {
+    this.#expire = expire;
+    this.#due = performance.now() + timeoutMs;
+    this.#timer = setTimeout(this.#fire, timeoutMs);
+  }
+
+  readonly #fire = (): void => {
+    const late = performance.now() - this.#due;
+    if (late > STALL_MS && !this.#forgiven) {
+      this.#forgiven = true;
+      this.#due += late;
+      this.#timer = setTimeout(this.#fire, late);
+      return;
+    }
+    this.#immediate = setImmediate(this.#expire);
+  };
+
+  clear(): void {
+    clearTimeout(this.#timer);
+    if (this.#immediate !== null) clearImmediate(this.#immediate);
+  }
+}
+
 export function probe(target: ProbeTarget, check: HealthCheckConfig): Promise<ProbeResult> {
   return check.protocol === 'http' ? probeHttp(target, check) : probeTcp(target, check.timeout);
 }
@@ -42,11 +81,11 @@ function probeTcp(target: ProbeTarget, timeoutMs: number): Promise<ProbeResult> 
     const header = checkHeader(target);
     if (header !== null) socket.write(header);
     const finish = (ok: boolean, detail: string): void => {
-      clearTimeout(timer);
+      deadline.clear();
       socket.destroy();
       resolve({ ok, detail, durationMs: performance.now() - started });
     };
-    const timer = setTimeout(() => finish(false, `timeout after ${timeoutMs}ms`), timeoutMs);
+    const deadline = new Deadline(timeoutMs, () => finish(false, `timeout after ${timeoutMs}ms`));
     socket.once('connect', () => finish(true, 'connected'));
     socket.once('error', (err: NodeJS.ErrnoException) => finish(false, err.code ?? err.message));
   });
@@ -70,12 +109,12 @@ function probeHttp(target: ProbeTarget, check: HealthCheckConfig): Promise<Probe
     const finish = (ok: boolean, detail: string): void => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
+      deadline.clear();
       req.destroy();
       if (agent !== false) agent.destroy();
       resolve({ ok, detail, durationMs: performance.now() - started });
     };
-    const timer = setTimeout(() => finish(false, `timeout after ${check.timeout}ms`), check.timeout);
+    const deadline = new Deadline(check.timeout, () => finish(false, `timeout after ${check.timeout}ms`));
     req.once('response', (res) => {
       const status = res.statusCode ?? 0;
       res.on('error', () => undefined);

@@ -43,6 +43,9 @@ export interface SupervisorOptions {
   readonly onExit: () => void;
 }
 
+/** A worker's V8 flags: the young-generation cap of the binary's shebang (main.ts says why). */
+const WORKER_V8_FLAGS = ['--max-semi-space-size=8'];
+
 export class WorkerSupervisor {
   readonly #options: SupervisorOptions;
   readonly #slots: readonly Slot[];
@@ -56,7 +59,7 @@ export class WorkerSupervisor {
 
   /** The script and settings every fork runs. */
   setup(): void {
-    cluster.setupPrimary({ exec: this.#options.workerEntry ?? defaultWorkerEntry(), args: [], execArgv: ['--max-semi-space-size=4'], silent: this.#options.pipeWorkerOutput });
+    cluster.setupPrimary({ exec: this.#options.workerEntry ?? defaultWorkerEntry(), args: [], execArgv: WORKER_V8_FLAGS, silent: this.#options.pipeWorkerOutput });
   }
 
   /**

@@ -59,3 +59,20 @@ t.test('flush writes at once; a large batch does not wait for the timer; disable
   await tick(0);
   t.equal(sink.access.length, 201, 'nothing while disabled');
 });
+
+t.test('multi-byte paths and lines longer than the batch room stay whole and in order', async (t) => {
+  const sink = new LogSink();
+  const access = new AccessLog(sink.logger(), true);
+  const long = `/${'ü'.repeat(9_000)}`;
+  access.request({ ...record, path: '/ä€😀' });
+  access.request({ ...record, path: long });
+  access.request({ ...record, path: '/after' });
+  // Fill the batch almost to its limit with multi-byte lines, so one lands across the 32 KiB mark.
+  for (let i = 0; i < 120; i++) access.request({ ...record, path: `/${'€'.repeat(90)}${i}` });
+  access.flush();
+  await tick(0);
+  const paths = sink.access.map((l) => l.path);
+  t.equal(paths.length, 123, 'every line');
+  t.same(paths.slice(0, 3), ['/ä€😀', long, '/after'], 'in order, characters intact');
+  t.same(paths.slice(3).map((p) => String(p).slice(-3).replace(/^€+/, '')), Array.from({ length: 120 }, (_, i) => String(i)), 'the batch kept order across its flushes');
+});
