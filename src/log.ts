@@ -69,6 +69,14 @@ export function createLogger(options: LogOptions): Logger {
   );
 }
 
+/**
+ * Node's own UTF-8 encoder on Buffer (public since Node 0.x, untyped): `write(string, offset)`
+ * parses its arguments first, which cost as much again per line as the encoding.
+ */
+interface Utf8Writable {
+  utf8Write(text: string, offset: number): number;
+}
+
 /** Access lines are handed to the destination this many bytes at a time (or every 50 ms). */
 const BATCH_BYTES = 32_768;
 /** Room after a batch for the line that completes it; a longer line is written on its own. */
@@ -93,7 +101,7 @@ export class AccessLog {
    * concatenation is a tree of string pieces; kept as a string until the flush, ~130 such trees
    * outlived each young-generation collection and were copied by it.
    */
-  readonly #pending = Buffer.allocUnsafeSlow(BATCH_BYTES + MAX_INLINE_LINE);
+  readonly #pending = Buffer.allocUnsafeSlow(BATCH_BYTES + MAX_INLINE_LINE) as Buffer & Utf8Writable;
   #used = 0;
   #timer: NodeJS.Timeout | null = null;
   readonly #writePending = (): void => this.flush();
@@ -152,7 +160,7 @@ export class AccessLog {
       this.#stream.write(line);
       return;
     }
-    this.#used += this.#pending.write(line, this.#used);
+    this.#used += this.#pending.utf8Write(line, this.#used);
     if (this.#used >= BATCH_BYTES) this.flush();
     else if (this.#timer === null) {
       this.#timer = setTimeout(this.#writePending, 50);

@@ -24,21 +24,29 @@ export const FREE_SOCKET_TIMEOUT_MS = 3_500;
 /** How often idle pooled connections are looked for: one is closed 3.5–4 s after it fell idle. */
 const IDLE_SWEEP_MS = 500;
 
-/** When a pooled socket last became free (ms, performance.now()). */
-const idleSince = new WeakMap<Duplex, number>();
+/** The sweep at which a pooled socket last became free: no clock read per request. */
+const kIdleMark = Symbol('hotwarm.idleMark');
+type Marked = Duplex & { [kIdleMark]?: number };
 
 export class UpstreamAgent extends http.Agent {
   #claim: ((req: ClientRequest) => void) | null = null;
   #sweep: NodeJS.Timeout | null = null;
-  readonly #idleMs: number;
+  /** Sweeps so far; a socket freed before sweep `n` is closed at sweep `n + #idleSweeps`. */
+  #sweeps = 0;
+  readonly #sweepMs: number;
+  readonly #idleSweeps: number;
 
   /** `idleMs`: how long a pooled connection may stay idle (tests shorten it). */
   constructor(maxSockets: number, idleMs = FREE_SOCKET_TIMEOUT_MS) {
     // No `timeout` option: with one, Node arms a socket timer per request, adds and removes a
     // `timeout` listener per request and refreshes the timer on every read and write of a busy
     // connection — on the request path, for an idle close. Idle connections are swept instead.
-    super({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: 'lifo' });
-    this.#idleMs = idleMs;
+    // Only what differs from Node's defaults (LIFO reuse): Node copies these options into a new
+    // object for every request.
+    super({ keepAlive: true, maxSockets });
+    this.#sweepMs = Math.min(IDLE_SWEEP_MS, idleMs);
+    // One sweep more than idleMs / sweepMs: a socket freed just before a sweep still gets idleMs.
+    this.#idleSweeps = Math.ceil(idleMs / this.#sweepMs) + 1;
   }
 
   /** Node-internal hook, called as a socket returns to the pool: its idle time starts. */
@@ -46,22 +54,22 @@ export class UpstreamAgent extends http.Agent {
     // Node returns whether the socket may be kept (its typings say void).
     const keep = super.keepSocketAlive(socket) as unknown as boolean;
     if (keep) {
-      idleSince.set(socket, performance.now());
+      (socket as Marked)[kIdleMark] = this.#sweeps;
       if (this.#sweep === null) {
-        this.#sweep = setInterval(() => this.#closeIdle(), Math.min(IDLE_SWEEP_MS, this.#idleMs));
+        this.#sweep = setInterval(() => this.#closeIdle(), this.#sweepMs);
         this.#sweep.unref();
       }
     }
     return keep;
   }
 
-  /** Closes the pooled connections idle for `idleMs`; the sweep stops with the last one. */
+  /** Closes the pooled connections idle for `idleMs` (up to one sweep more); the sweep stops with the last one. */
   #closeIdle(): void {
-    const now = performance.now();
+    const sweep = ++this.#sweeps;
     let left = 0;
     for (const sockets of Object.values(this.freeSockets)) {
-      for (const socket of sockets ?? []) {
-        if (now - (idleSince.get(socket) ?? now) >= this.#idleMs) socket.destroy();
+      for (const socket of (sockets ?? []) as Marked[]) {
+        if (sweep - (socket[kIdleMark] ?? sweep) >= this.#idleSweeps) socket.destroy();
         else left++;
       }
     }
