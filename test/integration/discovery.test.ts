@@ -34,6 +34,16 @@ const names = (h: Harness, pool = 'app'): string[] => h.proxy.pools.get(pool)?.b
 const backend = (h: Harness, name: string, pool = 'app') => h.proxy.pools.get(pool)?.backends.find((b) => b.name === name);
 const failures = (h: Harness) => h.log.events('discovery_failed');
 
+/** A pool fed by `dns` (A or SRV answers for `port`), checked every 100 ms over TCP, looked up every second. */
+function discoveredPool(dns: string, port: number, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    health_check: { protocol: 'tcp', interval: '100ms', timeout: '1s', rise: 1, fall: 2 },
+    resolve_interval: '1s',
+    discover: [{ dns, port }],
+    ...extra,
+  };
+}
+
 t.test('A answers and names in address follow the DNS; failures keep the last answer; NXDOMAIN drains after 3', async (t) => {
   const dns = await DnsServer.start({ 'app.hw.test': ['127.0.0.2', '127.0.0.3'], 'web.hw.test': ['127.0.0.2'] });
   t.teardown(() => dns.close());
@@ -47,13 +57,10 @@ t.test('A answers and names in address follow the DNS; failures keep the last an
     resolvers: [dns.address],
     listeners: [{ name: 'web', listen: '127.0.0.1:0', pool: 'app' }],
     pools: {
-      app: {
-        health_check: { protocol: 'tcp', interval: '100ms', timeout: '1s', rise: 1, fall: 2 },
-        resolve_interval: '1s',
+      app: discoveredPool('app.hw.test', port, {
         failover: { slow_start: '0s' },
-        discover: [{ dns: 'app.hw.test', port }],
         backends: [{ name: 'named', address: `web.hw.test:${port}`, role: 'warm' }],
-      },
+      }),
     },
   });
   t.teardown(() => h.stop());
@@ -124,12 +131,7 @@ t.test('a changed answer reaches every worker: a new address takes traffic in ea
     resolvers: [dns.address],
     listeners: [{ name: 'web', listen: '127.0.0.1:0', pool: 'app' }],
     pools: {
-      app: {
-        health_check: { protocol: 'tcp', interval: '100ms', timeout: '1s', rise: 1, fall: 2 },
-        resolve_interval: '1s',
-        failover: { slow_start: '0s' },
-        discover: [{ dns: 'every.hw.test', port }],
-      },
+      app: discoveredPool('every.hw.test', port, { failover: { slow_start: '0s' } }),
     },
   });
   t.teardown(() => h.stop());
@@ -222,11 +224,7 @@ t.test('an unreachable resolver at startup: static backends serve, lookups retry
         discover: [{ dns: 'late.hw.test', port }],
         backends: [{ name: 'hot-1', address: hot?.address }],
       },
-      dns_only: {
-        health_check: { protocol: 'tcp', interval: '100ms', timeout: '1s', rise: 1, fall: 2 },
-        resolve_interval: '1s',
-        discover: [{ dns: 'late.hw.test', port }],
-      },
+      dns_only: discoveredPool('late.hw.test', port),
     },
   });
   t.teardown(() => h.stop());
