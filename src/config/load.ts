@@ -52,15 +52,18 @@ export async function parseConfig(text: string, file: string, options: LoadOptio
   issues.push(...yamlErrors(doc, text, locator, file));
   // Past anything but duplicate keys the document's shape is a guess: report only the YAML errors.
   if (doc.errors.some((e) => e.code !== 'DUPLICATE_KEY')) throw new ConfigError(issues);
-  const merges = badMerges(doc, locator, file);
-  if (merges.length > 0) throw new ConfigError([...issues, ...merges]);
+  const references = [...unresolvedAliases(doc, locator, file), ...badMerges(doc, locator, file)];
+  if (references.length > 0) throw new ConfigError([...issues, ...references].sort((a, b) => a.line - b.line || a.col - b.col));
 
   let raw: unknown;
   try {
     raw = doc.toJS();
   } catch (err) {
     // Alias expansion beyond yaml's limit (a "billion laughs" document).
-    throw new ConfigError([...issues, { file, line: 1, col: 1, path: '(root)', message: (err as Error).message }]);
+    const message = /Excessive alias count/.test((err as Error).message)
+      ? 'aliases expand to too many values (a "billion laughs" document?): write the repeated parts out, or use fewer aliases'
+      : (err as Error).message;
+    throw new ConfigError([...issues, { file, line: 1, col: 1, path: '(root)', message }]);
   }
   if (raw === null || raw === undefined) {
     throw new ConfigError([{ file, line: 1, col: 1, path: '(root)', message: 'the file is empty: it needs at least "listeners" and "pools"' }]);
@@ -124,6 +127,19 @@ function yamlErrors(doc: Document, text: string, locator: Locator, file: string)
   })];
 }
 
+/** Aliases with no anchor before them, which yaml only rejects (throws, without a position) in toJS(). */
+function unresolvedAliases(doc: Document, locator: Locator, file: string): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  visit(doc, {
+    Alias(_, alias) {
+      if (alias.resolve(doc) !== undefined) return;
+      const { line, col } = locator.position(alias.range?.[0] ?? 0);
+      issues.push({ file, line, col, path: '(yaml)', message: `the alias "*${alias.source}" refers to no anchor "&${alias.source}" defined before it` });
+    },
+  });
+  return issues;
+}
+
 /** `<<` merges of something other than a mapping, which yaml only rejects (throws) in toJS(). */
 function badMerges(doc: Document, locator: Locator, file: string): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
@@ -132,7 +148,9 @@ function badMerges(doc: Document, locator: Locator, file: string): ConfigIssue[]
       if (!isScalar(pair.key) || typeof pair.key.value !== 'symbol') return;
       const sources = isSeq(pair.value) ? pair.value.items : [pair.value];
       for (const source of sources) {
-        if (isMap(isAlias(source) ? source.resolve(doc) : source)) continue;
+        const resolved = isAlias(source) ? source.resolve(doc) : source;
+        // An alias to nothing is reported by unresolvedAliases.
+        if (isMap(resolved) || (isAlias(source) && resolved === undefined)) continue;
         const offset = (source as { range?: readonly number[] } | null)?.range?.[0] ?? 0;
         const { line, col } = locator.position(offset);
         issues.push({ file, line, col, path: formatPath(locator.pathAt(offset)), message: 'can only merge a mapping or a list of mappings' });
