@@ -91,7 +91,7 @@ export function diffConfig(old: Config, next: Config): ReloadPlan {
 const AT_NEXT_START: readonly string[] = CLASSES.AT_NEXT_START;
 
 /** Keys of the root that are not settings (compared on their own) or not comparable. */
-const TOP_LEVEL_SKIP: ReadonlySet<string> = new Set(['listeners', 'pools', 'file']);
+const TOP_LEVEL_SKIP: ReadonlySet<string> = new Set(['listeners', 'pools', 'file', 'source']);
 /** The names that match old and new (`reload: 'name'`). */
 const LISTENER_SKIP: ReadonlySet<string> = new Set(CLASSES.LISTENER_NAME);
 const POOL_SKIP: ReadonlySet<string> = new Set(['backends']);

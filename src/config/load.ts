@@ -21,6 +21,11 @@ export { ConfigError, formatIssue, type ConfigIssue } from '../errors.js';
 export interface LoadOptions {
   /** Where `admin.token_env` is looked up; default `process.env`. */
   readonly env?: Readonly<Record<string, string | undefined>>;
+  /**
+   * How messages name the file; default: the path as given. A reload reads the absolute path but
+   * names the file as the command line did, so its errors read exactly as `hotwarm check` prints them.
+   */
+  readonly name?: string;
 }
 
 /**
@@ -32,14 +37,15 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new ConfigError([{ file, line: 1, col: 1, path: '(root)', message: unreadable(file, err) }]);
+    throw new ConfigError([{ file: options.name ?? file, line: 1, col: 1, path: '(root)', message: unreadable(file, err) }]);
   }
   return parseConfig(text, file, options);
 }
 
-/** {@link loadConfig} from text already read; `file` names it in issues and anchors TLS paths. */
-export async function parseConfig(text: string, file: string, options: LoadOptions = {}): Promise<Config> {
+/** {@link loadConfig} from text already read; `path` names it in issues (unless `options.name` does) and anchors TLS paths. */
+export async function parseConfig(text: string, path: string, options: LoadOptions = {}): Promise<Config> {
   const env = options.env ?? process.env;
+  const file = options.name ?? path;
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, uniqueKeys: true, merge: true, prettyErrors: false });
   const locator = new Locator(doc, lineCounter);
@@ -75,12 +81,12 @@ export async function parseConfig(text: string, file: string, options: LoadOptio
   // pool whose name is invalid anyway): the schema's message is the one to fix.
   const rejected = new Set(issues.map(where));
   issues.push(...crossCheck(raw, locator, env).map(place).filter((issue) => !rejected.has(where(issue))));
-  const absolute = resolve(file);
+  const absolute = resolve(path);
   const tls = await loadTlsFiles((raw as { listeners?: unknown }).listeners, dirname(absolute));
   issues.push(...tls.issues.map(place));
 
   if (issues.length > 0 || !parsed.success) throw new ConfigError(issues);
-  return deepFreeze(build(parsed.data, absolute, tls.material));
+  return deepFreeze(build(parsed.data, absolute, file, tls.material));
 }
 
 /** `ok: 1 listener, 3 pools, 7 backends`, as `hotwarm check` prints it. */
@@ -165,7 +171,7 @@ function where(issue: ConfigIssue): string {
   return `${issue.line}:${issue.col}:${issue.path}`;
 }
 
-function build(data: RawConfig, file: string, tls: ReadonlyMap<number, TlsMaterial>): Config {
+function build(data: RawConfig, file: string, source: string, tls: ReadonlyMap<number, TlsMaterial>): Config {
   const listeners: ListenerConfig[] = data.listeners.map((listener, index) => {
     const { tls: _paths, ...rest } = listener;
     const material = tls.get(index);
@@ -177,7 +183,7 @@ function build(data: RawConfig, file: string, tls: ReadonlyMap<number, TlsMateri
   }
   // The log file, like TLS files, is found relative to the config file's folder.
   const log = data.log.file === undefined ? data.log : { ...data.log, file: resolve(dirname(file), data.log.file) };
-  return { ...data, log, file, listeners, pools };
+  return { ...data, log, file, source, listeners, pools };
 }
 
 function deepFreeze<T>(value: T): T {

@@ -335,6 +335,8 @@ export type HealthCheckConfig = PoolConfig['health_check'];
 export type Config = DeepReadonly<Omit<RawConfig, 'pools' | 'listeners'>> & {
   /** Absolute path of the file it was loaded from. */
   readonly file: string;
+  /** The file as the command line named it (`-c`): how messages name it. */
+  readonly source: string;
   readonly listeners: readonly ListenerConfig[];
   readonly pools: { readonly [name: string]: PoolConfig };
 };

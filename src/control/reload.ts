@@ -99,7 +99,7 @@ export class Reloader<P> {
     const target = this.#target;
     try {
       if (!target.running) throw new ReloadError('RELOAD_FAILED', ['the proxy is not running']);
-      const next = await this.#load(target.config.file);
+      const next = await this.#load(target.config);
       const plan = diffConfig(target.config, next);
       const prepared = await target.prepare(next, plan);
       if (!target.running) {
@@ -115,11 +115,12 @@ export class Reloader<P> {
     }
   }
 
-  async #load(file: string): Promise<Config> {
+  async #load(current: Config): Promise<Config> {
     // Loaded on the first reload: a worker (which is handed its config) never loads zod or yaml.
     const { loadConfig } = await import('../config/load.js');
     try {
-      return await loadConfig(file, this.#env === undefined ? {} : { env: this.#env });
+      // Named as on the command line: the errors read as `hotwarm check -c` prints them.
+      return await loadConfig(current.file, { name: current.source, ...(this.#env === undefined ? {} : { env: this.#env }) });
     } catch (err) {
       if (err instanceof ConfigError) throw new ReloadError('CONFIG_INVALID', err.issues.map(formatIssue));
       throw err;

@@ -130,3 +130,31 @@ t.test('serves, logs JSON, and exits 0 on SIGTERM', async (t) => {
   t.equal(exit.code, 0, 'clean shutdown');
   t.ok(proxy.events('shutdown').length >= 1, 'shutdown event flushed before exit');
 });
+
+t.test('a failed SIGHUP logs exactly the lines `hotwarm check -c FILE` prints for the same file', async (t) => {
+  const own = owned(t);
+  const [b] = own((await startBackends(['a'])) as [TestBackend], closeAll);
+  const dir = t.testdir();
+  config(dir, '127.0.0.1:0', b);
+  // Named relative to the working directory, as an operator in the config's folder does.
+  const proxy = new ProxyProcess(['-c', 'proxy.yaml'], { cwd: dir });
+  t.teardown(() => proxy.kill());
+  await proxy.port('web');
+  writeFileSync(join(dir, 'proxy.yaml'), [
+    'listeners:',
+    '  - { name: web, listen: 127.0.0.1:0, pool: app }',
+    'pools:',
+    '  app:',
+    '    backends:',
+    `      - { name: a, address: "${b.address}", wieght: 2 }`,
+    '',
+  ].join('\n'));
+  proxy.signal('SIGHUP');
+  const event = await proxy.waitForLine((l) => l.type === 'reload');
+  const checked = await runBin(['check', '-c', 'proxy.yaml'], { cwd: dir });
+  t.equal(checked.code, 1);
+  t.strictSame(event.errors, checked.stderr.trim().split('\n'), 'the same lines, the file named as on the command line');
+  t.match(event.errors, [/^proxy\.yaml:6:\d+: pools\.app\.backends\[0\]\.wieght: unknown key; did you mean "weight"\?$/]);
+  proxy.signal('SIGTERM');
+  await proxy.exited;
+});
