@@ -16,7 +16,7 @@ export interface ExchangeRecord {
   readonly durationMs: number;
   /** Response body bytes sent to the client. */
   readonly bytes: number;
-  /** Request body bytes from the client, by its Content-Length (a chunked body counts 0). */
+  /** Request body bytes from the client: its Content-Length, or what a chunked body carried. */
   readonly bytesIn?: number;
   readonly retries: number;
   readonly client: string;

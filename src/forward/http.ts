@@ -99,7 +99,7 @@ class HttpExchange extends Exchange {
   readonly #forwarder: HttpForwarder;
   readonly #res: ServerResponse;
   readonly #hasBody: boolean;
-  /** Body bytes seen so far, counted only for a chunked body under max_body_size. */
+  /** Body bytes seen so far, counted only for a chunked body (a declared length is its own count). */
   #bodyBytes = 0;
   /** Sticky pool: whether the response sets the affinity cookie for the backend that answers. */
   #issueCookie = false;
@@ -124,11 +124,12 @@ class HttpExchange extends Exchange {
       this.#replay?.dispose();
     });
     const limit = this.rules.maxBodySize;
-    if (limit > 0 && this.#hasBody) {
+    if (this.#hasBody) {
       // A declared length over the limit is refused before a byte goes anywhere; a chunked body
-      // is counted as it flows (Node enforces a declared length itself).
+      // is counted as it flows (Node enforces a declared length itself): for max_body_size, and
+      // for the bytes-in metrics, which have no length to take.
       if (headers['transfer-encoding'] === undefined) {
-        if (Number(headers['content-length']) > limit) {
+        if (limit > 0 && Number(headers['content-length']) > limit) {
           this.#refuseBody();
           return;
         }
@@ -146,12 +147,13 @@ class HttpExchange extends Exchange {
     this.attempts.next(false);
   }
 
-  /** Counts a chunked body under max_body_size (made only for such a request). */
+  /** Counts a chunked body (made only for such a request). */
   #countBody: ((chunk: Buffer) => void) | null = null;
 
   #count(chunk: Buffer): void {
     this.#bodyBytes += chunk.length;
-    if (this.#bodyBytes <= this.rules.maxBodySize || this.#countBody === null) return;
+    const limit = this.rules.maxBodySize;
+    if (limit === 0 || this.#bodyBytes <= limit || this.#countBody === null) return;
     this.req.off('data', this.#countBody);
     this.#countBody = null;
     this.#refuseBody();
@@ -252,7 +254,8 @@ class HttpExchange extends Exchange {
   }
 
   protected get bytesIn(): number {
-    return this.#hasBody ? Number(this.req.headers['content-length']) || 0 : 0;
+    if (!this.#hasBody) return 0;
+    return this.req.headers['transfer-encoding'] === undefined ? Number(this.req.headers['content-length']) || 0 : this.#bodyBytes;
   }
 
   protected answer(error: ProxyError, retryAfter: number): void {

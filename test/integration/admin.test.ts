@@ -312,11 +312,14 @@ t.test('/metrics from the start: every series the config knows, at 0, and the pr
 
   // Bytes: traffic only, both directions, per listener and backend.
   await request(h.port(), { path: '/x', method: 'POST', body: 'hello' });
+  // A chunked upload has no length to take: counted as it arrives.
+  await request(h.port(), { path: '/x', method: 'POST', body: 'chunky!', headers: { 'transfer-encoding': 'chunked' } });
+  await h.refresh();
   const after = (await get(port, '/metrics')).body;
   const sum = (re: RegExp): number => [...after.matchAll(re)].reduce((s, m) => s + Number(m[1]), 0);
-  t.equal(sum(/^hotwarm_backend_bytes_total\{pool="app",backend="[^"]+",direction="in"\} (\d+)$/gm), 5, 'the request body, to the backend');
+  t.equal(sum(/^hotwarm_backend_bytes_total\{pool="app",backend="[^"]+",direction="in"\} (\d+)$/gm), 12, 'the request bodies, to the backend');
   t.ok(sum(/^hotwarm_backend_bytes_total\{pool="app",backend="[^"]+",direction="out"\} (\d+)$/gm) > 0, 'the response body, from it');
-  t.equal(sum(/^hotwarm_listener_bytes_total\{listener="web",direction="in"\} (\d+)$/gm), 5);
+  t.equal(sum(/^hotwarm_listener_bytes_total\{listener="web",direction="in"\} (\d+)$/gm), 12);
   await teardown(h, backends);
   await leaks.assertClean(t);
 });
