@@ -116,8 +116,11 @@ const SCRIPT = `
     b.textContent = text || '';
     b.className = text ? 'show' : '';
   }
+  /** The proxy's clock, from its last /status: a browser whose clock is off still shows true ages. */
+  var skewMs = 0;
+  function now() { return Date.now() + skewMs; }
   function ago(iso) {
-    var s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+    var s = Math.max(0, (now() - Date.parse(iso)) / 1000);
     return s < 60 ? s.toFixed(1) + 's ago' : Math.round(s / 60) + 'm ago';
   }
   function clock(iso) {
@@ -181,16 +184,20 @@ const SCRIPT = `
     wrap.appendChild(legend);
     return wrap;
   }
-  /** The operator actions that apply to a backend now. */
-  function actionsFor(b) {
+  /**
+   * The operator actions that apply to a backend now: a covering warm is offered demote only
+   * once the hot it covers serves again (before that the proxy refuses it: it would uncover it).
+   */
+  function actionsFor(b, backends) {
     var out = [];
     if (b.admin === 'enabled') out.push('drain'); else out.push('enable');
     if (b.role === 'warm' && !b.promotion && b.health === 'up' && b.admin === 'enabled') out.push('promote');
-    if (b.role === 'warm' && b.promotion) out.push('demote');
+    var covered = b.covers ? backends.filter(function (o) { return o.name === b.covers; })[0] : null;
+    if (b.role === 'warm' && b.promotion && (!covered || covered.serving)) out.push('demote');
     return out;
   }
 
-  function backendCard(b, scale, pool) {
+  function backendCard(b, scale, pool, backends) {
     var card = el('div', 'backend s-' + b.state);
     card.dataset.backend = b.name;
     card.dataset.state = b.state;
@@ -202,7 +209,7 @@ const SCRIPT = `
     if (b.covers) card.appendChild(el('div', 'cover', '\\u21c4 covers ' + b.covers));
     else if (b.promotion === 'operator') card.appendChild(el('div', 'cover', '\\u2191 promoted by operator'));
     if (b.covered_by) card.appendChild(el('div', 'cover by', 'covered by ' + b.covered_by));
-    if (b.down_since) card.appendChild(el('div', 'down-for', 'down for ' + duration(Date.now() - Date.parse(b.down_since))));
+    if (b.down_since) card.appendChild(el('div', 'down-for', 'down for ' + duration(now() - Date.parse(b.down_since))));
     if (b.failback_hold_remaining_ms !== null && b.failback_hold_remaining_ms !== undefined) {
       card.appendChild(el('div', 'hold', 'failback in ' + duration(b.failback_hold_remaining_ms) + ' (hold)'));
     }
@@ -222,7 +229,7 @@ const SCRIPT = `
       c ? (c.ok ? '\\u2713 ' : '\\u2717 ') + c.detail + ' \\u00b7 ' + ago(c.at) : 'not checked yet'));
     card.appendChild(el('div', 'small', b.address));
     var actions = el('div', 'actions');
-    actionsFor(b).forEach(function (a) {
+    actionsFor(b, backends).forEach(function (a) {
       var button = el('button', '', a);
       button.type = 'button';
       button.dataset.action = a;
@@ -234,6 +241,7 @@ const SCRIPT = `
   }
 
   function renderStatus(s) {
+    if (s.time) skewMs = Date.parse(s.time) - Date.now();
     $('version').textContent = 'config v' + s.version;
     var r = s.last_reload;
     $('reload').textContent = r ? 'last reload ' + (r.ok ? 'ok' : 'FAILED') + ' ' + ago(r.at) : 'no reload yet';
@@ -258,7 +266,7 @@ const SCRIPT = `
       var scale = 1;
       p.backends.forEach(function (b) { scale = Math.max(scale, b.max_conns || b.in_flight); });
       var grid = el('div', 'backends');
-      p.backends.forEach(function (b) { grid.appendChild(backendCard(b, scale, p.name)); });
+      p.backends.forEach(function (b) { grid.appendChild(backendCard(b, scale, p.name, p.backends)); });
       section.appendChild(grid);
       pools.appendChild(section);
     });

@@ -58,6 +58,8 @@ t.test('dashboard: backends, live promotion after a crash, no CSP errors, narrow
   mkdirSync(ARTIFACTS, { recursive: true });
   const backends = own((await startBackends(['app-1', 'app-2', 'app-3', 'spare-1', 'spare-2'], { latencyMs: 60 })) as TestBackend[], closeAll);
   const [app1] = backends as [TestBackend];
+  // A second pool with automatic failback, to show the hold still to run after a recovery.
+  const [api1, apiSpare] = own((await startBackends(['api-1', 'api-spare'])) as [TestBackend, TestBackend], closeAll);
   const file = join(t.testdir(), 'proxy.yaml');
   const h = own(await startProxy(
     {
@@ -73,6 +75,14 @@ t.test('dashboard: backends, live promotion after a crash, no CSP errors, narrow
           // A ramp far longer than the test, so the warm is still ramping whenever the page is read.
           failover: { failback: 'manual', slow_start: '60s' },
           backends: backends.map((b, i) => ({ name: b.name, address: b.address, weight: i === 0 ? 2 : 1, role: b.name.startsWith('spare') ? 'warm' : 'hot' })),
+        },
+        api: {
+          health_check: { ...FAST_CHECKS, fall: 2 },
+          failover: { failback: 'auto', failback_hold: '50s' },
+          backends: [
+            { name: 'api-1', address: api1.address },
+            { name: 'api-spare', address: apiSpare.address, role: 'warm' },
+          ],
         },
       },
     },
@@ -101,7 +111,7 @@ t.test('dashboard: backends, live promotion after a crash, no CSP errors, narrow
     t.notMatch(page.url(), 'token', 'the token is taken out of the address bar');
     // Page-side code as strings: the test project has no DOM types.
     const cards = await page.evaluate<string[][]>("[...document.querySelectorAll('[data-backend]')].map((e) => [e.dataset.backend, e.dataset.state])");
-    t.strictSame(cards, [['app-1', 'serving'], ['app-2', 'serving'], ['app-3', 'serving'], ['spare-1', 'standby'], ['spare-2', 'standby']]);
+    t.strictSame(cards, [['app-1', 'serving'], ['app-2', 'serving'], ['app-3', 'serving'], ['spare-1', 'standby'], ['spare-2', 'standby'], ['api-1', 'serving'], ['api-spare', 'standby']]);
     await page.waitForSelector('li[data-type="listening"]', { timeout: 3_000 });
     t.equal(await page.getAttribute('.pool-head [data-capacity]', 'data-capacity'), '100', 'full capacity');
 
@@ -133,10 +143,19 @@ t.test('dashboard: backends, live promotion after a crash, no CSP errors, narrow
     // Buttons where they apply: a down hot can be drained; a standby warm promoted; no promote on a hot.
     t.ok(await page.$('[data-backend="app-1"] button[data-action="drain"]'), 'drain on an enabled backend');
     t.notOk(await page.$('[data-backend="app-2"] button[data-action="promote"]'), 'no promote on a hot backend');
+    t.notOk(await page.$('[data-backend="spare-1"] button[data-action="demote"]'), 'no demote on a warm whose hot is still down (it would be refused)');
     await page.click('[data-backend="spare-2"] button[data-action="promote"]');
     await page.waitForSelector('[data-backend="spare-2"] button[data-action="demote"]', { timeout: 30_000 });
     t.match(await page.textContent('[data-backend="spare-2"]'), 'promoted by operator', 'the button acted, with the token');
     await page.waitForSelector('li[data-type="admin"]', { timeout: 30_000 });
+
+    // A recovered hot serving again while its warm still covers it: the failback hold still to run.
+    await api1.kill();
+    await page.waitForSelector('[data-backend="api-spare"][data-state="serving"]', { timeout: 30_000 });
+    await api1.start();
+    await page.waitForSelector('[data-backend="api-1"] .hold', { timeout: 30_000 });
+    t.match(await page.textContent('[data-backend="api-1"] .hold'), /^failback in \d+s \(hold\)$/);
+    await page.waitForSelector('[data-backend="api-spare"] button[data-action="demote"]', { timeout: 30_000 });
 
     // A failed reload: red in the event list and in the header.
     writeFileSync(file, 'listeners: [\n');
