@@ -7,6 +7,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { DEFAULTS } from '../../src/config/schema.js';
 import { configKeys } from '../../src/config/keys.js';
 import { CONTROL_ACTIONS } from '../../src/control/admin-types.js';
+import { EVENT_TYPES } from '../../src/control/events.js';
 import { METRICS } from '../../src/control/metrics.js';
 import { ERROR_CODES, REFUSAL_CODES } from '../../src/errors.js';
 import { renderConfigurationDoc } from '../../scripts/docs/render-configuration.js';
@@ -122,4 +123,11 @@ t.test('every metric is in docs/metrics.md with its type and labels, and no othe
 t.test('every control action is in docs/admin-api.md', async (t) => {
   const text = read('docs/admin-api.md');
   for (const action of CONTROL_ACTIONS) t.match(text, `| \`${action}\` |`, action);
+});
+
+t.test('every event type is in the events table of docs/operations.md, and no other', async (t) => {
+  const documented = rows(read('docs/operations.md'))
+    .map((l) => /^\| `([a-z_]+)` \| (?:info|warn|error)/.exec(l)?.[1])
+    .filter((type): type is string => type !== undefined);
+  t.strictSame([...documented].sort(), [...EVENT_TYPES].sort());
 });
