@@ -77,6 +77,9 @@ const TALLIED: ReadonlySet<string> = new Set([
 interface ListenerRouting {
   readonly pool?: string | undefined;
   readonly routes?: readonly { readonly pool: string }[] | undefined;
+  readonly protocol?: string;
+  readonly tls?: unknown;
+  readonly http2?: boolean;
 }
 
 type Spec = (typeof METRICS)[number];
@@ -206,9 +209,11 @@ export class Metrics implements Counts {
       const routed = new Set<string>();
       if (routing?.pool !== undefined) routed.add(routing.pool);
       for (const route of routing?.routes ?? []) routed.add(route.pool);
+      // HTTP/2 is known from the config too: a TLS http listener with `http2` offers it.
+      const h2 = routing?.protocol === 'http' && routing.tls !== undefined && routing.http2 === true;
       for (const name of routed) {
         const pool = pools.get(name);
-        if (pool !== undefined) this.#tally.prime(l.name, name, pool.backends.map((b) => b.name));
+        if (pool !== undefined) this.#tally.prime(l.name, name, pool.backends.map((b) => b.name), h2);
       }
     }
     for (const pool of pools.values()) {

@@ -35,8 +35,6 @@ const DURATION_MS = CLASSES;
 const BYTES_IN = CLASSES + 1;
 const BYTES_OUT = CLASSES + 2;
 const BACKEND_SLOTS = CLASSES + 3;
-/** Slots a series known from the config shows at 0 from the start: HTTP/1 (HTTP/2 appear with traffic). */
-const PRIMED_SLOTS = CODE_CLASSES.length;
 /** Buckets per class: the finite ones and +Inf. */
 const SLOTS = DURATION_BUCKETS.length + 1;
 
@@ -57,8 +55,11 @@ function bump(array: Float64Array, index: number, by: number): void {
 class Series {
   /** backend name ('' = none) → count per class, duration and bytes (BACKEND_SLOTS). */
   readonly requests = new Map<string, Float64Array>();
-  /** Known from the config: rendered with zeros from the start. */
-  primed = false;
+  /**
+   * Known from the config: how many of its class slots are rendered with zeros from the start
+   * (the HTTP/1 classes, and the HTTP/2 ones on a listener that offers h2); 0 = not known.
+   */
+  primedSlots = 0;
   /** Per class, per bucket (not cumulative; rendered cumulative). */
   readonly buckets = new Float64Array(CLASSES * SLOTS);
   readonly sums = new Float64Array(CLASSES);
@@ -107,10 +108,13 @@ export class RequestTally {
     series.dirty = true;
   }
 
-  /** A listener × pool and its backends known from the config: shown at 0 from the start. */
-  prime(listener: string, pool: string, backends: Iterable<string>): void {
+  /**
+   * A listener × pool and its backends known from the config: shown at 0 from the start, for
+   * HTTP/1 and, on a listener that offers h2 (`http2`), for HTTP/2 too.
+   */
+  prime(listener: string, pool: string, backends: Iterable<string>, http2 = false): void {
     const series = this.#get(listener, pool);
-    series.primed = true;
+    series.primedSlots = http2 ? CLASSES : CODE_CLASSES.length;
     for (const backend of backends) this.#backend(series, backend);
   }
 
@@ -197,8 +201,8 @@ export class RequestTally {
       for (const [pool, s] of byPool) {
         const lp = `listener="${listener}",pool="${pool}"`;
         for (const [backend, counts] of s.requests) {
-          // A backend known from the config shows its HTTP/1 classes from the start, at 0.
-          const primed = s.primed && backend !== '' ? PRIMED_SLOTS : 0;
+          // A backend known from the config shows its classes from the start, at 0.
+          const primed = backend !== '' ? s.primedSlots : 0;
           for (let c = 0; c < CLASSES; c++) if (c < primed || (counts[c] as number) > 0) requests.push(`hotwarm_requests_total{${lp},backend="${backend}",${KEY_LABELS[c]}} ${counts[c]}`);
           add(listenerBytes, `listener="${listener}"`, counts[BYTES_IN] as number, counts[BYTES_OUT] as number);
           if (backend !== '') add(backendBytes, `pool="${pool}",backend="${backend}"`, counts[BYTES_IN] as number, counts[BYTES_OUT] as number);
@@ -206,7 +210,7 @@ export class RequestTally {
         for (let c = 0; c < CLASSES; c++) {
           let cumulative = 0;
           for (let b = 0; b < SLOTS; b++) cumulative += s.buckets[c * SLOTS + b] as number;
-          if (cumulative === 0 && !(s.primed && c < PRIMED_SLOTS)) continue;
+          if (cumulative === 0 && c >= s.primedSlots) continue;
           const labels = `${lp},${KEY_LABELS[c]}`;
           let running = 0;
           for (let b = 0; b < SLOTS; b++) {
@@ -217,8 +221,8 @@ export class RequestTally {
           durations.push(`hotwarm_request_duration_seconds_sum{${labels}} ${s.sums[c]}`);
           durations.push(`hotwarm_request_duration_seconds_count{${labels}} ${cumulative}`);
         }
-        if (s.retries > 0 || s.primed) retries.push(`hotwarm_retries_total{${lp}} ${s.retries}`);
-        if (s.noBackend > 0 || s.primed) noBackend.push(`hotwarm_no_backend_total{${lp}} ${s.noBackend}`);
+        if (s.retries > 0 || s.primedSlots > 0) retries.push(`hotwarm_retries_total{${lp}} ${s.retries}`);
+        if (s.noBackend > 0 || s.primedSlots > 0) noBackend.push(`hotwarm_no_backend_total{${lp}} ${s.noBackend}`);
       }
     }
     const block = (name: string, type: string, lines: string[]): string => `# HELP ${name} ${help(name)}\n# TYPE ${name} ${type}\n${lines.map((l) => `${l}\n`).join('')}`;

@@ -81,6 +81,19 @@ t.test('bytes and tunnels add up across workers; primed series show at 0', async
   t.match([...primary.backendTotals()], [{ pool: 'app', backend: 'a', requests: 1, errors: 0, durationMsSum: 3 }, { pool: 'app', backend: 'b', requests: 0 }]);
 });
 
+t.test('a listener that offers h2 shows its HTTP/2 series from the start too; one that does not, only HTTP/1', async (t) => {
+  const tally = new RequestTally();
+  tally.prime('tls', 'app', ['a'], true);
+  tally.prime('plain', 'app', ['a']);
+  const text = tally.render(help);
+  for (const protocol of ['http1', 'http2']) {
+    t.match(text, `hotwarm_requests_total{listener="tls",pool="app",backend="a",code="2xx",protocol="${protocol}"} 0`, protocol);
+    t.match(text, `hotwarm_request_duration_seconds_count{listener="tls",pool="app",code="5xx",protocol="${protocol}"} 0`, protocol);
+  }
+  t.match(text, 'hotwarm_requests_total{listener="plain",pool="app",backend="a",code="2xx",protocol="http1"} 0');
+  t.notMatch(text, 'listener="plain",pool="app",backend="a",code="2xx",protocol="http2"');
+});
+
 t.test('malformed deltas are ignored slot by slot', async (t) => {
   const primary = new RequestTally();
   primary.add([{ listener: 'web', pool: 'app', requests: [['a', [0, 3]]], buckets: [], sums: [], retries: 0, noBackend: 0 }]);
