@@ -131,3 +131,20 @@ t.test('every event type is in the events table of docs/operations.md, and no ot
     .filter((type): type is string => type !== undefined);
   t.strictSame([...documented].sort(), [...EVENT_TYPES].sort());
 });
+
+t.test("the README's quick start is the shipped proxy.yaml, and its sample error is what a typo there gives", async (t) => {
+  const { parseConfig } = await import('../../src/config/load.js');
+  const { ConfigError, formatIssue } = await import('../../src/errors.js');
+  const block = /```yaml\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
+  const shipped = read('proxy.yaml');
+  const strip = ({ file: _file, source: _source, ...rest }: { file: string; source: string }): object => rest;
+  t.strictSame(strip(await parseConfig(block, 'proxy.yaml')), strip(await parseConfig(shipped, 'proxy.yaml')), 'same config');
+  const sample = /^(proxy\.yaml:\d+:\d+: .*wieght.*)$/m.exec(readme)?.[1];
+  t.ok(sample, 'the README shows a typo and its error');
+  const typo = shipped.replace('{ name: app-1, address', '{ name: app-1, wieght: 2, address');
+  const issues = await parseConfig(typo, 'proxy.yaml').then(
+    () => [],
+    (err: unknown) => (err instanceof ConfigError ? err.issues.map(formatIssue) : [String(err)]),
+  );
+  t.strictSame(issues, [sample]);
+});
