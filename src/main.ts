@@ -18,7 +18,7 @@ import { parseArgs, USAGE } from './args.js';
 import { describeConfig, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import type { EventLog } from './control/events.js';
-import { ConfigError, ProxyError } from './errors.js';
+import { ConfigError, ProxyError, formatIssue } from './errors.js';
 import { ConfigWatcher, fileDigest } from './control/watch.js';
 import { createLogger, flushLogger, type Logger } from './log.js';
 import { LogSink } from './log-sink.js';
@@ -32,7 +32,8 @@ function version(): string {
 }
 
 function printConfigErrors(err: ConfigError): void {
-  for (const issue of err.issues) process.stderr.write(`${issue.file}:${issue.line}:${issue.col}: ${issue.path}: ${issue.message}\n`);
+  // formatIssue: the same lines a failed reload logs.
+  for (const issue of err.issues) process.stderr.write(`${formatIssue(issue)}\n`);
 }
 
 async function check(file: string): Promise<number> {

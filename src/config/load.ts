@@ -59,7 +59,7 @@ export async function parseConfig(text: string, path: string, options: LoadOptio
   // Past anything but duplicate keys the document's shape is a guess: report only the YAML errors.
   if (doc.errors.some((e) => e.code !== 'DUPLICATE_KEY')) throw new ConfigError(issues);
   const references = [...unresolvedAliases(doc, locator, file), ...badMerges(doc, locator, file)];
-  if (references.length > 0) throw new ConfigError([...issues, ...references].sort((a, b) => a.line - b.line || a.col - b.col));
+  if (references.length > 0) throw new ConfigError([...issues, ...references]);
 
   let raw: unknown;
   try {
