@@ -209,11 +209,15 @@ export class Metrics implements Counts {
       const routed = new Set<string>();
       if (routing?.pool !== undefined) routed.add(routing.pool);
       for (const route of routing?.routes ?? []) routed.add(route.pool);
-      // HTTP/2 is known from the config too: a TLS http listener with `http2` offers it.
-      const h2 = routing?.protocol === 'http' && routing.tls !== undefined && routing.http2 === true;
+      // HTTP/2 is known from the config too (a TLS http listener with `http2` offers it), and
+      // that a tcp listener has no HTTP requests at all.
+      const speaks =
+        routing?.protocol === 'tcp' ? 'tcp'
+        : routing?.protocol === 'http' && routing.tls !== undefined && routing.http2 === true ? 'h2'
+        : 'http';
       for (const name of routed) {
         const pool = pools.get(name);
-        if (pool !== undefined) this.#tally.prime(l.name, name, pool.backends.map((b) => b.name), h2);
+        if (pool !== undefined) this.#tally.prime(l.name, name, pool.backends.map((b) => b.name), speaks);
       }
     }
     for (const pool of pools.values()) {

@@ -109,12 +109,13 @@ export class RequestTally {
   }
 
   /**
-   * A listener × pool and its backends known from the config: shown at 0 from the start, for
-   * HTTP/1 and, on a listener that offers h2 (`http2`), for HTTP/2 too.
+   * A listener × pool and its backends known from the config: shown at 0 from the start. What a
+   * listener speaks decides which: an `http` listener's requests for HTTP/1, and for HTTP/2 too
+   * when it offers h2 (`h2`); a `tcp` listener has no requests, only its bytes.
    */
-  prime(listener: string, pool: string, backends: Iterable<string>, http2 = false): void {
+  prime(listener: string, pool: string, backends: Iterable<string>, speaks: 'tcp' | 'http' | 'h2' = 'http'): void {
     const series = this.#get(listener, pool);
-    series.primedSlots = http2 ? CLASSES : CODE_CLASSES.length;
+    series.primedSlots = speaks === 'h2' ? CLASSES : speaks === 'http' ? CODE_CLASSES.length : 0;
     for (const backend of backends) this.#backend(series, backend);
   }
 

@@ -81,10 +81,11 @@ t.test('bytes and tunnels add up across workers; primed series show at 0', async
   t.match([...primary.backendTotals()], [{ pool: 'app', backend: 'a', requests: 1, errors: 0, durationMsSum: 3 }, { pool: 'app', backend: 'b', requests: 0 }]);
 });
 
-t.test('a listener that offers h2 shows its HTTP/2 series from the start too; one that does not, only HTTP/1', async (t) => {
+t.test('primed series follow what the listener speaks: HTTP/1, HTTP/2 where it offers h2, bytes only on tcp', async (t) => {
   const tally = new RequestTally();
-  tally.prime('tls', 'app', ['a'], true);
+  tally.prime('tls', 'app', ['a'], 'h2');
   tally.prime('plain', 'app', ['a']);
+  tally.prime('db', 'pg', ['p'], 'tcp');
   const text = tally.render(help);
   for (const protocol of ['http1', 'http2']) {
     t.match(text, `hotwarm_requests_total{listener="tls",pool="app",backend="a",code="2xx",protocol="${protocol}"} 0`, protocol);
@@ -92,6 +93,10 @@ t.test('a listener that offers h2 shows its HTTP/2 series from the start too; on
   }
   t.match(text, 'hotwarm_requests_total{listener="plain",pool="app",backend="a",code="2xx",protocol="http1"} 0');
   t.notMatch(text, 'listener="plain",pool="app",backend="a",code="2xx",protocol="http2"');
+  // A tcp listener: its bytes, no HTTP series.
+  t.match(text, 'hotwarm_listener_bytes_total{listener="db",direction="in"} 0');
+  t.match(text, 'hotwarm_backend_bytes_total{pool="pg",backend="p",direction="out"} 0');
+  t.notMatch(text, /(requests_total|duration_seconds_count|retries_total|no_backend_total)\{listener="db"/);
 });
 
 t.test('malformed deltas are ignored slot by slot', async (t) => {
