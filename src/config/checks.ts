@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import { DEFAULTS } from './schema.js';
 import type { PathSegment, PendingIssue } from './issues.js';
 import type { Locator } from './locate.js';
+import { closestKey } from './suggest.js';
 import { parseHostPort, type HostPort } from './units.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -58,7 +59,9 @@ function checkListeners(raw: Obj, line: (path: readonly PathSegment[]) => number
   );
   const poolRef = (path: PathSegment[], value: unknown): void => {
     const name = text(value);
-    if (name !== undefined && pools && !Object.hasOwn(pools, name)) issues.push({ path, message: `unknown pool "${name}"` });
+    if (name === undefined || !pools || Object.hasOwn(pools, name)) return;
+    const near = closestKey(name, Object.keys(pools));
+    issues.push({ path, message: near === undefined ? `unknown pool "${name}"` : `unknown pool "${name}"; did you mean "${near}"?` });
   };
 
   listeners.forEach((listener, i) => {

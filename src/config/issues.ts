@@ -13,6 +13,24 @@ export interface PendingIssue {
   readonly message: string;
   /** Point at the value (default) or at the last key of the path (unknown or invalid keys). */
   readonly at?: 'value' | 'key';
+  /** An unknown key's likely meaning ("did you mean …?"): the key the user wanted. */
+  readonly suggestion?: string;
+}
+
+/**
+ * Whether `issue` is an echo of a misspelt key: a key "missing" or named by a cross-check in the
+ * mapping where an unknown key was taken to mean it (`adress` → "address: missing required
+ * key"). The unknown key's "did you mean" is the one line to fix.
+ */
+export function echoesTypo(issue: PendingIssue, typos: readonly PendingIssue[]): boolean {
+  return typos.some((typo) => {
+    const near = typo.suggestion;
+    if (near === undefined) return false;
+    const mapping = typo.path.slice(0, -1);
+    const same = (path: readonly PathSegment[]): boolean => path.length === mapping.length && mapping.every((s, i) => s === path[i]);
+    if (issue.message === 'missing required key') return issue.path.length === mapping.length + 1 && issue.path[mapping.length] === near && same(issue.path.slice(0, -1));
+    return same(issue.path) && issue.message.includes(`"${near}"`);
+  });
 }
 
 const PLAIN_KEY = /^[A-Za-z0-9_-]+$/;

@@ -8,7 +8,7 @@ import { dirname, resolve } from 'node:path';
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, visit, type Document } from 'yaml';
 import { crossCheck } from './checks.js';
 import { ConfigError, type ConfigIssue } from '../errors.js';
-import { formatPath, type PathSegment, type PendingIssue } from './issues.js';
+import { echoesTypo, formatPath, type PathSegment, type PendingIssue } from './issues.js';
 import { Locator } from './locate.js';
 import { fromZodIssues, readableError } from './messages.js';
 import { configSchema, implicitHealthCheck, type Config, type ListenerConfig, type PoolConfig, type RawConfig, type TlsMaterial } from './schema.js';
@@ -76,11 +76,14 @@ export async function parseConfig(text: string, path: string, options: LoadOptio
   }
   const parsed = configSchema.safeParse(raw, { error: readableError });
   const suggest = (path: readonly PathSegment[], key: string): string | undefined => closestKey(key, knownKeys(configSchema, path));
-  if (!parsed.success) issues.push(...fromZodIssues(parsed.error.issues, suggest).map(place));
+  const schemaIssues = parsed.success ? [] : fromZodIssues(parsed.error.issues, suggest);
+  issues.push(...schemaIssues.map(place));
   // A cross-check at a key the schema already rejected is an echo of that error (an unknown
-  // pool whose name is invalid anyway): the schema's message is the one to fix.
+  // pool whose name is invalid anyway), and so is one that misses a key the user misspelt
+  // ("needs "routes" or "pool"" beside `pol`): the schema's message is the one to fix.
   const rejected = new Set(issues.map(where));
-  issues.push(...crossCheck(raw, locator, env).map(place).filter((issue) => !rejected.has(where(issue))));
+  const crossIssues = crossCheck(raw, locator, env).filter((issue) => !echoesTypo(issue, schemaIssues));
+  issues.push(...crossIssues.map(place).filter((issue) => !rejected.has(where(issue))));
   const absolute = resolve(path);
   const tls = await loadTlsFiles((raw as { listeners?: unknown }).listeners, dirname(absolute));
   issues.push(...tls.issues.map(place));

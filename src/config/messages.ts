@@ -4,7 +4,7 @@
  * Messages written in the schema itself take precedence over {@link readableError}.
  */
 import type { z } from 'zod';
-import type { PathSegment, PendingIssue } from './issues.js';
+import { echoesTypo, type PathSegment, type PendingIssue } from './issues.js';
 
 /** A short rendering of a YAML value for "got …" in messages. */
 export function describeValue(value: unknown): string {
@@ -97,7 +97,7 @@ export function fromZodIssues(
       for (const key of issue.keys) {
         const near = suggest(path, key);
         const message = near === undefined ? 'unknown key' : `unknown key; did you mean "${near}"?`;
-        out.push({ path: [...path, key], message, at: 'key' });
+        out.push({ path: [...path, key], message, at: 'key', ...(near === undefined ? {} : { suggestion: near }) });
       }
     } else if (issue.code === 'invalid_key') {
       out.push({ path, message: issue.message, at: 'key' });
@@ -105,5 +105,6 @@ export function fromZodIssues(
       out.push({ path, message: issue.message });
     }
   }
-  return out;
+  // One line per mistake: `adress` is reported with its "did you mean", not also as a missing `address`.
+  return out.filter((issue) => !echoesTypo(issue, out));
 }

@@ -572,6 +572,28 @@ const yamlCases: Case[] = [
 
 const crossCases: Case[] = [
   {
+    name: 'a misspelt key is one line: its "did you mean", not also the key it misses',
+    yaml: lines(
+      'listners: []',
+      'listeners:',
+      '  - { name: web, listen: 127.0.0.1:8080, pol: app }',
+      'pools:',
+      '  app:',
+      '    backends:',
+      '      - { name: a, adress: 127.0.0.1:3001 }',
+    ),
+    issues: [
+      '1:1 listners: unknown key; did you mean "listeners"?',
+      '3:42 listeners[0].pol: unknown key; did you mean "pool"?',
+      '7:20 pools.app.backends[0].adress: unknown key; did you mean "address"?',
+    ],
+  },
+  {
+    name: 'a key far from any known one leaves the missing key reported',
+    yaml: lines('listeners:', '  - { name: web, listen: 127.0.0.1:8080, pool: app }', 'pools:', '  app:', '    backends:', '      - { name: a, where: 127.0.0.1:3001 }'),
+    issues: ['6:9 pools.app.backends[0].address: missing required key', '6:20 pools.app.backends[0].where: unknown key'],
+  },
+  {
     name: 'duplicate listener and backend names',
     yaml: lines(
       'listeners:',
@@ -597,7 +619,7 @@ const crossCases: Case[] = [
       '    backends:',
       BACKEND,
     ),
-    issues: ['2:77 listeners[0].routes[0].pool: unknown pool "api"', '3:62 listeners[1].pool: unknown pool "dbs"'],
+    issues: ['2:77 listeners[0].routes[0].pool: unknown pool "api"; did you mean "app"?', '3:62 listeners[1].pool: unknown pool "dbs"'],
   },
   {
     name: 'listener shapes: http needs routes xor pool, tcp needs pool and no routes',
