@@ -322,7 +322,9 @@ const SCRIPT = `
   }
 
   /** A token is set on the server and the page has none (or a wrong one): ask for it. */
+  var needToken = false;
   function askToken() {
+    needToken = true;
     $('login').className = 'show';
     $('token-input').focus();
   }
@@ -331,6 +333,7 @@ const SCRIPT = `
     if (!token) return;
     sessionStorage.setItem(KEY, token);
     headers = { Authorization: 'Bearer ' + token };
+    needToken = false;
     $('login').className = '';
     $('token-input').value = '';
     banner('');
@@ -396,6 +399,12 @@ const SCRIPT = `
     };
     ws.onclose = function () {
       conn.className = 'conn down';
+      // Refused for want of the token: no point retrying until one is entered (useToken connects).
+      if (needToken) {
+        socket = null;
+        $('conn-text').textContent = 'waiting for the token';
+        return;
+      }
       $('conn-text').textContent = 'reconnecting\\u2026';
       setTimeout(connect, retryMs);
       retryMs = Math.min(5000, retryMs * 2);

@@ -178,6 +178,8 @@ t.test('dashboard: backends, live promotion after a crash, no CSP errors, narrow
     await asking.goto(`${base}/`);
     await asking.waitForSelector('#login.show', { timeout: 10_000 });
     t.equal(await asking.$('[data-backend]'), null, 'no data without the token');
+    // The stream waits for the token instead of retrying a refused connection.
+    await asking.waitForFunction("document.getElementById('conn-text').textContent === 'waiting for the token'", undefined, { timeout: 10_000 });
     await asking.screenshot({ path: `${ARTIFACTS}dashboard-token.png` });
     await asking.fill('#token-input', TOKEN);
     await asking.click('#token-go');
