@@ -49,6 +49,7 @@ export const METRICS = [
   { name: 'hotwarm_workers', type: 'gauge', labels: [], help: 'Worker processes running (1 when hotwarm runs as a single process).' },
   { name: 'hotwarm_worker_resident_memory_bytes', type: 'gauge', labels: ['worker'], help: 'Resident memory of each worker process, as it last reported.' },
   { name: 'hotwarm_worker_cpu_seconds_total', type: 'counter', labels: ['worker'], help: 'CPU time (user + system) of each worker process, as it last reported.' },
+  { name: 'hotwarm_worker_event_loop_lag_seconds', type: 'gauge', labels: ['worker'], help: 'Mean event-loop delay of each worker over the second before its last report, in seconds.' },
   { name: 'hotwarm_worker_in_flight', type: 'gauge', labels: ['worker'], help: 'HTTP requests in progress plus open tunnels on each worker.' },
   { name: 'hotwarm_worker_restarts_total', type: 'counter', labels: ['worker'], help: 'Times a worker process died and was replaced.' },
   { name: 'hotwarm_build_info', type: 'gauge', labels: ['version'], help: 'Always 1; the version label says which hotwarm runs.' },
@@ -95,6 +96,7 @@ export interface WorkerMetricsView {
   readonly id: number;
   readonly rssBytes: number;
   readonly cpuSeconds: number;
+  readonly loopLagSeconds: number;
   readonly inFlight: number;
   readonly restarts: number;
 }
@@ -281,13 +283,15 @@ export class Metrics implements Counts {
     const workerInFlight = this.#gauge('hotwarm_worker_in_flight');
     const cpu = this.#counter('hotwarm_worker_cpu_seconds_total');
     const restarts = this.#counter('hotwarm_worker_restarts_total');
-    for (const metric of [rss, workerInFlight, cpu, restarts]) metric.reset();
+    const lag = this.#gauge('hotwarm_worker_event_loop_lag_seconds');
+    for (const metric of [rss, workerInFlight, cpu, restarts, lag]) metric.reset();
     for (const w of workers) {
       const labels = { worker: String(w.id) };
       rss.set(labels, w.rssBytes);
       workerInFlight.set(labels, w.inFlight);
       cpu.inc(labels, w.cpuSeconds);
       restarts.inc(labels, w.restarts);
+      lag.set(labels, w.loopLagSeconds);
     }
   }
 

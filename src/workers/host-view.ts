@@ -56,6 +56,7 @@ export function workerGauges(slots: readonly Slot[]): WorkerMetricsView[] {
     id: s.id,
     rssBytes: s.stats?.rssBytes ?? 0,
     cpuSeconds: s.stats?.cpuSeconds ?? 0,
+    loopLagSeconds: s.stats?.loopLagSeconds ?? 0,
     inFlight: s.inFlight,
     restarts: s.restarts,
   }));

@@ -58,6 +58,8 @@ export interface WorkerStats {
   readonly rssBytes: number;
   /** user + system, in seconds, since the worker started. */
   readonly cpuSeconds: number;
+  /** Mean lateness of the worker's report timer over the last second: its event-loop lag. */
+  readonly loopLagSeconds: number;
 }
 
 export type FromWorker =

@@ -59,8 +59,15 @@ class Worker {
    * report, not every 100 ms — each read is a few syscalls (`/proc/self/stat`, getrusage) that a
    * busy worker pays for nothing a scrape could tell apart.
    */
-  #process = { rssBytes: 0, cpuSeconds: 0 };
+  #process = { rssBytes: 0, cpuSeconds: 0, loopLagSeconds: 0 };
   #reports = 0;
+  /**
+   * Event-loop lag, measured on the report timer itself (no timer of its own): how late each
+   * 100 ms tick fires after the one before, summed over the ticks since the last process read.
+   */
+  #tickDue = 0;
+  #lateMs = 0;
+  #ticks = 0;
 
   constructor(id: number) {
     this.#id = id;
@@ -144,7 +151,7 @@ class Worker {
       process.exit(1);
     }
     send({ t: 'ready', addresses: this.#addresses(config.listeners.map((l) => l.name)) });
-    setInterval(() => this.#report(), STATS_INTERVAL_MS).unref();
+    setInterval(() => this.#tick(), STATS_INTERVAL_MS).unref();
   }
 
   #addresses(names: readonly string[]): BoundAddress[] {
@@ -196,6 +203,16 @@ class Worker {
     this.#apply(snapshot);
   }
 
+  #tick(): void {
+    const now = performance.now();
+    if (this.#tickDue > 0) {
+      this.#lateMs += Math.max(0, now - this.#tickDue);
+      this.#ticks++;
+    }
+    this.#tickDue = now + STATS_INTERVAL_MS;
+    this.#report();
+  }
+
   #report(): void {
     const proxy = this.#proxy;
     if (proxy === null) return;
@@ -203,7 +220,10 @@ class Worker {
     for (const pool of proxy.pools.values()) for (const b of pool.backends) if (b.inFlight > 0) inFlight.push([pool.name, b.name, b.inFlight]);
     if (this.#reports++ % PROCESS_EVERY === 0 || this.#stopping) {
       const cpu = process.cpuUsage();
-      this.#process = { rssBytes: process.memoryUsage.rss(), cpuSeconds: (cpu.user + cpu.system) / 1e6 };
+      const loopLagSeconds = this.#ticks > 0 ? this.#lateMs / this.#ticks / 1000 : this.#process.loopLagSeconds;
+      this.#lateMs = 0;
+      this.#ticks = 0;
+      this.#process = { rssBytes: process.memoryUsage.rss(), cpuSeconds: (cpu.user + cpu.system) / 1e6, loopLagSeconds };
     }
     send({
       t: 'stats',
@@ -214,6 +234,7 @@ class Worker {
         requests: proxy.requests,
         rssBytes: this.#process.rssBytes,
         cpuSeconds: this.#process.cpuSeconds,
+        loopLagSeconds: this.#process.loopLagSeconds,
       },
     });
   }

@@ -120,6 +120,10 @@ t.test('a primary and two workers; checks run once per interval; /status, /metri
   t.equal(value(metrics, 'hotwarm_requests_total{listener="web",pool="app",backend="a",code="2xx",protocol="http1"}'), 20, 'requests of both workers summed');
   t.equal(value(metrics, 'hotwarm_workers'), 2);
   t.ok(value(metrics, 'hotwarm_worker_resident_memory_bytes{worker="1"}') > 0, 'per-worker process metrics labelled worker');
+  for (const worker of ['1', '2']) {
+    const lag = value(metrics, `hotwarm_worker_event_loop_lag_seconds{worker="${worker}"}`);
+    t.ok(lag >= 0 && lag < 5, `worker ${worker}'s event-loop lag is reported (${lag} s)`);
+  }
   const rows = (await status()).workers;
   t.equal(rows.reduce((n, w) => n + w.requests, 0), 20, '/status requests per worker add up');
   t.ok(rows.every((w) => w.rss_bytes > 0));
