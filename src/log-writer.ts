@@ -93,6 +93,8 @@ export class LineWriter {
     if (this.#closed) return;
     if (this.#pending() + lines.length > this.#maxPending) {
       this.#dropped += countLines(lines);
+      // Nothing in flight (a single batch larger than the bound): no write will end to report it.
+      if (!this.#busy) this.#reportDropped();
       return;
     }
     this.#queue.push(lines);
@@ -204,13 +206,16 @@ export class LineWriter {
 
   #idle(): void {
     this.#busy = false;
-    if (this.#dropped > 0) {
-      this.#onError(`log ${this.#file ?? 'stdout'}: the destination is slower than the log; ${this.#dropped} lines dropped`);
-      this.#dropped = 0;
-    }
+    this.#reportDropped();
     const waiters = this.#waiters;
     this.#waiters = [];
     for (const cb of waiters) cb();
+  }
+
+  #reportDropped(): void {
+    if (this.#dropped === 0) return;
+    this.#onError(`log ${this.#file ?? 'stdout'}: the destination is slower than the log; ${this.#dropped} lines dropped`);
+    this.#dropped = 0;
   }
 
   /** How much one write may carry to `fd` and stay whole: see the module comment. */
