@@ -17,6 +17,7 @@ import { promisify } from 'node:util';
 import { parse } from 'yaml';
 import { TestBackend } from '../helpers/backend.js';
 import { request } from '../helpers/client.js';
+import { adminRequest } from '../helpers/admin.js';
 import { leakCheck } from '../helpers/handles.js';
 import { FAST_CHECKS, startProxy, waitFor } from '../helpers/harness.js';
 import { runBin } from '../helpers/process.js';
@@ -89,11 +90,11 @@ t.test('the example does what its comments say, over local backends', async (t) 
   const names = ['api-1', 'api-2', 'app-1', 'app-2', 'spare-1'];
   const backends = new Map(await Promise.all(names.map(async (name) => [name, await new TestBackend({ name, handler: handler(name) }).start()] as const)));
   const config = parse(readFileSync(EXAMPLE, 'utf8')) as {
-    admin?: unknown;
+    admin: { listen: string };
     listeners: { listen: string; tls?: { certificates: { cert: string; key: string }[] } }[];
     pools: Record<string, { response_timeout?: string; health_check?: unknown; failover?: Record<string, unknown>; backends: { name: string; address: string }[] }>;
   };
-  delete config.admin;
+  config.admin.listen = '127.0.0.1:0';
   for (const listener of config.listeners) {
     listener.listen = '127.0.0.1:0';
     for (const c of listener.tls?.certificates ?? []) {
@@ -153,6 +154,17 @@ t.test('the example does what its comments say, over local backends', async (t) 
   const moved = await get(port, 'example.com', '/', { headers: session });
   t.equal(moved.headers['x-backend'], 'spare-1', 'the session follows its backend to the covering warm');
   t.equal(moved.headers['set-cookie'], undefined, 'the cookie is left as it is');
+
+  // failback: manual — the backend comes back, the session stays with the warm until an operator
+  // demotes it, then returns to its backend with the same cookie (moved once out, once back).
+  await backends.get(pinned)?.start();
+  await waitFor(() => h.proxy.pools.get('app')?.core.serving.some((m) => m.name === pinned) === true, 10_000, 'the backend serving again');
+  t.equal((await get(port, 'example.com', '/', { headers: session })).headers['x-backend'], 'spare-1', 'back up: the session stays on the warm that covers it');
+  t.equal((await adminRequest(h.adminPort(), '/pools/app/backends/spare-1/demote', { method: 'POST' })).status, 200, 'the operator demotes the warm');
+  await waitFor(() => h.proxy.pools.get('app')?.core.serving.some((m) => m.name === 'spare-1') === false, 10_000, 'spare-1 released');
+  const back = await get(port, 'example.com', '/', { headers: session });
+  t.equal(back.headers['x-backend'], pinned, 'the session returns to its backend');
+  t.equal(back.headers['set-cookie'], undefined, 'with the cookie it always had');
 
   await h.stop();
   await Promise.all([...backends.values()].map((b) => b.close()));
