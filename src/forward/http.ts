@@ -186,7 +186,7 @@ class HttpExchange extends Exchange {
 
   /** The request through http-proxy, on `backend`'s keep-alive agent. */
   attempt(backend: UpstreamBackend, retry: boolean): void {
-    const agent = upstreamAgent(this.req.socket, backend);
+    const agent = upstreamAgent(this.req, backend);
     agent.claimNext(this.#attach);
     const body = !this.#hasBody ? NO_BODY : retry && this.#replay !== null ? this.#replay.stream() : undefined;
     this.#forwarder.engineWeb(this.req, this.#res, backend, body, agent);
