@@ -7,8 +7,7 @@
  * line, which costs more CPU than JSON output; it is meant for terminals, JSON for production.
  */
 import { closeSync, openSync } from 'node:fs';
-import { EventEmitter } from 'node:events';
-import { pino, type DestinationStream } from 'pino';
+import type { DestinationStream } from 'pino';
 import { LineWriter } from './log-writer.js';
 
 export type LogFormat = 'json' | 'text';
@@ -20,24 +19,21 @@ export interface LogSinkOptions {
   /** Where a sink's own write or reopen failures are reported (default stderr). */
   readonly onError?: (message: string) => void;
   /**
-   * Several processes write here (workers, SPEC §9): lines go out through a {@link LineWriter},
-   * asynchronously, each write whole lines that the destination takes in one piece, so lines
-   * of different processes never interleave within a line.
+   * Several processes write here (workers, SPEC §9): each write carries whole lines that the
+   * destination takes in one piece, so lines of different processes never interleave within a
+   * line, and what is queued is written synchronously at an exit that does not wait.
    */
   readonly shared?: boolean;
 }
 
-/** What pino's `destination()` returns (a SonicBoom) and this module uses of it. */
-type Boom = DestinationStream & EventEmitter & { flush(cb: (err?: Error) => void): void; reopen(file?: string): void; flushSync(): void };
-
 /**
  * A pino destination that may be a file; `reopen()` opens the file again by name, so lines go
- * to the new file after logrotate moved the old one away.
+ * to the new file after logrotate moved the old one away. Lines go out asynchronously through
+ * a {@link LineWriter}, shared destination or not: one writer, which takes the access log's
+ * batches as bytes (`writeBytes`) with no decoding and encoding again.
  */
 export class LogSink implements DestinationStream {
-  /** One of the two: SonicBoom for a process of its own, the line writer for a shared destination. */
-  readonly #boom: Boom | null;
-  readonly #lines: LineWriter | null;
+  readonly #lines: LineWriter;
   readonly #text: boolean;
   readonly #file: string | null;
   readonly #onError: (message: string) => void;
@@ -46,21 +42,13 @@ export class LogSink implements DestinationStream {
     this.#text = options.format === 'text';
     this.#file = options.file;
     this.#onError = options.onError ?? ((message) => process.stderr.write(`hotwarm: ${message}\n`));
-    if (options.shared === true) {
-      this.#boom = null;
-      this.#lines = new LineWriter({ file: options.file, onError: this.#onError });
+    const shared = options.shared === true;
+    this.#lines = new LineWriter({ file: options.file, onError: this.#onError, atomic: shared });
+    if (shared) {
       // An exit that does not wait for `flush` (a second signal, the primary gone) still writes what is queued.
       const lines = this.#lines;
       process.once('exit', () => lines.flushSync());
-      return;
     }
-    this.#lines = null;
-    // Asynchronous, but no minLength: a quiet proxy must still show its events at once.
-    this.#boom = (options.file === null
-      ? pino.destination({ dest: 1, sync: false })
-      : pino.destination({ dest: options.file, sync: false, append: true })) as unknown as Boom;
-    // A failed write or reopen (disk full, directory removed) must not crash the proxy.
-    this.#boom.on('error', (err: Error) => this.#onError(`log ${options.file ?? 'stdout'}: ${err.message}`));
   }
 
   /**
@@ -83,23 +71,25 @@ export class LogSink implements DestinationStream {
   }
 
   write(chunk: string): void {
-    const text = this.#text ? toText(chunk) : chunk;
-    if (this.#lines !== null) this.#lines.write(text);
-    else this.#boom?.write(text);
+    this.#lines.write(this.#text ? toText(chunk) : chunk);
+  }
+
+  /** Whole lines as UTF-8 bytes the sink may keep (the access log's batches). */
+  writeBytes(lines: Buffer): void {
+    if (this.#text) this.#lines.write(toText(lines.toString('utf8')));
+    else this.#lines.writeBytes(lines);
   }
 
   /** pino's `logger.flush(cb)` lands here. */
   flush(cb: (err?: Error) => void): void {
-    if (this.#lines !== null) this.#lines.flush(() => cb());
-    else this.#boom?.flush((err?: Error) => cb(err));
+    this.#lines.flush(() => cb());
   }
 
   /** Reopens the log file by name (SIGUSR1); a no-op on stdout. */
   reopen(): void {
     if (this.#file === null) return;
     try {
-      if (this.#lines !== null) this.#lines.reopen();
-      else this.#boom?.reopen();
+      this.#lines.reopen();
     } catch (err) {
       this.#onError(`log ${this.#file}: ${(err as Error).message}`);
     }

@@ -15,6 +15,10 @@
  *   through `onError` when the queue has room again; the request path never waits for the log.
  * - `flush(cb)` calls back once everything queued so far is written (shutdown, before exit);
  *   `flushSync()` writes what is still queued synchronously, for an exit that cannot wait.
+ * - A process that has the destination to itself (`atomic: false`) writes up to 64 KiB at a
+ *   time to a pipe as well: no other process's lines can come between its writes.
+ * - Lines come as strings (pino's events) or as UTF-8 bytes the writer may keep (the access
+ *   log's batches, `writeBytes`): bytes go out as they are, with no decoding and encoding again.
  */
 import { close, closeSync, fstatSync, openSync, write, writeSync } from 'node:fs';
 
@@ -33,16 +37,22 @@ export interface LineWriterOptions {
   readonly onError: (message: string) => void;
   /** Override of {@link MAX_PENDING} (tests). */
   readonly maxPending?: number;
+  /**
+   * Other processes write to the same destination (workers): each write must stay whole, so a
+   * pipe gets at most PIPE_BUF bytes per write. Default true.
+   */
+  readonly atomic?: boolean;
 }
 
 export class LineWriter {
   readonly #file: string | null;
   readonly #onError: (message: string) => void;
   readonly #maxPending: number;
+  readonly #atomic: boolean;
   #fd: number;
   #chunk: number;
-  /** Lines not yet encoded, and their length in characters (≥ their bytes / 3). */
-  #queue: string[] = [];
+  /** Lines not yet written out, and their length (characters of a string: ≥ its bytes / 3). */
+  #queue: (string | Buffer)[] = [];
   #queued = 0;
   /** Encoded bytes being written, from `#offset` on. */
   #buffer: Buffer | null = null;
@@ -63,16 +73,28 @@ export class LineWriter {
     this.#file = options.file;
     this.#onError = options.onError;
     this.#maxPending = options.maxPending ?? MAX_PENDING;
+    this.#atomic = options.atomic ?? true;
     this.#fd = options.file === null ? 1 : openSync(options.file, 'a');
-    this.#chunk = chunkFor(this.#fd);
+    this.#chunk = this.#chunkFor(this.#fd);
   }
 
   /** Queues whole lines (each ending in `\n`); drops them when {@link MAX_PENDING} bytes wait already. */
   write(lines: string): void {
+    this.#enqueue(lines);
+  }
+
+  /** {@link write} for lines already encoded as UTF-8; the writer keeps `lines`, the caller must not reuse it. */
+  writeBytes(lines: Buffer): void {
+    this.#enqueue(lines);
+  }
+
+  #enqueue(lines: string | Buffer): void {
     // Never onto a closed descriptor: its number may belong to another file by now.
     if (this.#closed) return;
     if (this.#pending() + lines.length > this.#maxPending) {
       this.#dropped += countLines(lines);
+      // Nothing in flight (a single batch larger than the bound): no write will end to report it.
+      if (!this.#busy) this.#reportDropped();
       return;
     }
     this.#queue.push(lines);
@@ -109,7 +131,7 @@ export class LineWriter {
     const fd = openSync(this.#file, 'a');
     const old = this.#fd;
     this.#fd = fd;
-    this.#chunk = chunkFor(fd);
+    this.#chunk = this.#chunkFor(fd);
     // The write in flight (on `old`, unless an earlier reopen retired another) closes it when done.
     if (this.#busy && this.#retired === null) this.#retired = old;
     else close(old, () => undefined);
@@ -130,7 +152,10 @@ export class LineWriter {
   /** Everything not yet written, as bytes; the queue is emptied. */
   #take(): Buffer {
     const head = this.#buffer === null ? Buffer.alloc(0) : this.#buffer.subarray(this.#offset);
-    const queued = this.#queued === 0 ? Buffer.alloc(0) : Buffer.from(this.#queue.join(''));
+    const queue = this.#queue;
+    // The common case, one batch of access lines, goes out as it came.
+    const only = queue.length === 1 ? queue[0] : undefined;
+    const queued = queue.length === 0 ? Buffer.alloc(0) : only !== undefined && typeof only !== 'string' ? only : Buffer.concat(queue.map(toBytes));
     this.#queue = [];
     this.#queued = 0;
     this.#buffer = null;
@@ -181,26 +206,34 @@ export class LineWriter {
 
   #idle(): void {
     this.#busy = false;
-    if (this.#dropped > 0) {
-      this.#onError(`log ${this.#file ?? 'stdout'}: the destination is slower than the log; ${this.#dropped} lines dropped`);
-      this.#dropped = 0;
-    }
+    this.#reportDropped();
     const waiters = this.#waiters;
     this.#waiters = [];
     for (const cb of waiters) cb();
   }
-}
 
-/** How much one write may carry to `fd` and stay whole: see the module comment. */
-function chunkFor(fd: number): number {
-  try {
-    return fstatSync(fd).isFile() ? FILE_CHUNK : PIPE_ATOMIC;
-  } catch {
-    return PIPE_ATOMIC;
+  #reportDropped(): void {
+    if (this.#dropped === 0) return;
+    this.#onError(`log ${this.#file ?? 'stdout'}: the destination is slower than the log; ${this.#dropped} lines dropped`);
+    this.#dropped = 0;
+  }
+
+  /** How much one write may carry to `fd` and stay whole: see the module comment. */
+  #chunkFor(fd: number): number {
+    if (!this.#atomic) return FILE_CHUNK;
+    try {
+      return fstatSync(fd).isFile() ? FILE_CHUNK : PIPE_ATOMIC;
+    } catch {
+      return PIPE_ATOMIC;
+    }
   }
 }
 
-function countLines(text: string): number {
+function toBytes(lines: string | Buffer): Buffer {
+  return typeof lines === 'string' ? Buffer.from(lines) : lines;
+}
+
+function countLines(text: string | Buffer): number {
   let n = 0;
   for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++;
   return n;

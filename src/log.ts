@@ -77,6 +77,15 @@ interface Utf8Writable {
   utf8Write(text: string, offset: number): number;
 }
 
+/** A destination that takes whole lines as UTF-8 bytes it may keep (log-sink.ts). */
+interface BytesDestination {
+  writeBytes(lines: Buffer): void;
+}
+
+function newBatch(): Buffer & Utf8Writable {
+  return Buffer.allocUnsafeSlow(BATCH_BYTES + MAX_INLINE_LINE) as Buffer & Utf8Writable;
+}
+
 /** Access lines are handed to the destination this many bytes at a time (or every 50 ms). */
 const BATCH_BYTES = 32_768;
 /** Room after a batch for the line that completes it; a longer line is written on its own. */
@@ -101,8 +110,10 @@ export class AccessLog {
    * concatenation is a tree of string pieces; kept as a string until the flush, ~130 such trees
    * outlived each young-generation collection and were copied by it.
    */
-  readonly #pending = Buffer.allocUnsafeSlow(BATCH_BYTES + MAX_INLINE_LINE) as Buffer & Utf8Writable;
+  #pending = newBatch();
   #used = 0;
+  /** The destination's `writeBytes` (our LogSink): a batch is handed over as bytes, not decoded again. */
+  readonly #writeBytes: ((lines: Buffer) => void) | null;
   #timer: NodeJS.Timeout | null = null;
   readonly #writePending = (): void => this.flush();
   enabled: boolean;
@@ -110,6 +121,8 @@ export class AccessLog {
   /** `worker`: the worker id every line carries (SPEC §9), when running with workers. */
   constructor(root: Logger, enabled: boolean, options: { readonly worker?: number } = {}) {
     this.#stream = (root as unknown as Record<symbol, DestinationStream>)[pino.symbols.streamSym] as DestinationStream;
+    const bytes = (this.#stream as Partial<BytesDestination>).writeBytes;
+    this.#writeBytes = typeof bytes === 'function' ? bytes.bind(this.#stream) : null;
     this.#prefix = `,"pid":${process.pid},"type":"access"`;
     this.#suffix = options.worker === undefined ? '' : `,"worker":${options.worker}`;
     this.enabled = enabled;
@@ -139,10 +152,18 @@ export class AccessLog {
       this.#timer = null;
     }
     if (this.#used === 0) return;
-    const lines = this.#pending.toString('utf8', 0, this.#used);
-    this.#used = 0;
     // Whole lines: a destination several processes share (workers) writes them in whole-line
     // pieces itself (log-sink.ts, log-writer.ts).
+    if (this.#writeBytes !== null) {
+      // The destination keeps the batch until written; the next lines go into a new buffer.
+      const lines = this.#pending.subarray(0, this.#used);
+      this.#pending = newBatch();
+      this.#used = 0;
+      this.#writeBytes(lines);
+      return;
+    }
+    const lines = this.#pending.toString('utf8', 0, this.#used);
+    this.#used = 0;
     this.#stream.write(lines);
   }
 

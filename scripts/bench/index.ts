@@ -9,7 +9,7 @@
  * `workers`: hotwarm with 1 and 2 workers beside HAProxy and NGINX with 2 (workers.ts); printed only.
  *   `--before DIR` adds another build's hotwarm (A/B in one run), `--bare` the per-core pair
  *   (hotwarm and the bare script on one core), `--hotwarm-only` leaves HAProxy and NGINX out.
- * `profile --before DIR`: the profile of this build, then of DIR's.
+ * `profile --before DIR`: the profile of this build, then of DIR's; `--bare`: then the bare script's.
  * `workers-drill`: the failover and reload drills with hotwarm `workers: 2`, `--reps N` times
  *   (workers-drill.ts); printed only.
  *
@@ -90,6 +90,7 @@ async function main(): Promise<void> {
       await profile(dir, options.seconds, log);
       // `--before DIR`: the same profile of another build, for a function-by-function comparison.
       if (options.workers.before !== undefined) await profile(dir, options.seconds, log, options.workers.before);
+      if (options.workers.bare === true) await profile(dir, options.seconds, log, 'bare');
       return;
     }
     if (options.mode === 'workers-drill') {

@@ -38,7 +38,13 @@ function area(url: string, name: string): string {
   return 'other';
 }
 
-/** `build`: another build's directory (its dist/src/main.js), for before/after profiles. */
+const BARE = fileURLToPath(new URL('./bare-proxy.js', import.meta.url));
+
+/**
+ * `build`: another build's directory (its dist/src/main.js), for before/after profiles, or
+ * 'bare': the bare http-proxy script (as the per-core comparison runs it), to see where
+ * hotwarm's extra CPU per request goes.
+ */
 export async function profile(dir: string, seconds: number, log: (line: string) => void, build?: string): Promise<string> {
   await startBackendsOnce(TOPOLOGY.hot, dir);
   const config = join(dir, 'hotwarm.yaml');
@@ -46,7 +52,11 @@ export async function profile(dir: string, seconds: number, log: (line: string) 
   const profDir = mkdtempSync(join(dir, 'prof-'));
   const binary = build === undefined ? HOTWARM : join(build, 'dist/src/main.js');
   // The binary's shebang flags, so the profile is of the process an operator runs.
-  const started = startPinned('hotwarm', PROXY_CORE, [process.execPath, '--max-semi-space-size=8', '--cpu-prof', `--cpu-prof-dir=${profDir}`, binary, '-c', config], join(dir, 'hotwarm-profile.log'));
+  const args =
+    build === 'bare'
+      ? [process.execPath, '--cpu-prof', `--cpu-prof-dir=${profDir}`, BARE, String(TOPOLOGY.listenPort), ...TOPOLOGY.hot.map(String)]
+      : [process.execPath, '--max-semi-space-size=8', '--cpu-prof', `--cpu-prof-dir=${profDir}`, binary, '-c', config];
+  const started = startPinned('hotwarm', PROXY_CORE, args, join(dir, 'hotwarm-profile.log'));
   await waitForPort(TOPOLOGY.listenPort);
   wrk(`http://127.0.0.1:${TOPOLOGY.listenPort}/small`, 64, 3);
   const result = wrk(`http://127.0.0.1:${TOPOLOGY.listenPort}/small`, 64, seconds);
@@ -70,7 +80,7 @@ export async function profile(dir: string, seconds: number, log: (line: string) 
     total += dt;
   });
   const pct = (n: number): string => `${((n / total) * 100).toFixed(1).padStart(5)}%`;
-  const lines = [`profile of ${build ?? 'this build'}, ${seconds}s at ${result.rps.toFixed(0)} req/s (${join(profDir, file)})`, '', 'self time by area:'];
+  const lines = [`profile of ${build === 'bare' ? 'the bare http-proxy script' : build ?? 'this build'}, ${seconds}s at ${result.rps.toFixed(0)} req/s (${join(profDir, file)})`, '', 'self time by area:'];
   for (const [a, t] of [...selfByArea].sort((x, y) => y[1] - x[1])) lines.push(`  ${pct(t)}  ${a}`);
   lines.push('', 'top functions by self time:');
   for (const [fn, t] of [...selfByFn].sort((x, y) => y[1] - x[1]).slice(0, 40)) lines.push(`  ${pct(t)}  ${fn}`);

@@ -3,7 +3,10 @@ import { readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { LogSink, toText } from '../../src/log-sink.js';
-import { createLogger } from '../../src/log.js';
+import { AccessLog, createLogger } from '../../src/log.js';
+import type { ExchangeRecord } from '../../src/records.js';
+
+const record: ExchangeRecord = { listener: 'web', pool: 'app', backend: 'a', method: 'GET', path: '/', status: 200, durationMs: 1, bytes: 0, retries: 0, client: '127.0.0.1', error: null, via: null, protocol: 'http1' };
 
 /** The file's lines once it has `count` (writes are asynchronous); `[]` for a missing file. */
 async function linesOf(file: string, count: number): Promise<string[]> {
@@ -67,4 +70,28 @@ t.test('text format to a file; probe() names an unwritable file', async (t) => {
   t.match(LogSink.probe(join(dir, 'missing', 'x.log')), /^cannot open log file .*x\.log: ENOENT$/);
   sink.reopen();
   t.equal(new LogSink({ format: 'json', file: null }).file, null, 'stdout: reopen is a no-op');
+});
+
+t.test('access lines reach the sink as bytes, between events, in order; text format too', async (t) => {
+  const dir = t.testdir({});
+  for (const format of ['json', 'text'] as const) {
+    const file = join(dir, `${format}.log`);
+    const sink = new LogSink({ format, file });
+    const logger = createLogger({ level: 'info', destination: sink });
+    const access = new AccessLog(logger, true);
+    logger.info({ n: 0 }, 'first');
+    for (let n = 1; n <= 300; n++) access.request({ ...record, path: `/é/${n}`, bytes: n });
+    access.flush();
+    logger.info({ n: 301 }, 'last');
+    const lines = await linesOf(file, 302);
+    t.equal(lines.length, 302, `${format}: every line`);
+    if (format === 'json') {
+      const parsed = lines.map((l) => JSON.parse(l) as { n?: number; bytes?: number; path?: string });
+      t.strictSame(parsed.map((p) => p.n ?? p.bytes), [...Array(302).keys()], 'in the order written');
+      t.equal(parsed[150]?.path, '/é/150', 'multi-byte characters intact');
+    } else {
+      t.match(lines[1], /^\S+ INFO  access listener=web .*path="\/é\/1" /, 'access lines made readable too');
+      t.match(lines[301], /INFO  last n=301$/);
+    }
+  }
 });

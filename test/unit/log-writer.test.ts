@@ -1,5 +1,7 @@
 /** The shared-destination line writer: whole lines, bounded memory, flush, flushSync, reopen. */
-import { readFileSync, renameSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { constants, openSync, readFileSync, renameSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import { LineWriter } from '../../src/log-writer.js';
@@ -84,4 +86,50 @@ t.test('a destination that fails (a full disk): reported once, not per write', a
   t.equal(errors.length, 1, 'one report for the run of failures');
   t.match(errors[0], /\/dev\/full: ENOSPC/);
   w.close();
+});
+
+t.test('bytes and strings keep their order; bytes count against the bound like strings', async (t) => {
+  const file = join(t.testdir({}), 'mixed.log');
+  const errors: string[] = [];
+  const w = new LineWriter({ file, onError: (m) => errors.push(m), atomic: false, maxPending: 20_000 });
+  for (let n = 0; n < 40; n++) {
+    // An access-log batch as bytes the writer keeps, then an event line as a string.
+    if (n % 2 === 0) w.writeBytes(Buffer.from(line(1, n, 300) + line(1, n + 1000, 300)));
+    else w.write(line(1, n, 300));
+  }
+  await flushed(w);
+  // Past the bound, a batch of bytes is dropped whole and counted by its lines.
+  w.writeBytes(Buffer.from(line(1, 99, 25_000)));
+  t.equal(errors.length, 1, 'reported at once when nothing is in flight');
+  w.write(line(1, 100, 100));
+  await flushed(w);
+  w.close();
+  const ns = linesOf(file).map((l) => (JSON.parse(l) as { n: number }).n);
+  const expected = [...[...Array(40).keys()].flatMap((n) => (n % 2 === 0 ? [n, n + 1000] : [n])), 100];
+  t.strictSame(ns, expected, 'every line once, in the order written, whatever its form');
+  t.equal(errors.length, 1, 'once');
+  t.match(errors[0], /1 lines dropped/);
+});
+
+t.test('a destination of its own (atomic: false): a batch many pipe buffers long reaches a pipe as handed over', async (t) => {
+  const dir = t.testdir({});
+  const fifo = join(dir, 'pipe');
+  execFileSync('mkfifo', [fifo]);
+  // Non-blocking, so that opening does not wait for a writer; read through libuv's poll, not its thread pool.
+  const reader = new Socket({ fd: openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK), readable: true, writable: false });
+  t.teardown(() => reader.destroy());
+  const chunks: Buffer[] = [];
+  const all = new Promise<void>((resolve) => {
+    reader.on('data', (c: Buffer) => chunks.push(c));
+    reader.on('end', () => resolve());
+  });
+  const w = new LineWriter({ file: fifo, onError: () => undefined, atomic: false });
+  const batch = Buffer.from(Array.from({ length: 100 }, (_, n) => line(1, n, 300)).join(''));
+  t.ok(batch.length > 4096 * 5, 'a batch several pipe buffers long');
+  w.writeBytes(batch);
+  await flushed(w);
+  w.close();
+  await all;
+  const got = Buffer.concat(chunks);
+  t.ok(got.equals(batch), 'the bytes as handed over');
 });

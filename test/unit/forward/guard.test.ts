@@ -62,3 +62,12 @@ t.test('originForm', async (t) => {
   t.equal(originForm('http://h?q'), '/?q');
   t.equal(originForm('*'), '*');
 });
+
+t.test('a Host found good once is not looked at again; any other value still is', async (t) => {
+  for (const [good, bad] of [['app.example', 'app.example:99999'], ['a:80', 'a b'], ['b.example', '']]) {
+    t.equal(checkRequest(head({ headers: ['Host', good as string] })), null, `${good} accepted`);
+    t.equal(checkRequest(head({ headers: ['Host', good as string] })), null, `${good} accepted again`);
+    t.equal(checkRequest(head({ headers: ['Host', bad as string] }))?.code, 'BAD_REQUEST', `then ${JSON.stringify(bad)} still refused`);
+    t.equal(checkRequest(head({ headers: ['Host', good as string] })), null, `and ${good} accepted after it`);
+  }
+});
