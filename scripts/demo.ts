@@ -42,7 +42,7 @@ class DemoBackend {
         return;
       }
       if (req.headers['user-agent'] !== 'hotwarm-warmup') this.served++;
-      setTimeout(() => res.end(`hello from ${this.name}\n`), 5);
+      setTimeout(() => res.end(`hello from ${this.name}: ${req.method ?? ''} ${req.url ?? ''}\n`), 5);
     });
     server.on('connection', (s: Socket) => {
       this.#sockets.add(s);

@@ -91,6 +91,10 @@ function checkListeners(raw: Obj, line: (path: readonly PathSegment[]) => number
       if (hasRoutes) issues.push({ path: [...at, 'routes'], message: 'a tcp listener has no routes: name one "pool" instead' });
       if (!hasPool) issues.push({ path: [...at, 'pool'], message: 'required for a tcp listener' });
     }
+    if (protocol === 'tcp' && listener['max_body_size'] !== undefined) {
+      // A tunnel has no request body to measure: the key would be silently ignored.
+      issues.push({ path: [...at, 'max_body_size'], message: 'applies to http listeners only (a tcp tunnel has no request bodies)' });
+    }
     if (listener['proxy_protocol'] === true && list(listener['trusted_proxies']).length === 0) {
       issues.push({ path: [...at, 'proxy_protocol'], message: 'needs trusted_proxies: the peers allowed to send the PROXY header (every other connection is closed)' });
     }

@@ -171,7 +171,7 @@ const listenerSchema = z.strictObject({
   pool: name.optional().meta(doc({ type: 'pool name', description: 'The pool of a `tcp` listener, or of an `http` listener without `routes`.' })),
   redirect_https: boolean().prefault(DEFAULTS.listener.redirect_https).meta(doc({ type: 'boolean', description: '`http` only. Every request (and WebSocket upgrade) is answered `308` with `Location: https://<Host without its port><target as sent>`; the listener takes no `pool` or `routes`. A request without a usable `Host` gets 400.' })),
   proxy_protocol: boolean().prefault(DEFAULTS.listener.proxy_protocol).meta(doc({ type: 'boolean', description: 'Every connection must come from a peer in `trusted_proxies` (required with it) and start with a PROXY protocol v1 or v2 header, whose source address is the client\'s (see [PROXY protocol](web-apps.md#proxy-protocol)). `http` and `tcp` listeners.' })),
-  max_body_size: size().prefault(DEFAULTS.listener.max_body_size).meta(doc({ type: 'size', description: 'Request bodies larger than this get `413` (see [Web apps](web-apps.md#serving-web-apps-redirects-header-rules-prefixes-limits)); a route may override it. `0` = no limit.' })),
+  max_body_size: size().prefault(DEFAULTS.listener.max_body_size).meta(doc({ type: 'size', description: '`http` only. Request bodies larger than this get `413` (see [Web apps](web-apps.md#serving-web-apps-redirects-header-rules-prefixes-limits)); a route may override it. `0` = no limit.' })),
 });
 
 const expectStatus = parsedScalar(parseStatusRange, 'a status or range like 200-399', { numbers: true });

@@ -18,14 +18,12 @@ export function setProxiedClient(connection: object, source: Endpoint): void {
   proxied.set(connection, source);
 }
 
-type Wrapped = Socket & { _parent?: object | null; _handle?: { _parentWrap?: { stream?: object } } | null };
+/** A TLSSocket keeps the raw socket it wraps as `_parent` (Node-internal, stable since v0.x; tls.ts reads it too). */
+type Wrapped = Socket & { _parent?: Socket | null };
 
 function proxiedEndpoint(socket: Socket): Endpoint | undefined {
-  const tls = socket as Wrapped;
-  // A TLSSocket over a raw socket keeps it as `_parent`; over a stream (the PROXY hand-over of a
-  // TLS listener, proxy-protocol.ts) Node wraps that stream, reachable only through its handle.
-  const stream = tls._handle?._parentWrap?.stream;
-  return proxied.get(socket) ?? (tls._parent ? proxied.get(tls._parent) : undefined) ?? (stream === undefined ? undefined : proxied.get(stream));
+  const raw = (socket as Wrapped)._parent;
+  return proxied.get(socket) ?? (raw ? proxied.get(raw) : undefined);
 }
 
 /** The address a PROXY header gave for this socket (or the raw connection under it), if any. */
@@ -45,8 +43,7 @@ export function clientAddress(socket: Socket): string {
  */
 export function connectionAddresses(socket: Socket): ProxiedAddresses {
   const source = proxiedEndpoint(socket) ?? { address: unmapped(socket.remoteAddress ?? '0.0.0.0'), port: socket.remotePort ?? 0 };
-  const wrapped = socket as Wrapped;
-  const raw = ((wrapped._parent ?? wrapped._handle?._parentWrap?.stream) as Socket | null | undefined) ?? socket;
+  const raw = (socket as Wrapped)._parent ?? socket;
   const local = raw.localAddress ?? socket.localAddress ?? '0.0.0.0';
   return { source, destination: { address: unmapped(local), port: raw.localPort ?? socket.localPort ?? 0 } };
 }

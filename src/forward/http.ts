@@ -34,6 +34,7 @@ import type { UpstreamAgent } from '../upstream/agent.js';
 import { chooseSticky, stickyCookie } from './sticky.js';
 import { applyResponseRules, NO_RULES, type RouteRules } from './route-rules.js';
 import { Exchange, type ForwardListener } from './exchange.js';
+import { sendContinue } from './continue.js';
 
 export type { ForwardPool } from '../upstream/contracts.js';
 export { clientProtocol, pathOf, type ForwardListener } from './exchange.js';
@@ -116,6 +117,8 @@ class HttpExchange extends Exchange {
   start(): void {
     const req = this.req;
     const headers = req.headers;
+    // Read before prepareHeaders drops it (we answer it, the backend never sees it).
+    const expects = headers.expect !== undefined;
     this.prepareHeaders(false);
     if (headers['transfer-encoding'] !== undefined) headers['transfer-encoding'] = 'chunked';
     // `on`, not `once`: a response closes once, and once() wraps every listener per request.
@@ -138,6 +141,8 @@ class HttpExchange extends Exchange {
         req.on('data', this.#countBody);
       }
     }
+    // The request goes on: now the client may send its body (never before a 413 by Content-Length).
+    if (expects) sendContinue(this.#res);
     if (this.#hasBody && this.attempts.retryBudget > 0) this.#replay = new ReplayableBody(req, this.pool.maxReplayBody);
     const sticky = chooseSticky(this.pool, headers.cookie);
     if (sticky !== null) {
@@ -183,7 +188,7 @@ class HttpExchange extends Exchange {
 
   /** The request through http-proxy, on `backend`'s keep-alive agent. */
   attempt(backend: UpstreamBackend, retry: boolean): void {
-    const agent = upstreamAgent(this.req.socket, backend);
+    const agent = upstreamAgent(this.req, backend);
     agent.claimNext(this.#attach);
     const body = !this.#hasBody ? NO_BODY : retry && this.#replay !== null ? this.#replay.stream() : undefined;
     this.#forwarder.engineWeb(this.req, this.#res, backend, body, agent);

@@ -64,12 +64,13 @@ function bodyFor(code: number): Buffer {
  */
 export function sendRedirect(res: ServerResponse, code: number, location: string, rules: HeaderRules | null, close: boolean): boolean {
   const body = bodyFor(code);
+  // Before writeHead: Node writes the Connection header from it there and then.
+  if (close) res.shouldKeepAlive = false;
   try {
     res.writeHead(code, redirectHeaders(location, body, rules));
   } catch {
     return false;
   }
-  if (close) res.shouldKeepAlive = false;
   res.end(body);
   return true;
 }

@@ -27,6 +27,7 @@ import type { TLSSocket } from 'node:tls';
 import { Budget } from '../core/budget.js';
 import { ProxiedH2Request, ProxiedH2Response } from '../forward/h2-adapter.js';
 import { MAX_HEADER_COUNT } from '../forward/guard.js';
+import { awaitContinue } from '../forward/continue.js';
 import type { ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 
@@ -96,6 +97,11 @@ export class H2Sessions {
     this.#server.on('request', (req: ProxiedH2Request, res: ProxiedH2Response) => {
       // One event-loop turn later: a reset that came in the same read as the HEADERS (the
       // rapid-reset pattern) has closed the stream by then, and nothing is forwarded.
+      setImmediate(dispatch, this, req, res);
+    });
+    // `Expect: 100-continue`: the forwarder sends the 100 once the request is forwarded (continue.ts).
+    this.#server.on('checkContinue', (req: ProxiedH2Request, res: ProxiedH2Response) => {
+      awaitContinue(res);
       setImmediate(dispatch, this, req, res);
     });
   }

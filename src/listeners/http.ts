@@ -25,6 +25,7 @@ import type { RouteRules } from '../forward/route-rules.js';
 import { handshakeTimeout, onHandshakeError } from './tls.js';
 import { H2Sessions, type H2Settings } from './h2.js';
 import { ProxiedH2Request } from '../forward/h2-adapter.js';
+import { awaitContinue } from '../forward/continue.js';
 
 export type { UpgradeHandler } from '../forward/websocket.js';
 
@@ -93,6 +94,11 @@ export class HttpListener extends ListenerLifecycle implements ForwardListener {
     server.maxHeadersCount = 0;
     server.timeout = 0;
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
+    // `Expect: 100-continue`: answered by the forwarder once the request is forwarded (continue.ts).
+    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      awaitContinue(res);
+      this.#onRequest(req, res);
+    });
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#onClientError(err, socket));
     server.on('connect', (_req: IncomingMessage, socket: Duplex) => refuseOnSocket(socket, 405));
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head));

@@ -138,7 +138,6 @@ export abstract class ListenerLifecycle implements Listener {
       isTrusted: () => this.isTrusted,
       timeoutMs: () => this.#config.header_timeout,
       enabled: () => this.#config.proxy_protocol,
-      tls: config.tls !== undefined,
       logger: this.logger,
     });
   }

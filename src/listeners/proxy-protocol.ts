@@ -5,12 +5,14 @@
  * or none within header_timeout: the connection is closed, nothing answered.
  *
  * Works by deferring the server's own `connection` listeners (HTTP parser, TLS wrapper, TCP
- * accept) until the header is read. The bytes after the header go back to the socket with
- * `unshift`; a TLS server takes its bytes from the socket's handle, not its stream buffer, so
- * for it they are handed over through a small Duplex instead.
+ * accept) until the header is read. The bytes after the header (a request head, a TLS
+ * ClientHello: a balancer often sends them in the same segment) go back to the socket with
+ * `unshift`, and the socket itself is handed over: the HTTP parser and a TCP tunnel read them
+ * from its stream, and a TLS server's socket feeds what the raw socket has buffered to the TLS
+ * layer before it reads from the handle (Node's `initRead`, there for exactly this: a protocol
+ * sniffed before TLS). So every listener kind gets a plain net.Socket, nothing wrapped.
  */
 import type { Server, Socket } from 'node:net';
-import { Duplex } from 'node:stream';
 import { parseProxyHeader } from '../core/proxy-header.js';
 import { setProxiedClient } from '../forward/client-address.js';
 import type { Logger } from '../log.js';
@@ -22,8 +24,6 @@ export interface ProxyProtocolOptions {
   readonly timeoutMs: () => number;
   /** Whether the listener currently expects headers (a reload may turn it off or on). */
   readonly enabled: () => boolean;
-  /** TLS servers need the Duplex hand-over (see the file comment). */
-  readonly tls: boolean;
   readonly logger: Logger;
 }
 
@@ -32,9 +32,9 @@ const MAX_HEADER = 16 + 65_535;
 
 /** Defers `server`'s connection listeners until each connection's PROXY header is read. */
 export function expectProxyHeaders(server: Server, options: ProxyProtocolOptions): void {
-  const listeners = server.listeners('connection') as ((socket: Duplex) => void)[];
+  const listeners = server.listeners('connection') as ((socket: Socket) => void)[];
   server.removeAllListeners('connection');
-  const handOver = (socket: Duplex): void => {
+  const handOver = (socket: Socket): void => {
     for (const listener of listeners) listener.call(server, socket);
   };
   server.on('connection', (socket: Socket) => {
@@ -57,7 +57,7 @@ function unmapped(address: string): string {
   return address.startsWith('::ffff:') ? address.slice(7) : address;
 }
 
-function readHeader(socket: Socket, options: ProxyProtocolOptions, peer: string, handOver: (socket: Duplex) => void): void {
+function readHeader(socket: Socket, options: ProxyProtocolOptions, peer: string, handOver: (socket: Socket) => void): void {
   let buffered: Buffer = Buffer.alloc(0);
   const refuse = (reason: string): void => {
     cleanup();
@@ -83,13 +83,6 @@ function readHeader(socket: Socket, options: ProxyProtocolOptions, peer: string,
     const client = result.addresses === null
       ? { address: peer, port: socket.remotePort ?? 0 }
       : { address: unmapped(result.addresses.source.address), port: result.addresses.source.port };
-    if (options.tls && rest.length > 0) {
-      const stream = new PrefixedSocket(socket, rest);
-      setProxiedClient(stream, client);
-      setProxiedClient(socket, client);
-      handOver(stream);
-      return;
-    }
     setProxiedClient(socket, client);
     if (rest.length > 0) socket.unshift(rest);
     handOver(socket);
@@ -109,74 +102,4 @@ function readHeader(socket: Socket, options: ProxyProtocolOptions, peer: string,
   socket.on('data', onData);
   socket.once('end', onEnd);
   socket.once('error', onError);
-}
-
-/**
- * A socket whose first bytes were read already: they are replayed, then the socket's own bytes
- * follow. The TLS layer reads it as a stream (Node wraps a non-socket Duplex itself).
- */
-class PrefixedSocket extends Duplex {
-  readonly #socket: Socket;
-  readonly remoteAddress: string | undefined;
-  readonly remotePort: number | undefined;
-  readonly localAddress: string | undefined;
-  readonly localPort: number | undefined;
-
-  constructor(socket: Socket, first: Buffer) {
-    super({ allowHalfOpen: true });
-    this.#socket = socket;
-    this.remoteAddress = socket.remoteAddress;
-    this.remotePort = socket.remotePort;
-    this.localAddress = socket.localAddress;
-    this.localPort = socket.localPort;
-    this.push(first);
-    socket.on('data', (chunk: Buffer) => {
-      if (!this.push(chunk)) socket.pause();
-    });
-    socket.once('end', () => this.push(null));
-    socket.once('close', () => this.destroy());
-    socket.on('error', (err) => this.destroy(err));
-  }
-
-  /** Raw bytes read from the client (the listener's "never sent a byte" check). */
-  get bytesRead(): number {
-    return this.#socket.bytesRead;
-  }
-
-  override _read(): void {
-    this.#socket.resume();
-  }
-
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.#socket.write(chunk, callback);
-  }
-
-  override _final(callback: (error?: Error | null) => void): void {
-    this.#socket.end(callback);
-  }
-
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.#socket.destroy();
-    callback(error);
-  }
-
-  setTimeout(ms: number, callback?: () => void): this {
-    this.#socket.setTimeout(ms, callback);
-    return this;
-  }
-
-  setNoDelay(noDelay?: boolean): this {
-    this.#socket.setNoDelay(noDelay);
-    return this;
-  }
-
-  setKeepAlive(enable?: boolean, delay?: number): this {
-    this.#socket.setKeepAlive(enable, delay);
-    return this;
-  }
-
-  resetAndDestroy(): this {
-    this.#socket.resetAndDestroy();
-    return this;
-  }
 }

@@ -164,6 +164,37 @@ t.test('8 MiB bodies both ways; a body without content-length reaches the backen
   await leaks.assertClean(t);
 });
 
+t.test('Expect: 100-continue over HTTP/2: 413 by content-length without a 100 first; within the limit 100, then the answer', async (t) => {
+  const leaks = leakCheck();
+  const own = owned(t);
+  const app = own(await new TestBackend({ name: 'app' }).start(), close);
+  const h = own(await startProxy({ log: { level: 'info' }, listeners: [tlsListener({ max_body_size: '1KiB' })], pools: { app: pool([app]) } }), stopProxy);
+  const session = own(await h2connect(h.port(), ca), h2close);
+  const ask = (length: number): Promise<{ status: number; continued: boolean }> =>
+    new Promise((resolve, reject) => {
+      const stream = session.request({ ':method': 'POST', ':path': '/up', 'content-length': String(length), expect: '100-continue' });
+      let continued = false;
+      let status = 0;
+      // The body is sent only once the 100 arrives, as a client waiting on it does.
+      stream.on('continue', () => {
+        continued = true;
+        stream.end(Buffer.alloc(length, 'a'));
+      });
+      stream.on('response', (head) => (status = Number(head[':status'])));
+      stream.on('error', reject);
+      stream.resume();
+      stream.on('close', () => resolve({ status, continued }));
+    });
+  const refused = await ask(4096);
+  t.same(refused, { status: 413, continued: false }, 'over the limit: the 413 at once, no 100 Continue');
+  t.equal(app.traffic.length, 0, 'nothing reached the backend');
+  const passed = await ask(512);
+  t.same(passed, { status: 200, continued: true }, 'within the limit: 100 Continue, then the backend answers');
+  t.equal(app.traffic.at(-1)?.body.length, 512, 'the body sent after the 100 is forwarded');
+  await own.stopAll();
+  await leaks.assertClean(t);
+});
+
 t.test('failover: a backend resetting before the head is retried; one failing mid-body resets only that stream', async (t) => {
   const leaks = leakCheck();
   const own = owned(t);

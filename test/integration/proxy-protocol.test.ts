@@ -7,6 +7,7 @@
 import t from 'tap';
 import net from 'node:net';
 import tls from 'node:tls';
+import http2 from 'node:http2';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -54,6 +55,32 @@ function exchange(port: number, data: Buffer | string, timeoutMs = 3_000): Promi
       clearTimeout(timer);
       resolve(out);
     });
+  });
+}
+
+/**
+ * A TLS exchange behind a PROXY `header`: `sameSegment` corks the raw socket so the header and
+ * the ClientHello leave in one write (as a balancer often sends them); otherwise the header goes
+ * alone and the handshake starts once it is out.
+ */
+function overTls(port: number, header: Buffer | string, request: string, sameSegment: boolean): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const raw = net.connect(port, '127.0.0.1');
+    const start = (): void => {
+      const socket = tls.connect({ socket: raw, rejectUnauthorized: false, servername: 'localhost' }, () => socket.write(request));
+      let out = '';
+      socket.on('data', (d: Buffer) => (out += d.toString()));
+      socket.on('error', reject);
+      socket.on('close', () => resolve(out));
+    };
+    if (sameSegment) {
+      raw.cork();
+      raw.write(header);
+      start();
+      process.nextTick(() => raw.uncork());
+    } else {
+      raw.once('connect', () => raw.write(header, () => setTimeout(start, 50)));
+    }
   });
 }
 
@@ -113,7 +140,7 @@ t.test('a peer outside trusted_proxies is closed even with a valid header', asyn
   await leaks.assertClean(t);
 });
 
-t.test('TLS listener: the header then the TLS handshake in the same segment', async (t) => {
+t.test('TLS listener: the header then the TLS handshake, in the same segment or not; HTTP/1.1 and HTTP/2', async (t) => {
   const leaks = leakCheck();
   const dir = t.testdir({});
   const cert = join(dir, 'c.crt');
@@ -121,20 +148,35 @@ t.test('TLS listener: the header then the TLS handshake in the same segment', as
   await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=localhost', '-days', '1', '-keyout', key, '-out', cert]);
   const backend = await new TestBackend({ name: 'app' }).start();
   const h = await startProxy(httpConfig(backend.address, { tls: { cert, key } }));
-  const reply = await new Promise<string>((resolve, reject) => {
-    const raw = net.connect(h.port(), '127.0.0.1');
-    raw.cork();
-    raw.write('PROXY TCP4 192.0.2.44 10.0.0.1 5555 443\r\n');
-    const socket = tls.connect({ socket: raw, rejectUnauthorized: false, servername: 'localhost' }, () => socket.write(GET));
-    process.nextTick(() => raw.uncork());
-    let out = '';
-    socket.on('data', (d: Buffer) => (out += d.toString()));
-    socket.on('error', reject);
-    socket.on('close', () => resolve(out));
-  });
-  t.match(reply, /^HTTP\/1\.1 200 /);
+  t.match(await overTls(h.port(), 'PROXY TCP4 192.0.2.44 10.0.0.1 5555 443\r\n', GET, true), /^HTTP\/1\.1 200 /);
   t.equal(backend.traffic.at(-1)?.headers['x-forwarded-for'], '192.0.2.44');
   t.equal(backend.traffic.at(-1)?.headers['x-forwarded-proto'], 'https');
+  t.match(await overTls(h.port(), v2('192.0.2.45', '10.0.0.1', 5556, 443), GET, false), /^HTTP\/1\.1 200 /, 'the header in a segment of its own');
+  t.equal(backend.traffic.at(-1)?.headers['x-forwarded-for'], '192.0.2.45');
+
+  // HTTP/2 (ALPN h2) behind the header, in the same segment as the ClientHello.
+  const session = http2.connect(`https://localhost:${h.port()}`, {
+    createConnection: () => {
+      const raw = net.connect(h.port(), '127.0.0.1');
+      raw.cork();
+      raw.write('PROXY TCP4 192.0.2.46 10.0.0.1 5557 443\r\n');
+      const socket = tls.connect({ socket: raw, rejectUnauthorized: false, servername: 'localhost', ALPNProtocols: ['h2'] });
+      process.nextTick(() => raw.uncork());
+      return socket;
+    },
+  });
+  session.on('error', () => undefined);
+  const status = await new Promise<number>((resolve, reject) => {
+    const stream = session.request({ ':path': '/who' });
+    let code = 0;
+    stream.on('response', (head) => (code = Number(head[':status'])));
+    stream.on('error', reject);
+    stream.resume();
+    stream.on('close', () => resolve(code));
+  });
+  await new Promise<void>((resolve) => session.close(() => resolve()));
+  t.equal(status, 200, 'HTTP/2');
+  t.equal(backend.traffic.at(-1)?.headers['x-forwarded-for'], '192.0.2.46', 'HTTP/2 requests carry the client from the header');
   await h.stop();
   await backend.close();
   await leaks.assertClean(t);

@@ -10,6 +10,9 @@ import net, { type AddressInfo, type Socket } from 'node:net';
 import { parseProxyHeader, type ProxiedAddresses } from '../../src/core/proxy-header.js';
 import { leakCheck } from '../helpers/handles.js';
 import { startProxy, waitFor } from '../helpers/harness.js';
+import { h2close, h2connect, h2request } from '../helpers/h2.js';
+import { selfSigned } from '../helpers/tunnels.js';
+import { readFileSync } from 'node:fs';
 
 interface Seen {
   readonly header: ProxiedAddresses | null;
@@ -126,6 +129,38 @@ t.test('http pool, v1: the client and the listener address first on every connec
   t.same(b2.body.header, b1.body.header, 'and so does the other\'s: no upstream connection crossed clients');
   one.destroy();
   two.destroy();
+  await h.stop();
+  await backend.close();
+  await leaks.assertClean(t);
+});
+
+t.test('http pool over HTTP/2: the streams of one client connection share its upstream connection; two clients never do', async (t) => {
+  const leaks = leakCheck();
+  const dir = t.testdir({});
+  const cert = await selfSigned(dir, 'h2', 'localhost');
+  const ca = [readFileSync(cert.cert)];
+  const backend = await new ProxiedBackend('http').start();
+  const h = await startProxy({
+    log: { level: 'debug' },
+    shutdown_timeout: '1s',
+    listeners: [{ name: 'web', listen: '127.0.0.1:0', pool: 'app', tls: cert }],
+    pools: { app: { send_proxy_protocol: 'v2', health_check: { protocol: 'tcp', interval: '1h', timeout: '1s' }, backends: [{ name: 'a', address: backend.address }] } },
+  });
+  const port = h.port();
+  const sessions = [await h2connect(port, ca), await h2connect(port, ca)];
+  const headers: (ProxiedAddresses | null)[][] = [[], []];
+  for (let i = 0; i < 3; i++) {
+    for (const [n, session] of sessions.entries()) {
+      const reply = await h2request(session, { ':path': `/s${n}/${i}` });
+      t.equal(reply.status, 200);
+      headers[n]?.push((JSON.parse(reply.body.toString()) as { header: ProxiedAddresses | null }).header);
+    }
+  }
+  // Health checks send LOCAL headers (no addresses): only the clients' connections are counted.
+  t.equal(backend.connections.filter((c) => c.header !== null).length, 2, 'one upstream connection per client connection, not one per stream');
+  for (const seen of headers) t.ok(seen.every((header) => header !== null && JSON.stringify(header) === JSON.stringify(seen[0])), 'each stream carries its client\'s header');
+  t.not(headers[0]?.[0]?.source.port, headers[1]?.[0]?.source.port, 'two clients, two headers');
+  await Promise.all(sessions.map((s) => h2close(s)));
   await h.stop();
   await backend.close();
   await leaks.assertClean(t);

@@ -74,3 +74,46 @@ t.test('destroy() stops the sweep while connections are still idle', async (t) =
   await own.stopAll();
   await leaks.assertClean(t);
 });
+
+t.test('a pooled connection takes the request with the pool-name options; none free, a new one opens; another address gets its own', async (t) => {
+  const own = owned(t);
+  const servers = await Promise.all(
+    ['a', 'b'].map(async (name) => {
+      const connections: Socket[] = [];
+      const server = own(
+        http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => res.end(`${name} ${req.url}`)),
+        (s) => new Promise((r) => s.close(r)),
+      );
+      server.on('connection', (socket: Socket) => connections.push(socket));
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      return { server, connections, port: (server.address() as AddressInfo).port };
+    }),
+  );
+  const [a, b] = servers as [(typeof servers)[number], (typeof servers)[number]];
+  const agent = own(new UpstreamAgent(8), (x) => x.destroy());
+  const body = (port: number, path: string): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const req = http.get({ host: '127.0.0.1', port, path, agent, headers: { host: 'app.example' } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve(text));
+      });
+      req.on('error', reject);
+    });
+
+  for (let n = 0; n < 5; n++) t.equal(await body(a.port, `/s${n}`), `a /s${n}`, `sequential request ${n}, its own path`);
+  t.equal(a.connections.length, 1, 'sequential requests share one pooled connection');
+  const parallel = await Promise.all([1, 2, 3].map((n) => body(a.port, `/p${n}`)));
+  t.strictSame(parallel, ['a /p1', 'a /p2', 'a /p3'], 'concurrent requests answered');
+  t.equal(a.connections.length, 3, 'the pool grew to three (none was free for two of them)');
+  // The backend closes every connection: the agent sees the pooled ones close and opens anew.
+  a.server.closeAllConnections();
+  while (Object.keys(agent.freeSockets).length > 0) await new Promise((r) => setTimeout(r, 10));
+  t.equal(await body(a.port, '/after'), 'a /after', 'after the pool emptied, a new connection');
+  t.equal(a.connections.length, 4);
+  t.equal(await body(b.port, '/other'), 'b /other', 'another address on the same agent reaches its own server');
+  t.equal(await body(b.port, '/other2'), 'b /other2');
+  t.equal(b.connections.length, 1, 'and pools its connection');
+  t.equal(await body(a.port, '/back'), 'a /back', 'and back to the first');
+});

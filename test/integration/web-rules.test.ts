@@ -29,6 +29,9 @@ t.test('redirect_https: every request and upgrade → 308 to https://<host witho
   const post = await request(port, { method: 'POST', path: '/form', headers: { host: 'example.com' }, body: 'a=1' });
   t.equal(post.status, 308, 'POST too (308 keeps the method)');
   t.equal(post.headers.location, 'https://example.com/form');
+  const expecting = await expectContinue(port, '/upload', 'a'.repeat(100_000), 'example.com');
+  t.match(expecting, /^HTTP\/1\.1 308 /, 'Expect: 100-continue: the redirect at once, the body never asked for');
+  t.notMatch(expecting, / 100 Continue/);
   const v6 = await request(port, { path: '/', headers: { host: '[::1]:80' } });
   t.equal(v6.headers.location, 'https://[::1]/');
   const bad = await rawRequest(port, 'GET / HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n');
@@ -239,6 +242,29 @@ function chunkedUpload(port: number, path: string, chunks: number, size: number)
   });
 }
 
+/**
+ * A request with `Expect: 100-continue`, as curl sends a large upload: the head alone, then the
+ * body only once `100 Continue` arrives (a final answer first means the body is never sent).
+ * Returns everything the proxy wrote until it closed.
+ */
+function expectContinue(port: number, path: string, body: string, host = 'x'): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let out = '';
+    socket.on('connect', () => {
+      socket.write(`POST ${path} HTTP/1.1\r\nHost: ${host}\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`);
+    });
+    socket.on('data', (d: Buffer) => {
+      const first = out === '';
+      out += d.toString();
+      if (first && out.startsWith('HTTP/1.1 100 ')) socket.write(body);
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve(out));
+    setTimeout(() => socket.destroy(), 5_000).unref();
+  });
+}
+
 t.test('max_body_size: 413 before forwarding by Content-Length, mid-stream when chunked; per-route override', async (t) => {
   const leaks = leakCheck();
   const app = await new TestBackend({ name: 'app' }).start();
@@ -269,6 +295,17 @@ t.test('max_body_size: 413 before forwarding by Content-Length, mid-stream when 
   t.equal(uploadBig.status, 413);
   t.equal(uploadBig.headers['x-route'], 'upload', 'response_headers on the 413');
   t.equal((await request(port, { method: 'POST', path: '/free/x', body: 'a'.repeat(20000) })).status, 200, '0 = no limit');
+
+  // Expect: 100-continue: the 413 comes instead of `100 Continue` (the client never sends the
+  // body); a request within the limit gets its 100, then the backend's answer.
+  const refusedEarly = await expectContinue(port, '/x', 'a'.repeat(2048));
+  t.match(refusedEarly, /^HTTP\/1\.1 413 /, 'Expect: 100-continue over the limit: 413, no 100 Continue first');
+  t.notMatch(refusedEarly, / 100 Continue/);
+  t.equal(app.traffic.length, 3, 'nothing of it reached the backend');
+  const continued = await expectContinue(port, '/x', 'b'.repeat(512));
+  t.match(continued, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /, 'within the limit: 100 Continue, then the answer');
+  t.equal(app.traffic.at(-1)?.body, 'b'.repeat(512), 'the body sent after the 100 is forwarded whole');
+  t.equal(app.traffic.at(-1)?.headers['expect'], undefined, 'Expect is answered by the proxy, not forwarded');
 
   const before = app.traffic.length;
   const chunked = await chunkedUpload(port, '/x', 10, 300);

@@ -648,13 +648,14 @@ const crossCases: Case[] = [
     ],
   },
   {
-    name: 'http2: TLS http listeners only (no h2c); false is fine anywhere on http',
+    name: 'http2: TLS http listeners only (no h2c); false is fine anywhere on http; max_body_size http only',
     yaml: lines(
       'listeners:',
       '  - { name: plain, listen: 127.0.0.1:8080, pool: app, http2: true }',
       '  - { name: off, listen: 127.0.0.1:8081, pool: app, http2: false }',
       '  - { name: db, listen: 127.0.0.1:8082, protocol: tcp, pool: app, http2: false }',
       '  - { name: typo, listen: 127.0.0.1:8083, pool: app, http2: yes }',
+      '  - { name: tunnel, listen: 127.0.0.1:8084, protocol: tcp, pool: app, max_body_size: 1MiB }',
       'pools:',
       '  app:',
       '    backends:',
@@ -664,6 +665,7 @@ const crossCases: Case[] = [
       '2:62 listeners[0].http2: HTTP/2 is offered on TLS listeners only (by ALPN); h2c on plain TCP is not: add "tls" or remove "http2"',
       '4:74 listeners[2].http2: applies to http listeners only',
       '5:61 listeners[3].http2: expected true or false, got "yes"',
+      '6:86 listeners[4].max_body_size: applies to http listeners only (a tcp tunnel has no request bodies)',
     ],
   },
   {
