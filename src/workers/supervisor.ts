@@ -186,7 +186,7 @@ export class WorkerSupervisor {
     const lived = Date.now() - slot.upSince.getTime();
     slot.quickDeaths = lived < STABLE_AFTER_MS ? slot.quickDeaths + 1 : 0;
     const delay = slot.quickDeaths === 0 ? 0 : Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** (slot.quickDeaths - 1));
-    this.#options.events.emit('worker_exit', { worker: slot.id, worker_pid: worker.process.pid, code, signal, lost_requests: lost, restart_in_ms: delay }, 'error');
+    this.#options.events.emit('worker_exit', { worker: slot.id, pid: worker.process.pid, code, signal, lost_requests: lost, restart_in_ms: delay }, 'error');
     if (this.#options.state() !== 'running') return;
     slot.state = 'restarting';
     slot.respawnTimer = setTimeout(() => {

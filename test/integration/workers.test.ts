@@ -182,7 +182,7 @@ t.test('a worker killed mid-traffic: only its requests are lost, it is replaced 
   t.equal(results.filter((r) => r.status === 200).length, 1, 'the other worker finished its request');
   t.equal(results.filter((r) => r.status !== 200).length, 1, 'the killed worker lost its own request only');
   const exit = await proxy.waitForLine((l) => l.type === 'worker_exit');
-  t.match(exit, { worker: 1, worker_pid: victim.pid, signal: 'SIGKILL', lost_requests: 1 });
+  t.match(exit, { worker: 1, pid: victim.pid, signal: 'SIGKILL', lost_requests: 1 });
   // Meanwhile the listener stays open: new connections are served.
   a.latencyMs = 0;
   const during = await Promise.all(Array.from({ length: 4 }, () => fresh(web)));
