@@ -114,11 +114,14 @@ export class UpstreamAgent extends http.Agent {
 
   /**
    * Node's addRequest copies the request's options with the agent's into a new object (a
-   * dictionary of some 20 keys, 2.6 KB per request, the largest allocation on the request path)
+   * dictionary of some 20 keys, 2.8 KB per request, the largest allocation on the request path)
    * to compute the pool's name, then uses them only to open a connection. When a pooled
    * connection is free it opens none: a constant object with just the keys of the name stands
-   * in (`servername: ''` spares the Host lookup Node makes for TLS names). Otherwise, or when
-   * the request is for another address than the last, Node gets the request's own options.
+   * in (`servername: ''` spares the Host lookup Node makes for TLS names). Should Node open one
+   * after all (Node 24 destroys a free socket with unread data and may find no other), host,
+   * port, local address and family are all a plain-HTTP backend's connection needs. When no
+   * connection is free, or the request is for another address than the last, Node gets the
+   * request's own options.
    */
   #pooledFor(options: RequestOptions): boolean {
     const reuse = this.#reuse;
