@@ -8,12 +8,15 @@
 import type { Test } from 'tap';
 import { fileURLToPath } from 'node:url';
 
-/** Runs each of `scenarios` (file names under test/integration/, without `.test.ts`) with `workers`. */
+/**
+ * Runs each of `scenarios` with `workers`: file names without `.test.ts`, under test/integration/,
+ * or under another test folder when they name it (`hostile/bad-input`).
+ */
 export function runScenarios(t: Test, scenarios: readonly string[], workers: number): void {
   // Each scenario file is its own child with its own budget; they run one after another.
   t.setTimeout(scenarios.length * 240_000);
   for (const name of scenarios) {
-    const file = fileURLToPath(new URL(`../integration/${name}.test.ts`, import.meta.url));
+    const file = fileURLToPath(new URL(`../${name.includes('/') ? name : `integration/${name}`}.test.ts`, import.meta.url));
     t.spawn(process.execPath, [...process.execArgv, file], { env: { ...process.env, HOTWARM_TEST_WORKERS: String(workers) } }, `${name} with workers: ${workers}`);
   }
 }
