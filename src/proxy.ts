@@ -1,7 +1,8 @@
 /**
  * Composition root: builds pools, listeners and the forwarder from a frozen Config, starts
  * them in order (health round first, then listeners), reloads them (control/reload.ts drives,
- * this file prepares and swaps), and shuts them down gracefully. The listeners are
+ * this file prepares and swaps; the pools' side is upstream/pool-set-reload.ts's, which the
+ * primary of workers runs too), and shuts them down gracefully. The listeners are
  * listener-set.ts's; what the data path leaves (counts, access log) is data-path-records.ts's.
  */
 import type { AddressInfo } from 'node:net';
@@ -22,9 +23,9 @@ import type { Listener } from './listeners/listener.js';
 import { AccessLog, type Logger } from './log.js';
 import { systemClock, withNow, type Clock } from './upstream/clock.js';
 import { DnsMembers } from './upstream/dns-members.js';
-import { PoolRuntime, type PoolReload, type RemoteBrain } from './upstream/pool-runtime.js';
+import { PoolRuntime, type RemoteBrain } from './upstream/pool-runtime.js';
+import { abandonPools, commitPools, planPools, preparePools, type PreparedPools } from './upstream/pool-set-reload.js';
 import { randomStickyKey } from './upstream/sticky.js';
-import type { ProbeResult } from './upstream/probes.js';
 
 export interface ProxyOptions {
   readonly logger: Logger;
@@ -54,11 +55,7 @@ export type { Listener } from './listeners/listener.js';
 interface PreparedReload {
   readonly config: Config;
   readonly plan: ReloadPlan;
-  /** Pools the reload adds, with their first round of checks. */
-  readonly added: readonly { readonly pool: PoolRuntime; readonly results: readonly ProbeResult[] }[];
-  readonly updated: readonly { readonly pool: PoolRuntime; readonly reload: PoolReload }[];
-  /** Every pool after the swap, by name. */
-  readonly pools: ReadonlyMap<string, PoolRuntime>;
+  readonly pools: PreparedPools;
   /** Listeners bound for added and rebound names, held until the swap. */
   readonly bound: ReadonlyMap<string, Listener>;
   /** Ends the reload's turn on the pools' member lists (dns-members.ts `take`). */
@@ -272,60 +269,29 @@ export class Proxy implements ReloadTarget<PreparedReload> {
   }
 
   async #prepare(next: Config, plan: ReloadPlan, release: () => void): Promise<PreparedReload> {
-    const expanded = (name: string): Config['pools'][string] => this.#expand(name, next.pools[name] as Config['pools'][string]);
-    const added = plan.pools.added.map((name) => this.#newPool(name, expanded(name)));
-    const updated = plan.pools.updated.map(({ name }) => this.#pools.get(name) as PoolRuntime);
-    const pools = new Map([...this.#pools].filter(([name]) => Object.hasOwn(next.pools, name)));
-    for (const pool of added) pools.set(pool.name, pool);
+    const planned = planPools(this.#pools, next, plan, (name, config) => this.#expand(name, config), (name, config) => this.#newPool(name, config));
     const bound = new Map<string, Listener>();
-    const undo = (): void => this.#undo({ config: next, plan, added: added.map((pool) => ({ pool, results: [] })), updated: [], pools, bound, release });
     try {
-      await this.#listeners.bind(next, plan, pools, bound);
+      await this.#listeners.bind(next, plan, planned.pools, bound);
     } catch (err) {
-      undo();
+      this.#listeners.abandon(bound);
+      abandonPools({ added: planned.added.map((pool) => ({ pool, results: [] })), updated: [] });
       throw err;
     }
-    const [rounds, reloads] = await Promise.all([
-      Promise.all(added.map((pool) => pool.firstRound())),
-      Promise.all(updated.map((pool) => pool.prepareReload(expanded(pool.name)))),
-    ]);
-    return {
-      config: next,
-      plan,
-      added: added.map((pool, i) => ({ pool, results: rounds[i] as ProbeResult[] })),
-      updated: updated.map((pool, i) => ({ pool, reload: reloads[i] as PoolReload })),
-      pools,
-      bound,
-      release,
-    };
+    return { config: next, plan, pools: await preparePools(planned), bound, release };
   }
 
   abort(prepared: PreparedReload): void {
-    this.#undo(prepared);
-    prepared.release();
-  }
-
-  #undo(prepared: PreparedReload): void {
     this.#listeners.abandon(prepared.bound);
-    for (const { pool, reload } of prepared.updated) pool.discard(reload);
-    for (const { pool } of prepared.added) {
-      pool.stop();
-      pool.closeConnections('reload rolled back');
-    }
+    abandonPools(prepared.pools);
+    prepared.release();
   }
 
   /** The swap: pools first (listeners route to them), then listeners, then top-level settings. */
   commit(prepared: PreparedReload): void {
     const { config, plan } = prepared;
     const old = this.#config;
-    for (const { pool, results } of prepared.added) pool.begin(results);
-    for (const { pool, reload } of prepared.updated) pool.reconfigure(reload);
-    for (const name of plan.pools.removed) {
-      const pool = this.#pools.get(name) as PoolRuntime;
-      this.#retiredPools.add(pool);
-      void pool.retire().then(() => this.#retiredPools.delete(pool));
-    }
-    this.#pools = new Map(prepared.pools);
+    this.#pools = commitPools(prepared.pools, plan, this.#pools, this.#retiredPools);
     this.#listeners.commit(config, old, plan, prepared.bound, this.#pools);
     this.#config = config;
     if (old.log.level !== config.log.level) this.#logger.level = config.log.level;

@@ -25,8 +25,8 @@ import { ProxyError, ReloadError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import { systemClock } from '../upstream/clock.js';
 import { DnsMembers } from '../upstream/dns-members.js';
-import { PoolRuntime, type PoolReload } from '../upstream/pool-runtime.js';
-import type { ProbeResult } from '../upstream/probes.js';
+import { PoolRuntime } from '../upstream/pool-runtime.js';
+import { abandonPools, commitPools, planPools, preparePools, type PreparedPools } from '../upstream/pool-set-reload.js';
 import { randomStickyKey } from '../upstream/sticky.js';
 import { DecisionFanOut } from './fan-out.js';
 import { listenerViews, parseAddress, refreshReports, sumInFlight, workerGauges, workerStatuses } from './host-view.js';
@@ -55,10 +55,7 @@ interface PreparedReload {
   readonly config: Config;
   readonly plan: ReloadPlan;
   readonly gen: number;
-  readonly added: readonly PoolRuntime[];
-  readonly rounds: readonly (readonly ProbeResult[])[];
-  readonly updated: readonly { readonly pool: PoolRuntime; readonly reload: PoolReload }[];
-  readonly pools: ReadonlyMap<string, PoolRuntime>;
+  readonly pools: PreparedPools;
   readonly slots: readonly Slot[];
   readonly addresses: ReadonlyMap<string, string>;
   /** Ends the reload's turn on the pools' member lists (dns-members.ts `take`). */
@@ -302,31 +299,17 @@ export class Primary implements ReloadTarget<PreparedReload> {
   }
 
   async #prepare(next: Config, plan: ReloadPlan, release: () => void): Promise<PreparedReload> {
-    const expanded = (name: string): PoolConfig => this.#dns.expand(name, next.pools[name] as PoolConfig);
-    const added = plan.pools.added.map((name) => this.#newPool(name, expanded(name)));
-    const updated = plan.pools.updated.map(({ name }) => this.#pools.get(name) as PoolRuntime);
-    const pools = new Map([...this.#pools].filter(([name]) => Object.hasOwn(next.pools, name)));
-    for (const pool of added) pools.set(pool.name, pool);
+    const planned = planPools(this.#pools, next, plan, (name, config) => this.#dns.expand(name, config), (name, config) => this.#newPool(name, config));
     const gen = this.#gen + 1;
     const slots = this.#slots.filter((s) => s.state === 'running');
     // Every pool as it will run: added and updated ones with the answers known now, the others as they are.
-    const lists = new Map([...pools].map(([name, pool]) => [name, pool.config]));
-    const updates = updated.map((pool) => expanded(pool.name));
-    updated.forEach((pool, i) => lists.set(pool.name, updates[i] as PoolConfig));
-    const replies = await this.#fanOut.prepare(slots, gen, this.#fanOut.configFor(next, lists));
+    const replies = await this.#fanOut.prepare(slots, gen, this.#fanOut.configFor(next, planned.configs));
     const failed = replies.filter((r) => r !== null && !r.ok);
-    const [rounds, reloads] = await Promise.all([
-      Promise.all(added.map((pool) => pool.firstRound())),
-      Promise.all(updated.map((pool, i) => pool.prepareReload(updates[i] as PoolConfig))),
-    ]);
     const prepared: PreparedReload = {
       config: next,
       plan,
       gen,
-      added,
-      rounds,
-      updated: updated.map((pool, i) => ({ pool, reload: reloads[i] as PoolReload })),
-      pools,
+      pools: await preparePools(planned),
       slots,
       addresses: new Map(replies.flatMap((r) => (r?.ok === true ? r.addresses : [])).map((a: BoundAddress) => [a.listener, a.address])),
       release,
@@ -341,25 +324,14 @@ export class Primary implements ReloadTarget<PreparedReload> {
 
   abort(prepared: PreparedReload): void {
     for (const slot of prepared.slots) slot.send({ t: 'abort', gen: prepared.gen });
-    for (const { pool, reload } of prepared.updated) pool.discard(reload);
-    for (const pool of prepared.added) {
-      pool.stop();
-      pool.closeConnections('reload rolled back');
-    }
+    abandonPools(prepared.pools);
     prepared.release();
   }
 
   /** The swap: pools first, then every worker commits the same generation with the snapshot it makes. */
   commit(prepared: PreparedReload): void {
     const { config, plan } = prepared;
-    prepared.added.forEach((pool, i) => pool.begin(prepared.rounds[i] ?? []));
-    for (const { pool, reload } of prepared.updated) pool.reconfigure(reload);
-    for (const name of plan.pools.removed) {
-      const pool = this.#pools.get(name) as PoolRuntime;
-      this.#retiredPools.add(pool);
-      void pool.retire().then(() => this.#retiredPools.delete(pool));
-    }
-    this.#pools = new Map(prepared.pools);
+    this.#pools = commitPools(prepared.pools, plan, this.#pools, this.#retiredPools);
     const old = this.#config;
     this.#config = config;
     this.#gen = prepared.gen;
