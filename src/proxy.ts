@@ -275,7 +275,7 @@ export class Proxy implements ReloadTarget<PreparedReload> {
       await this.#listeners.bind(next, plan, planned.pools, bound);
     } catch (err) {
       this.#listeners.abandon(bound);
-      abandonPools({ added: planned.added.map((pool) => ({ pool, results: [] })), updated: [] });
+      abandonPools({ added: planned.added.map((pool) => ({ pool })), updated: [] });
       throw err;
     }
     return { config: next, plan, pools: await preparePools(planned), bound, release };

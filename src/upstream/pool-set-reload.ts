@@ -63,8 +63,11 @@ export async function preparePools(planned: PlannedPools): Promise<PreparedPools
   };
 }
 
-/** The rollback: prepared changes thrown away, added pools stopped (the running pools never saw them). */
-export function abandonPools(prepared: Pick<PreparedPools, 'added' | 'updated'>): void {
+/**
+ * The rollback: prepared changes thrown away, added pools stopped (the running pools never saw
+ * them). Also for a plan given up before its checks: its added pools, no changes prepared.
+ */
+export function abandonPools(prepared: { readonly added: readonly { readonly pool: PoolRuntime }[]; readonly updated: PreparedPools['updated'] }): void {
   for (const { pool, reload } of prepared.updated) pool.discard(reload);
   for (const { pool } of prepared.added) {
     pool.stop();
